@@ -1,0 +1,111 @@
+"""The Parquet lake's layout: datasets, Hive partitions, file names, schemas.
+
+::
+
+    {root}/ticks/date=2025-01-02/p0003-00000000000000001200-00000000000000005199.parquet
+    {root}/bars_1s/date=2025-01-02/p0003-...parquet
+    {root}/bars_1m/date=2025-01-02/p0003-...parquet
+
+A file name carries the Kafka partition and the first and last source offset it
+holds. The name is a pure function of the input, so a replay after a crash
+rewrites the same file instead of adding a duplicate (the exactly-once scheme
+of Kafka Connect's S3 sink). Readers (the query API, DuckDB, pandas) read a
+dataset with Hive partitioning on ``date``.
+
+Ingest adds feature columns after :data:`TICK_BASE_FIELDS` and
+:data:`SOURCE_FIELDS`; readers must select columns by name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+import pyarrow as pa
+
+TICKS_DATASET: Final = "ticks"
+BARS_DATASETS: Final = {"1s": "bars_1s", "1m": "bars_1m"}
+"""Bar interval -> dataset folder. Coarser bars are rolled up from ``bars_1m``."""
+PARTITION_COLUMN: Final = "date"
+
+TICK_BASE_FIELDS: Final = (
+    pa.field("symbol", pa.string(), nullable=False),
+    pa.field("ts_ns", pa.int64(), nullable=False),
+    pa.field("price", pa.float64(), nullable=False),
+    pa.field("size", pa.float64(), nullable=False),
+    pa.field("exchange", pa.string(), nullable=False),
+    pa.field("seq", pa.int64()),
+    pa.field("bid", pa.float64()),
+    pa.field("ask", pa.float64()),
+    pa.field("bid_size", pa.float64()),
+    pa.field("ask_size", pa.float64()),
+)
+"""The tick's own fields, as in :class:`ticklake.core.tick.Tick`."""
+
+SOURCE_FIELDS: Final = (
+    pa.field("kafka_partition", pa.int32(), nullable=False),
+    pa.field("kafka_offset", pa.int64(), nullable=False),
+    pa.field("ingest_ns", pa.int64(), nullable=False),
+)
+"""Where the row came from: source partition and offset, ingest wall time (UTC ns)."""
+
+BAR_SCHEMA: Final = pa.schema(
+    [
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("start_ns", pa.int64(), nullable=False),
+        pa.field("open", pa.float64(), nullable=False),
+        pa.field("high", pa.float64(), nullable=False),
+        pa.field("low", pa.float64(), nullable=False),
+        pa.field("close", pa.float64(), nullable=False),
+        pa.field("volume", pa.float64(), nullable=False),
+        pa.field("notional", pa.float64(), nullable=False),
+        pa.field("tick_count", pa.int64(), nullable=False),
+    ]
+)
+"""One OHLCV bar. ``start_ns`` is the bar's UTC start; vwap = notional / volume.
+
+A bar that spans two lake files (its ticks came in two flushes) appears as two
+partial rows with the same (symbol, start_ns); readers merge them with
+first/max/min/last/sum, which is exact because each partial row carries its
+own first and last tick in order of offset."""
+
+_FILE_NAME = re.compile(r"p(\d{4})-(\d{20})-(\d{20})\.parquet")
+
+
+@dataclass(frozen=True, slots=True)
+class LakeFile:
+    """Identity of one lake file: which dataset, day and source offsets it covers."""
+
+    dataset: str
+    date: str
+    partition: int
+    first_offset: int
+    last_offset: int
+
+    @property
+    def name(self) -> str:
+        return f"p{self.partition:04d}-{self.first_offset:020d}-{self.last_offset:020d}.parquet"
+
+    def relative_path(self) -> str:
+        """Path below the lake root, with ``/`` separators (works for s3:// too)."""
+        return f"{self.dataset}/{PARTITION_COLUMN}={self.date}/{self.name}"
+
+
+def parse_file_name(dataset: str, date: str, name: str) -> LakeFile | None:
+    """Inverse of :attr:`LakeFile.name`; ``None`` for files that are not ours."""
+    m = _FILE_NAME.fullmatch(name)
+    if m is None:
+        return None
+    return LakeFile(dataset, date, int(m.group(1)), int(m.group(2)), int(m.group(3)))
+
+
+def utc_date(ts_ns: int) -> str:
+    """The UTC day (``YYYY-MM-DD``) of a nanosecond timestamp: the Hive partition."""
+    return datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=UTC).strftime("%Y-%m-%d")
+
+
+def dataset_uri(root: str, dataset: str) -> str:
+    """URI of a dataset below a lake root (local path or ``s3://bucket/prefix``)."""
+    return f"{root.rstrip('/')}/{dataset}"

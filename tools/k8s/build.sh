@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Build kube-apiserver and etcd from the Go module proxy into a cache outside
+# the repository, so the operator tests run against a real API server.
+#
+# Why build instead of download: the only reachable sources are the package
+# registries; the Go module proxy serves Kubernetes and etcd as modules.
+#
+# Idempotent: a binary that already exists is not rebuilt. Versions can be
+# overridden with KUBE_VERSIONS / ETCD_VERSIONS (space separated, tried in
+# order until one builds; docs/operator.md records which ones failed and why).
+set -euo pipefail
+
+CACHE="${TICKLAKE_CACHE:-$HOME/.cache/ticklake}"
+BIN="$CACHE/bin"
+WORK="$CACHE/build"
+KUBE_VERSIONS="${KUBE_VERSIONS:-v1.36.3 v1.36.1 v1.37.2}"
+ETCD_VERSIONS="${ETCD_VERSIONS:-v3.6.16 v3.6.15 v3.6.14}"
+mkdir -p "$BIN" "$WORK"
+
+# A wrapper module must not pick up a go.work or vendor dir from elsewhere.
+export GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
+
+log() { printf '[build.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+# Every staging module that k8s.io/kubernetes replaces with ./staging/src/...
+# in its own go.mod; those replace lines are ignored when kubernetes is a
+# dependency, so the wrapper must repeat them with published v0.X.Y versions.
+staging_modules() {
+  local modfile="$1"
+  sed -nE 's#^[[:space:]]*(replace[[:space:]]+)?(k8s\.io/[^[:space:]]+)[[:space:]]+=>[[:space:]]+\./staging/src/.*#\2#p' "$modfile" | sort -u
+}
+
+build_kube_apiserver() {
+  local kv="$1" sv dir modfile commit
+  sv="v0.${kv#v1.}"
+  dir="$WORK/kube-apiserver-$kv"
+  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+  log "kube-apiserver $kv: fetching k8s.io/kubernetes module"
+  go mod download -json "k8s.io/kubernetes@$kv" > download.json
+  modfile="$(sed -nE 's/^[[:space:]]*"GoMod": "(.*)",?$/\1/p' download.json)"
+  [ -s "$modfile" ] || { log "no go.mod for k8s.io/kubernetes@$kv"; return 1; }
+  {
+    echo "module ticklake.dev/tools/kube-apiserver-build"
+    echo
+    sed -nE 's/^go ([0-9.]+)$/go \1/p' "$modfile" | head -1
+    echo
+    echo "require k8s.io/kubernetes $kv"
+    echo
+    echo "replace ("
+    staging_modules "$modfile" | while read -r m; do echo "	$m => $m $sv"; done
+    echo ")"
+  } > go.mod
+  log "kube-apiserver $kv: $(grep -c '=>' go.mod) staging replaces (-> $sv)"
+  go get "k8s.io/kubernetes/cmd/kube-apiserver@$kv"
+  commit="$(sed -nE 's/^[[:space:]]*"Hash": "(.*)",?$/\1/p' download.json | head -1)"
+  local minor="${kv#v1.}"; minor="${minor%%.*}"
+  local ld="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$kv -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitTreeState=clean -X $pkg.gitCommit=${commit:-unknown}"
+    ld+=" -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  done
+  log "kube-apiserver $kv: go build"
+  go build -trimpath -ldflags "$ld" -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+  mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
+}
+
+build_etcd() {
+  local ev="$1" dir
+  dir="$WORK/etcd-$ev"
+  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+  printf 'module ticklake.dev/tools/etcd-build\n\ngo 1.24\n' > go.mod
+  log "etcd $ev: go get"
+  go get "go.etcd.io/etcd/server/v3@$ev"
+  log "etcd $ev: go build"
+  go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3
+  mv "$BIN/etcd.tmp" "$BIN/etcd"
+}
+
+try_versions() {
+  local name="$1" fn="$2"; shift 2
+  local v start
+  for v in "$@"; do
+    start=$SECONDS
+    if ( "$fn" "$v" ) > "$WORK/$name-$v.log" 2>&1; then
+      log "$name $v built in $((SECONDS - start))s"
+      echo "$v" > "$BIN/$name.version"
+      return 0
+    fi
+    log "$name $v FAILED after $((SECONDS - start))s; last lines of $WORK/$name-$v.log:"
+    tail -n 15 "$WORK/$name-$v.log" >&2
+  done
+  return 1
+}
+
+# One build at a time on purpose: each go build already uses every core, and
+# two parallel kube-apiserver links would need far more memory.
+exec 9> "$CACHE/build.lock"
+flock 9
+
+if [ ! -x "$BIN/etcd" ]; then
+  # shellcheck disable=SC2086
+  try_versions etcd build_etcd $ETCD_VERSIONS
+else
+  log "etcd present: $BIN/etcd"
+fi
+if [ ! -x "$BIN/kube-apiserver" ]; then
+  # shellcheck disable=SC2086
+  try_versions kube-apiserver build_kube_apiserver $KUBE_VERSIONS
+else
+  log "kube-apiserver present: $BIN/kube-apiserver"
+fi
