@@ -1,0 +1,397 @@
+"""A real Kubernetes API server (etcd + kube-apiserver) on loopback, envtest-style.
+
+No cluster can run on a developer machine or in CI here, but the API server can:
+it validates objects against CRD schemas, serves subresources (``scale``,
+``status``), enforces RBAC and stores Events, which is everything the operator
+talks to. No kubelet, scheduler or controller-manager runs, so a Deployment's
+``spec.replicas`` changes but no Pod ever appears.
+
+The binaries are built from the Go module proxy by ``tools/k8s/build.sh`` into
+``$TICKLAKE_CACHE/bin`` (default ``~/.cache/ticklake/bin``); see
+``docs/operator.md``.
+
+Security material is generated per start in a temporary directory: a CA, the
+API server's serving certificate, a service-account signing key pair and
+client certificates. The admin user is in ``system:masters``; other users
+(:meth:`KubeAPIServer.user_kubeconfig`) get only what RBAC grants them, so a
+test can prove the operator's Role is sufficient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime as dt
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Self
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+ETCD = "etcd"
+KUBE_APISERVER = "kube-apiserver"
+
+
+class KubeAPIError(RuntimeError):
+    """The API server or etcd could not be built or did not become ready."""
+
+
+def cache_bin_dir() -> Path:
+    """Where ``tools/k8s/build.sh`` puts the binaries (kept outside the repo)."""
+    root = os.environ.get("TICKLAKE_CACHE") or str(Path.home() / ".cache" / "ticklake")
+    return Path(root) / "bin"
+
+
+def binaries_present(bin_dir: Path | None = None) -> bool:
+    d = bin_dir or cache_bin_dir()
+    return all(os.access(d / name, os.X_OK) for name in (ETCD, KUBE_APISERVER))
+
+
+def ensure_binaries(build_script: Path, bin_dir: Path | None = None) -> Path:
+    """Run the build script if a binary is missing; return the bin directory.
+
+    The first build on a fresh machine takes minutes (see docs/operator.md for
+    measured times); later calls return at once.
+    """
+    d = bin_dir or cache_bin_dir()
+    if not binaries_present(d):
+        env = dict(os.environ)
+        env.setdefault("TICKLAKE_CACHE", str(d.parent))
+        result = subprocess.run(["bash", str(build_script)], env=env, check=False)
+        if result.returncode != 0 or not binaries_present(d):
+            raise KubeAPIError(f"{build_script} failed (exit {result.returncode}); see its log")
+    return d
+
+
+def free_port() -> int:
+    """A loopback TCP port that is free now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- certificates -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _KeyCert:
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    cert: x509.Certificate
+
+    def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
+        crt, key = directory / f"{stem}.crt", directory / f"{stem}.key"
+        crt.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+        key.write_bytes(_key_pem(self.key))
+        key.chmod(0o600)
+        return crt, key
+
+
+def _key_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _name(cn: str, orgs: tuple[str, ...] = ()) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
+
+
+def _validity(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
+    # Backdated a little so a clock a few seconds off does not reject it.
+    now = dt.datetime.now(dt.UTC)
+    return builder.not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(
+        now + dt.timedelta(days=2)
+    )
+
+
+def _make_ca() -> _KeyCert:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name("ticklake-devstack-ca")
+    cert = (
+        _validity(x509.CertificateBuilder())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True,
+                content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return _KeyCert(key, cert)
+
+
+def _issue(ca: _KeyCert, cn: str, *, orgs: tuple[str, ...] = (), server: bool) -> _KeyCert:
+    key = ec.generate_private_key(ec.SECP256R1())
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    builder = (
+        _validity(x509.CertificateBuilder())
+        .subject_name(_name(cn, orgs))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName("kubernetes.default.svc"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+    return _KeyCert(key, builder.sign(ca.key, hashes.SHA256()))
+
+
+# --- processes ----------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    # Linux only: if pytest is killed hard, the kernel sends SIGTERM to the
+    # servers instead of leaving them running with their ports bound.
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, grace_s: float = 10.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=grace_s)
+
+
+def _kubeconfig_yaml(server: str, ca: Path, crt: Path, key: Path, user: str) -> str:
+    # Written by hand (not with a YAML library) so the launcher needs only
+    # `cryptography`; every value is a plain path or URL.
+    return f"""apiVersion: v1
+kind: Config
+clusters:
+- name: devstack
+  cluster:
+    server: {server}
+    certificate-authority: {ca}
+users:
+- name: {user}
+  user:
+    client-certificate: {crt}
+    client-key: {key}
+contexts:
+- name: {user}@devstack
+  context:
+    cluster: devstack
+    user: {user}
+    namespace: default
+current-context: {user}@devstack
+"""
+
+
+@dataclass
+class KubeAPIServer:
+    """etcd + kube-apiserver on 127.0.0.1, started by :meth:`start`.
+
+    Attributes filled by :meth:`start`: ``url`` (https://127.0.0.1:PORT),
+    ``kubeconfig`` (admin, ``system:masters``) and ``ca_file``.
+    """
+
+    bin_dir: Path = field(default_factory=cache_bin_dir)
+    ready_timeout_s: float = 120.0
+    """etcd + API server start takes ~5-15 s here; generous for a loaded CI box."""
+    extra_apiserver_args: tuple[str, ...] = ()
+
+    url: str = ""
+    kubeconfig: Path = Path()
+    ca_file: Path = Path()
+    workdir: Path = Path()
+    _etcd: subprocess.Popen[bytes] | None = None
+    _apiserver: subprocess.Popen[bytes] | None = None
+    _ca: _KeyCert | None = None
+    _logs: list[IO[bytes]] = field(default_factory=list)
+    _own_workdir: bool = False
+
+    def start(self) -> Self:
+        if self._apiserver is not None:
+            return self
+        if not binaries_present(self.bin_dir):
+            raise KubeAPIError(f"etcd/kube-apiserver missing in {self.bin_dir}; run tools/k8s/build.sh")
+        self.workdir = Path(tempfile.mkdtemp(prefix="ticklake-kubeapi-"))
+        self._own_workdir = True
+        try:
+            self._start_etcd()
+            self._start_apiserver()
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the API server, then etcd; remove the work dir. Idempotent."""
+        _stop(self._apiserver)
+        _stop(self._etcd)
+        self._apiserver = self._etcd = None
+        for f in self._logs:
+            f.close()
+        self._logs.clear()
+        if self._own_workdir and self.workdir.exists() and not os.environ.get("TICKLAKE_KEEP_KUBEAPI"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self._own_workdir = False
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _log(self, name: str) -> IO[bytes]:
+        f = (self.workdir / f"{name}.log").open("wb")
+        self._logs.append(f)
+        return f
+
+    def _start_etcd(self) -> None:
+        client, peer = free_port(), free_port()
+        self._etcd_url = f"http://127.0.0.1:{client}"
+        peer_url = f"http://127.0.0.1:{peer}"
+        args = [
+            str(self.bin_dir / ETCD),
+            "--name=devstack",
+            f"--data-dir={self.workdir / 'etcd'}",
+            f"--listen-client-urls={self._etcd_url}",
+            f"--advertise-client-urls={self._etcd_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=devstack={peer_url}",
+            # Test data is thrown away at the end; fsync only slows the tests.
+            "--unsafe-no-fsync=true",
+            "--log-level=warn",
+        ]
+        self._etcd = subprocess.Popen(
+            args, stdout=self._log("etcd"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
+        self._wait_http(f"{self._etcd_url}/health", ssl_ctx=None, proc=self._etcd, what="etcd")
+
+    def _start_apiserver(self) -> None:
+        d = self.workdir / "pki"
+        d.mkdir()
+        self._ca = _make_ca()
+        self.ca_file, _ = self._ca.write(d, "ca")
+        serving_crt, serving_key = _issue(self._ca, "kube-apiserver", server=True).write(d, "serving")
+        sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        (d / "sa.key").write_bytes(_key_pem(sa_key))
+        (d / "sa.pub").write_bytes(
+            sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        port = free_port()
+        self.url = f"https://127.0.0.1:{port}"
+        args = [
+            str(self.bin_dir / KUBE_APISERVER),
+            f"--etcd-servers={self._etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--tls-cert-file={serving_crt}",
+            f"--tls-private-key-file={serving_key}",
+            f"--client-ca-file={self.ca_file}",
+            f"--cert-dir={d}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={d / 'sa.pub'}",
+            f"--service-account-signing-key-file={d / 'sa.key'}",
+            "--authorization-mode=RBAC",
+            "--allow-privileged=true",
+            # No controller-manager creates the token controller's objects, so
+            # the ServiceAccount admission plugin would refuse every Pod.
+            "--disable-admission-plugins=ServiceAccount",
+            *self.extra_apiserver_args,
+        ]
+        self._apiserver = subprocess.Popen(
+            args,
+            stdout=self._log("kube-apiserver"),
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        self.kubeconfig = self.user_kubeconfig("admin", groups=("system:masters",))
+
+    def user_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
+        """A kubeconfig for ``user`` (client certificate; groups from its O=)."""
+        if self._ca is None:
+            raise KubeAPIError("start() the server first")
+        d = self.workdir / "pki"
+        crt, key = _issue(self._ca, user, orgs=groups, server=False).write(d, f"user-{user}")
+        path = self.workdir / f"kubeconfig-{user}.yaml"
+        path.write_text(_kubeconfig_yaml(self.url, self.ca_file, crt, key, user))
+        return path
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """An admin TLS context (trusts the CA, presents the admin cert)."""
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        d = self.workdir / "pki"
+        ctx.load_cert_chain(str(d / "user-admin.crt"), str(d / "user-admin.key"))
+        return ctx
+
+    def _wait_ready(self) -> None:
+        self._wait_http(
+            f"{self.url}/readyz", ssl_ctx=self.ssl_context(), proc=self._apiserver, what="kube-apiserver"
+        )
+
+    def _wait_http(
+        self,
+        url: str,
+        *,
+        ssl_ctx: ssl.SSLContext | None,
+        proc: subprocess.Popen[bytes] | None,
+        what: str,
+    ) -> None:
+        deadline = time.monotonic() + self.ready_timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise KubeAPIError(f"{what} exited with {proc.returncode}: {self._tail(what)}")
+            try:
+                with urllib.request.urlopen(url, timeout=5, context=ssl_ctx) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError) as e:
+                last = str(e)
+            time.sleep(0.25)
+        raise KubeAPIError(f"{what} not ready after {self.ready_timeout_s}s ({last}): {self._tail(what)}")
+
+    def _tail(self, what: str) -> str:
+        log = self.workdir / f"{what}.log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
