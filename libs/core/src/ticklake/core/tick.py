@@ -251,6 +251,8 @@ def _classify_validation_error(message: str) -> TickDecodeError:
         m = _MISSING.search(message)
         field = m.group(1) if m else "?"
         return TickDecodeError(DecodeReason.MISSING_FIELD, f"required field {field!r} is missing")
+    if message.startswith("Number out of range"):
+        return TickDecodeError(DecodeReason.NON_FINITE_NUMBER, message)
     if message.startswith("Expected `object`"):
         return TickDecodeError(DecodeReason.NOT_AN_OBJECT, f"payload is not a JSON object ({message})")
     return TickDecodeError(DecodeReason.WRONG_TYPE, message)
