@@ -120,7 +120,11 @@ MALFORMED: list[tuple[str, bytes, DecodeReason]] = [
     ("zero bid", _with(bid=0.0), DecodeReason.NON_POSITIVE_QUOTE),
     ("negative ask size", _with(ask_size=-3.0), DecodeReason.NEGATIVE_QUOTE_SIZE),
     ("future schema version", _with(v=2), DecodeReason.UNSUPPORTED_VERSION),
-    ("price overflows a double", GOOD.replace(b"189.1,", b"1e999,"), DecodeReason.NON_FINITE_NUMBER),
+    (
+        "price overflows a double",
+        GOOD.replace(b"189.1,", b"1e999,"),
+        DecodeReason.NON_FINITE_NUMBER,
+    ),
     ("nan price (non-standard json)", GOOD.replace(b"189.1,", b"NaN,"), DecodeReason.BAD_JSON),
     (
         "legacy with unparseable time",

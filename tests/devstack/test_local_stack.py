@@ -83,7 +83,7 @@ async def test_redis_requires_its_password(redis_url: str, redis_password: str) 
         await client.aclose()
     anonymous = aioredis.from_url(redis_url)
     try:
-        with pytest.raises(Exception, match="(?i)auth"):
+        with pytest.raises(Exception, match=r"(?i)auth"):
             await anonymous.get("smoke")
     finally:
         await anonymous.aclose()

@@ -48,9 +48,7 @@ def open_lake(fields: LakeFields) -> Lake:
             ),
             endpoint_override=fields.s3_endpoint_url,
             region=fields.s3_region,
-            scheme="http"
-            if (fields.s3_endpoint_url or "").startswith("http://")
-            else "https",
+            scheme="http" if (fields.s3_endpoint_url or "").startswith("http://") else "https",
         )
         return Lake(fs=s3, base=bucket_and_prefix, uri=uri)
     if "://" in uri and not uri.startswith("file://"):

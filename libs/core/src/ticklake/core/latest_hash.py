@@ -100,9 +100,7 @@ def decode_latest_hash(fields: Mapping[str | bytes, str | bytes]) -> dict[str, A
 
 def _json_row(row: Mapping[str, Any]) -> dict[str, Any]:
     # NaN is not JSON; a missing value is null.
-    return {
-        k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()
-    }
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
 def encode_tail_entry(row: Mapping[str, Any]) -> dict[str, bytes]:
@@ -130,10 +128,7 @@ def decode_tail_entry(fields: Mapping[str | bytes, str | bytes]) -> dict[str, An
 def encode_channel_message(rows: Iterable[Mapping[str, Any]]) -> bytes:
     """One pub/sub message: a JSON array of tick rows, each with ``timestamp`` added."""
     return _encoder.encode(
-        [
-            {**_json_row(row), FIELD_TIMESTAMP: iso_timestamp(int(row["ts_ns"]))}
-            for row in rows
-        ]
+        [{**_json_row(row), FIELD_TIMESTAMP: iso_timestamp(int(row["ts_ns"]))} for row in rows]
     )
 
 

@@ -236,9 +236,7 @@ def _check_book(
         if not math.isfinite(value):
             raise TickDecodeError(DecodeReason.NON_FINITE_NUMBER, f"{name} {value} is not finite")
         if value < 0.0:
-            raise TickDecodeError(
-                DecodeReason.NEGATIVE_QUOTE_SIZE, f"{name} {value} must be >= 0"
-            )
+            raise TickDecodeError(DecodeReason.NEGATIVE_QUOTE_SIZE, f"{name} {value} must be >= 0")
     if bid is not None and ask is not None and bid > ask:
         raise TickDecodeError(DecodeReason.CROSSED_BOOK, f"bid {bid} is above ask {ask}")
 
@@ -254,7 +252,9 @@ def _classify_validation_error(message: str) -> TickDecodeError:
     if message.startswith("Number out of range"):
         return TickDecodeError(DecodeReason.NON_FINITE_NUMBER, message)
     if message.startswith("Expected `object`"):
-        return TickDecodeError(DecodeReason.NOT_AN_OBJECT, f"payload is not a JSON object ({message})")
+        return TickDecodeError(
+            DecodeReason.NOT_AN_OBJECT, f"payload is not a JSON object ({message})"
+        )
     return TickDecodeError(DecodeReason.WRONG_TYPE, message)
 
 

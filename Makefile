@@ -1,0 +1,28 @@
+# ticklake: the two commands of the quick start are `make run` and `make test`.
+.PHONY: run test install install-test lint pytest bench bench-quick stack-up stack-down
+
+## run: the whole pipeline locally (Kafka, Redis, Prometheus, producer, ingest, query API)
+run: install
+	uv run --frozen ticklake-stack run
+
+## test: lint, type checks, import contracts and every test (real Kafka, Redis, Helm, kube-apiserver)
+test: install-test lint pytest
+
+install:
+	bash tools/bootstrap.sh
+
+install-test:
+	bash tools/bootstrap.sh --test
+
+lint:
+	uv run --frozen ruff check .
+	uv run --frozen mypy libs/core/src
+
+pytest:
+	uv run --frozen pytest
+
+stack-up: install
+	uv run --frozen ticklake-stack up
+
+stack-down:
+	uv run --frozen ticklake-stack down

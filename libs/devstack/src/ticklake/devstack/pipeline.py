@@ -1,0 +1,192 @@
+"""The whole pipeline on one machine: Kafka, Redis, producer, ingest, query API.
+
+``make run`` calls this through ``ticklake-stack run``. Each service runs as
+its own process from its own console script with ``TICKLAKE_*`` settings, the
+way it runs in a pod, and logs to ``<data_dir>/logs/<service>.log``.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ticklake.core import topics
+from ticklake.devstack import metrics_text, ports, process
+from ticklake.devstack.kafka import KafkaBroker
+from ticklake.devstack.redis import RedisServer
+
+# Names of the figures the progress line shows; each is defined by its service.
+PRODUCED_TOTAL = "ticklake_producer_ticks_sent_total"
+INGESTED_TOTAL = "ticklake_ingest_processed_total"
+LAG = "ticklake_ingest_consumer_lag"
+E2E_LATENCY = "ticklake_ingest_e2e_latency_seconds"
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    data_dir: Path
+    rate: int
+    symbols: str | None
+    partitions: int
+    duration: float | None
+    kafka_port: int
+    redis_port: int
+    query_port: int
+    producer_port: int
+    ingest_port: int
+    external_kafka: str | None = None
+    redis_password: str = "ticklake-dev"
+
+
+@dataclass
+class _Service:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+
+def _console_script(name: str) -> str | None:
+    """A console script of the running environment (the workspace venv)."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
+@dataclass
+class _Rates:
+    """Turns counters into per-second rates between two progress lines."""
+
+    last: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def rate(self, key: str, value: float) -> float:
+        now = time.monotonic()
+        before = self.last.get(key)
+        self.last[key] = (now, value)
+        if before is None or now <= before[0]:
+            return 0.0
+        return max(0.0, (value - before[1]) / (now - before[0]))
+
+
+class Pipeline:
+    def __init__(self, options: PipelineOptions) -> None:
+        self.options = options
+        self.kafka: KafkaBroker | None = None
+        self.redis: RedisServer | None = None
+        self.services: list[_Service] = []
+        self._rates = _Rates()
+
+    @property
+    def bootstrap(self) -> str:
+        if self.options.external_kafka:
+            return self.options.external_kafka
+        assert self.kafka is not None
+        return self.kafka.bootstrap
+
+    def start(self) -> None:
+        o = self.options
+        o.data_dir.mkdir(parents=True, exist_ok=True)
+        if not o.external_kafka:
+            print(f"kafka      starting on 127.0.0.1:{o.kafka_port} ...", flush=True)
+            self.kafka = KafkaBroker(
+                o.data_dir / "kafka", o.kafka_port, default_partitions=o.partitions
+            )
+            self.kafka.start()
+        self.redis = RedisServer(o.data_dir / "redis", o.redis_port, password=o.redis_password)
+        self.redis.start()
+        print(f"redis      {self.redis.url}", flush=True)
+        common = {
+            "TICKLAKE_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "TICKLAKE_TICKS_TOPIC": topics.TICKS_TOPIC,
+            "TICKLAKE_REDIS_URL": self.redis.url,
+            "TICKLAKE_REDIS_PASSWORD": o.redis_password,
+            "TICKLAKE_LAKE_URI": str(o.data_dir / "lake"),
+            "TICKLAKE_TOPIC_PARTITIONS": str(o.partitions),
+        }
+        producer_env = {**common, "TICKLAKE_HTTP_PORT": str(o.producer_port),
+                        "TICKLAKE_RATE": str(o.rate)}  # fmt: skip
+        if o.symbols:
+            producer_env["TICKLAKE_SYMBOLS"] = o.symbols
+        wanted = [
+            # ingest first so it is subscribed when the first ticks arrive
+            ("ingest", "ticklake-ingest", ["run"],
+             {**common, "TICKLAKE_HTTP_PORT": str(o.ingest_port)}, o.ingest_port),
+            ("query-api", "ticklake-query", ["serve"],
+             {**common, "TICKLAKE_HTTP_PORT": str(o.query_port)}, o.query_port),
+            ("producer", "ticklake-producer", ["serve"], producer_env, o.producer_port),
+        ]  # fmt: skip
+        for name, script, args, env, port in wanted:
+            path = _console_script(script)
+            if path is None:
+                print(f"{name:<11}not installed yet ({script}); skipped", flush=True)
+                continue
+            service = _Service(name, [path, *args], env, port)
+            service.proc = process.spawn(service.argv, o.data_dir / "logs" / f"{name}.log", env=env)
+            self.services.append(service)
+            try:
+                ports.wait_until(
+                    lambda s=service: ports.port_open(s.port) or not self._alive(s),
+                    60, f"{name} on port {port}",
+                )  # fmt: skip
+            except TimeoutError:
+                pass
+            state = "up" if self._alive(service) else "FAILED (see its log)"
+            print(f"{name:<11}{state} http://127.0.0.1:{port}", flush=True)
+
+    @staticmethod
+    def _alive(service: _Service) -> bool:
+        return service.proc is not None and service.proc.poll() is None
+
+    def failed_services(self) -> list[str]:
+        return [s.name for s in self.services if not self._alive(s)]
+
+    def where_to_look(self, prometheus_url: str | None) -> str:
+        o = self.options
+        lines = ["", "ticklake is running. Where to look:"]
+        by_name = {s.name: s for s in self.services}
+        if "query-api" in by_name:
+            lines += [
+                f"  live board      http://127.0.0.1:{o.query_port}/",
+                f"  API docs        http://127.0.0.1:{o.query_port}/docs",
+                f"  latest AAPL     http://127.0.0.1:{o.query_port}/latest/AAPL",
+            ]
+        for s in self.services:
+            lines.append(f"  {s.name + ' metrics':<16}http://127.0.0.1:{s.port}/metrics")
+        if prometheus_url:
+            lines.append(f"  Prometheus      {prometheus_url}")
+        lines += [f"  logs            {o.data_dir / 'logs'}", "Ctrl-C stops everything.", ""]
+        return "\n".join(lines)
+
+    def progress_line(self) -> str:
+        o = self.options
+        produced = metrics_text.scrape(f"http://127.0.0.1:{o.producer_port}/metrics")
+        ingested = metrics_text.scrape(f"http://127.0.0.1:{o.ingest_port}/metrics")
+        parts = []
+        if produced is not None:
+            total = metrics_text.sample_sum(produced, PRODUCED_TOTAL)
+            parts.append(f"produced {self._rates.rate('p', total):>8.0f}/s ({total:.0f})")
+        if ingested is not None:
+            total = metrics_text.sample_sum(ingested, INGESTED_TOTAL)
+            lag = metrics_text.sample_sum(ingested, LAG)
+            p50 = metrics_text.histogram_quantile(ingested, E2E_LATENCY, 0.5)
+            p99 = metrics_text.histogram_quantile(ingested, E2E_LATENCY, 0.99)
+            parts.append(f"ingested {self._rates.rate('i', total):>8.0f}/s ({total:.0f})")
+            parts.append(f"lag {lag:.0f}")
+            if not math.isnan(p50):
+                parts.append(f"e2e p50 {p50 * 1000:.1f} ms p99 {p99 * 1000:.1f} ms")
+        return " | ".join(parts) if parts else "waiting for services ..."
+
+    def stop(self) -> None:
+        # Reverse order: the producer stops sending, ingest drains and commits,
+        # then the servers go.
+        for service in reversed(self.services):
+            process.stop(service.proc, timeout=30)
+        if self.redis:
+            self.redis.stop()
+        if self.kafka:
+            self.kafka.stop()
