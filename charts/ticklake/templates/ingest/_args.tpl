@@ -1,0 +1,11 @@
+{{/* Arguments to the shared workload templates for ingest: Kafka in, the lake
+and Redis out. */}}
+{{- define "ticklake.ingest.args" -}}
+{{- /* Ingest must have flushed and committed before the kubelet's SIGKILL:
+its own shutdown deadline is the pod's grace period less 5 s. */}}
+{{- $grace := sub (int .Values.ingest.terminationGracePeriodSeconds) 5 }}
+{{- $settings := printf "%s\n%s\n%s\n%s\nTICKLAKE_CONSUMER_GROUP: %s\nTICKLAKE_SHUTDOWN_GRACE_SECONDS: %s" (include "ticklake.kafkaSettings" .) (include "ticklake.redisSettings" .) (include "ticklake.lakeSettings" .) (include "ticklake.httpSettings" (list . .Values.ingest.port)) (.Values.ingest.consumerGroup | quote) ($grace | quote) }}
+{{- $secretEnv := printf "%s\n%s" (include "ticklake.redisSecretEnv" .) (include "ticklake.s3SecretEnv" .) | trim }}
+{{- $omitReplicas := and .Values.operator.enabled .Values.operator.ingestScaler.create }}
+{{- dict "component" "ingest" "values" .Values.ingest "settings" $settings "secretEnv" $secretEnv "lake" (eq .Values.lake.mode "pvc") "lakeReadOnly" false "omitReplicas" $omitReplicas "liveness" "/healthz" "readiness" "/readyz" | toYaml }}
+{{- end }}

@@ -1,0 +1,66 @@
+{{/* Egress rule fragments shared by the NetworkPolicies. */}}
+{{- define "ticklake.np.dns" -}}
+# DNS: every pod resolves Service names.
+- to:
+    - namespaceSelector: {}
+      podSelector:
+        matchLabels:
+          k8s-app: kube-dns
+  ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+{{- end }}
+{{- define "ticklake.np.kafka" -}}
+{{- if .Values.kafka.strimzi.enabled }}
+# Kafka brokers (Strimzi labels its pods with the cluster name).
+- to:
+    - podSelector:
+        matchLabels:
+          strimzi.io/cluster: {{ include "ticklake.kafkaClusterName" . }}
+          strimzi.io/kind: Kafka
+  ports:
+    - {port: {{ .Values.kafka.strimzi.listenerPort }}, protocol: TCP}
+{{- else }}
+# External Kafka.
+- to:
+    {{- range .Values.kafka.external.cidrs }}
+    - ipBlock: {cidr: {{ . }}}
+    {{- end }}
+  ports:
+    {{- range .Values.kafka.external.ports }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+{{- end }}
+{{- end }}
+{{- define "ticklake.np.redis" -}}
+{{- if .Values.redis.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "ticklake.componentSelectorLabels" (list . "redis") | nindent 10 }}
+  ports:
+    - {port: {{ .Values.redis.service.port }}, protocol: TCP}
+{{- else }}
+- to:
+    {{- range .Values.redis.external.cidrs }}
+    - ipBlock: {cidr: {{ . }}}
+    {{- end }}
+  ports:
+    {{- range .Values.redis.external.ports }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+{{- end }}
+{{- end }}
+{{- define "ticklake.np.s3" -}}
+{{- if eq .Values.lake.mode "s3" }}
+# The S3 lake.
+- to:
+    {{- range .Values.lake.s3.cidrs }}
+    - ipBlock: {cidr: {{ . }}}
+    {{- end }}
+  ports:
+    {{- range .Values.lake.s3.ports }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+{{- end }}
+{{- end }}
