@@ -1,0 +1,302 @@
+"""The producer as a running process: connect, feed, report, and shut down cleanly.
+
+One :class:`ProducerService` per process. ``run()``
+
+1. starts ``/healthz`` and ``/metrics`` (if asked) so probes answer while
+   Kafka is still coming up;
+2. creates the topics and connects, retrying with backoff and a log line per
+   attempt while the broker is unreachable;
+3. runs one feed (simulation or replay) with a progress line every second;
+4. on SIGTERM/SIGINT, or when the feed ends, flushes (within
+   ``shutdown_timeout_s``, kept below the pod's 30 s grace period) and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from aiokafka.errors import KafkaError
+
+from ticklake.producer import pacing
+from ticklake.producer.http_api import HttpServer
+from ticklake.producer.metrics import ProducerMetrics
+from ticklake.producer.publisher import PublisherConfig, TickPublisher
+from ticklake.producer.recording import TickFileWriter
+from ticklake.producer.replay import BadRow, OnBadRow
+from ticklake.producer.runner import (
+    FeedProgress,
+    FileSink,
+    KafkaSink,
+    TickSink,
+    report_progress,
+    run_replay,
+    run_simulation,
+)
+from ticklake.producer.settings import ProducerSettings
+from ticklake.producer.simulator import MarketSimulator, build_market
+from ticklake.producer.topic_setup import TopicSpec, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailableError(ConnectionError):
+    """No broker answered within ``connect_retry_max_s``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimulateFeed:
+    paced: bool = True
+    start_ns: int | None = None
+    """Feed time of the first slice (UTC ns); None = now. Fix it to reproduce a run."""
+    record_to: Path | None = None
+    """Write ticks to this .parquet/.csv file instead of Kafka."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayFeed:
+    path: Path
+    speed: float
+    on_bad_row: OnBadRow = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    generated: int
+    acked: int
+    failed: int
+    unconfirmed: int
+    """Ticks handed to Kafka whose outcome was still unknown at exit (flush timed out)."""
+    bad_rows: int
+    elapsed_s: float
+    stopped_by_signal: bool
+
+
+async def retry_with_backoff(
+    attempt: Callable[[], Awaitable[None]], what: str, max_wait_s: float
+) -> None:
+    """Call ``attempt`` until it succeeds, backing off 0.5 s, 1 s ... 5 s; give up after
+    ``max_wait_s`` with :class:`BrokerUnavailableError`."""
+    deadline = time.monotonic() + max_wait_s
+    delay = 0.5
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            await attempt()
+            return
+        except (KafkaError, OSError) as e:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BrokerUnavailableError(
+                    f"{what}: no answer within {max_wait_s:.0f}s ({tries} attempts): {e!r}"
+                ) from e
+            pause = min(delay, remaining)
+            log.warning(
+                "%s: not reachable yet (attempt %d: %r); retrying in %.1fs", what, tries, e, pause
+            )
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, 5.0)
+
+
+class ProducerService:
+    """Owns the publisher, the optional HTTP server and the feed task."""
+
+    def __init__(
+        self,
+        settings: ProducerSettings,
+        *,
+        serve_http: bool = False,
+        progress_out: TextIO | None = None,
+        show_progress: bool = True,
+        metrics: ProducerMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or ProducerMetrics()
+        self.publisher = TickPublisher(
+            PublisherConfig(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                topic=settings.ticks_topic,
+                compression=settings.kafka_compression(),
+                max_batch_bytes=settings.max_batch_bytes,
+                request_timeout_ms=settings.request_timeout_ms,
+            ),
+            self.metrics,
+        )
+        self.progress = FeedProgress()
+        self.stop_requested = asyncio.Event()
+        self._serve_http = serve_http
+        self._http: HttpServer | None = None
+        self._progress_out = progress_out
+        self._show_progress = show_progress
+        self._state: Literal["starting", "running", "stopping", "stopped"] = "starting"
+
+    # -- HealthSource -------------------------------------------------------
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        stats = self.publisher.stats
+        details = {
+            "status": self._state,
+            "topic": self.settings.ticks_topic,
+            "ticks_sent": stats.acked,
+            "send_errors": stats.failed,
+            "in_flight": stats.in_flight,
+            "bad_rows": self.progress.bad_rows,
+            "last_error": self.publisher.last_error,
+        }
+        return self._state == "running" and self.publisher.started, details
+
+    # -- lifecycle ----------------------------------------------------------
+    def request_stop(self) -> None:
+        """What SIGTERM does: the feed stops at its next slice, then everything is flushed."""
+        if not self.stop_requested.is_set():
+            log.info("stop requested: finishing the current slice, then flushing")
+        self.stop_requested.set()
+
+    async def run(self, feed: SimulateFeed | ReplayFeed) -> RunResult:
+        loop = asyncio.get_running_loop()
+        installed: list[int] = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.request_stop)
+                installed.append(sig)
+        try:
+            return await self._run(feed)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    async def _run(self, feed: SimulateFeed | ReplayFeed) -> RunResult:
+        s = self.settings
+        started = time.monotonic()
+        if self._serve_http:
+            self._http = HttpServer(self, s.http_host, s.http_port)
+            await self._http.start()
+        writer: TickFileWriter | None = None
+        reporter: asyncio.Task[None] | None = None
+        try:
+            sink: TickSink
+            if isinstance(feed, SimulateFeed) and feed.record_to is not None:
+                writer = TickFileWriter(feed.record_to)
+                sink = FileSink(writer)
+            else:
+                await self._connect()
+                sink = KafkaSink(self.publisher)
+                if self._show_progress:
+                    reporter = asyncio.create_task(
+                        report_progress(
+                            self.publisher, self.progress, s.progress_interval_s, self._progress_out
+                        ),
+                        name="producer-progress",
+                    )
+            self._state = "running"
+            if isinstance(feed, SimulateFeed):
+                await self._simulate(feed, sink)
+            else:
+                await self._replay(feed, sink)
+        finally:
+            self._state = "stopping"
+            if reporter is not None:
+                reporter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reporter
+            if writer is not None:
+                writer.close()
+            await self._shutdown()
+        stats = self.publisher.stats
+        result = RunResult(
+            generated=self.progress.generated,
+            acked=stats.acked,
+            failed=stats.failed,
+            unconfirmed=stats.in_flight,
+            bad_rows=self.progress.bad_rows,
+            elapsed_s=time.monotonic() - started,
+            stopped_by_signal=self.stop_requested.is_set(),
+        )
+        log.info("done: %s", result)
+        return result
+
+    async def _connect(self) -> None:
+        s = self.settings
+        specs = [
+            TopicSpec(s.ticks_topic, s.topic_partitions, s.topic_replication_factor),
+            TopicSpec(s.dead_letter_topic, s.dead_letter_partitions, s.topic_replication_factor),
+        ]
+
+        async def attempt() -> None:
+            await ensure_topics(s.kafka_bootstrap_servers, specs, s.request_timeout_ms)
+            await self.publisher.start()
+
+        await retry_with_backoff(
+            attempt, f"Kafka at {s.kafka_bootstrap_servers}", s.connect_retry_max_s
+        )
+
+    async def _simulate(self, feed: SimulateFeed, sink: TickSink) -> None:
+        s = self.settings
+        market = build_market(
+            s.symbol_list(),
+            drift=s.sim_drift,
+            volatility=s.sim_volatility,
+            correlation=s.sim_correlation,
+            spread_bps=s.sim_spread_bps,
+        )
+        simulator = MarketSimulator(market, seed=s.feed_seed)
+        plan = None
+        if s.feed_rate > 0 and (feed.paced or feed.record_to is not None):
+            bursts = (
+                pacing.Bursts(
+                    s.feed_burst_every_s, s.feed_burst_duration_s, s.feed_burst_multiplier
+                )
+                if s.feed_burst_every_s is not None
+                else None
+            )
+            plan = pacing.RatePlan(s.feed_rate, bursts)
+        self.metrics.target_rate.set(s.feed_rate if plan is not None else 0)
+        await run_simulation(
+            simulator,
+            sink,
+            plan=plan,
+            slice_ms=s.feed_slice_ms,
+            feed_start_ns=feed.start_ns if feed.start_ns is not None else time.time_ns(),
+            duration_s=s.feed_duration_s,
+            count=s.feed_count,
+            stop=self.stop_requested,
+            progress=self.progress,
+            paced=feed.paced and feed.record_to is None,
+        )
+
+    async def _replay(self, feed: ReplayFeed, sink: TickSink) -> None:
+        def report(bad: BadRow) -> None:
+            self.metrics.bad_rows.inc()
+            log.warning("skipped bad input row %s", bad)
+
+        await run_replay(
+            feed.path,
+            sink,
+            speed=feed.speed,
+            on_bad_row=feed.on_bad_row,
+            stop=self.stop_requested,
+            progress=self.progress,
+            report_bad_row=report,
+            slice_ms=self.settings.feed_slice_ms,
+        )
+
+    async def _shutdown(self) -> None:
+        try:
+            await asyncio.wait_for(self.publisher.stop(), self.settings.shutdown_timeout_s)
+        except TimeoutError:
+            log.error(
+                "flush did not finish within %.0fs; %d ticks were not confirmed",
+                self.settings.shutdown_timeout_s,
+                self.publisher.stats.in_flight,
+            )
+        finally:
+            self._state = "stopped"
+            if self._http is not None:
+                await self._http.stop()

@@ -1,0 +1,54 @@
+"""Create the ticks topic and the dead-letter topic when they are missing.
+
+Several producers (and ingest) may race to create the same topic at start;
+``TOPIC_ALREADY_EXISTS`` is therefore success, not an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, for_code
+
+log = logging.getLogger(__name__)
+
+_NO_ERROR = 0
+_TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+
+
+class TopicSetupError(RuntimeError):
+    """The broker refused to create a topic (bad replication factor, authorisation ...)."""
+
+
+async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec], timeout_ms: int) -> None:
+    """Create every topic in ``specs`` that does not exist yet; existing ones stay as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [NewTopic(s.name, s.partitions, s.replication_factor) for s in specs],
+            timeout_ms=timeout_ms,
+        )
+    finally:
+        await admin.close()
+    for entry in response.topic_errors:
+        name, code = entry[0], entry[1]
+        message = entry[2] if len(entry) > 2 else None
+        if code == _NO_ERROR:
+            log.info("created topic %s", name)
+        elif code == _TOPIC_ALREADY_EXISTS:
+            log.debug("topic %s already exists", name)
+        else:
+            error: type[KafkaError] = for_code(code)
+            raise TopicSetupError(
+                f"could not create topic {name!r}: {error.__name__} ({message or 'no detail'})"
+            )
