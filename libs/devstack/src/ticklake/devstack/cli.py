@@ -53,22 +53,32 @@ def cmd_up(args: argparse.Namespace) -> int:
     external = os.environ.get("TICKLAKE_KAFKA_BOOTSTRAP_SERVERS")
     if external:
         state["kafka"] = external
-        print(f"kafka   external {external} (TICKLAKE_KAFKA_BOOTSTRAP_SERVERS)")
+        print(f"kafka      external {external} (TICKLAKE_KAFKA_BOOTSTRAP_SERVERS)")
     else:
         broker = KafkaBroker(base / "kafka", port_or_free(DEFAULT_KAFKA_PORT), owned=False,
                              default_partitions=args.partitions)  # fmt: skip
-        print("kafka   starting ...", flush=True)
+        print("kafka      starting ...", flush=True)
         broker.start()
         pids["kafka"] = broker.pid or 0
         state["kafka"] = broker.bootstrap
-        print(f"kafka   {broker.bootstrap}")
+        print(f"kafka      {broker.bootstrap}")
     redis = RedisServer(base / "redis", port_or_free(DEFAULT_REDIS_PORT),
                         password=args.redis_password, owned=False)  # fmt: skip
     redis.start()
     pids["redis"] = redis.pid or 0
     state["redis"] = redis.url
     state["redis_password"] = redis.password
-    print(f"redis   {redis.url} (password in {state_file})")
+    print(f"redis      {redis.url} (password in {state_file})")
+    if prometheus_binary():
+        prometheus_port = port_or_free(DEFAULT_PROMETHEUS_PORT)
+        config = render_scrape_config(
+            prometheus_port=prometheus_port, producer_port=8001, ingest_port=8002, query_port=8000
+        )
+        prometheus = PrometheusServer(base / "prometheus", config, prometheus_port, owned=False)
+        prometheus.start()
+        pids["prometheus"] = prometheus.pid or 0
+        state["prometheus"] = prometheus.url
+        print(f"prometheus {prometheus.url} (scrapes the services on 8000-8002)")
     state["pids"] = pids
     state_file.parent.mkdir(parents=True, exist_ok=True)
     state_file.write_text(json.dumps(state, indent=2))
@@ -86,7 +96,7 @@ def cmd_status(_: argparse.Namespace) -> int:
         alive = process.pid_alive(pid)
         up &= alive
         where = state.get(name, "")
-        print(f"{name:<8}{'up' if alive else 'DOWN':<6}pid {pid:<8}{where}")
+        print(f"{name:<11}{'up' if alive else 'DOWN':<6}pid {pid:<8}{where}")
     return 0 if up else 1
 
 
@@ -104,7 +114,7 @@ def cmd_down(_: argparse.Namespace) -> int:
                 time.sleep(0.2)
             if process.pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
-        print(f"{name:<8}stopped")
+        print(f"{name:<11}stopped")
     state_file.unlink()
     return 0
 
