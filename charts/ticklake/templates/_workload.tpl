@@ -209,6 +209,9 @@ spec:
       port: {{ .values.service.port }}
       targetPort: http
       protocol: TCP
+      {{- if and (eq .values.service.type "NodePort") .values.service.nodePort }}
+      nodePort: {{ .values.service.nodePort }}
+      {{- end }}
 {{- end }}
 
 {{- define "ticklake.workload.pdb" -}}
