@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -35,6 +36,9 @@ def _run(args: argparse.Namespace) -> int:
         f"http://{s.liveness_host}:{s.liveness_port}/healthz" if s.liveness_port else None
     )
     kopf.configure(verbose=args.verbose)
+    # kopf's verbose mode turns every logger to DEBUG; aiokafka's wire-level
+    # lines would drown the operator's own.
+    logging.getLogger("aiokafka").setLevel(logging.INFO)
     kopf.run(
         standalone=True,
         clusterwide=not s.namespaces,

@@ -1,0 +1,194 @@
+"""A real kube-apiserver + etcd, the CRDs, and the operator as a subprocess.
+
+The API server is built by tools/k8s/build.sh on first use (cached outside the
+repository) and started once per session. The operator runs as its own
+process with a user that has only operator/deploy/rbac.yaml's rules, the way
+it runs in a cluster; tests talk to the API as the admin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from kubernetes_asyncio import client, config
+
+from ticklake.devstack import kubeapi
+from opkit import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILES = [
+    *sorted((ROOT / "charts" / "ticklake" / "crds").glob("*.yaml")),
+    *sorted((Path(__file__).parent / "crds").glob("*.yaml")),
+]
+OPERATOR_USER = "ticklake-operator"
+RECONCILE_INTERVAL_S = 1.0
+
+@pytest.fixture(scope="session")
+def kube_server() -> Iterator[kubeapi.KubeAPIServer]:
+    kubeapi.ensure_binaries(ROOT / "tools" / "k8s" / "build.sh")
+    with kubeapi.KubeAPIServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def api(kube_server: kubeapi.KubeAPIServer) -> AsyncIterator[client.ApiClient]:
+    cfg = client.Configuration()
+    await config.load_kube_config(config_file=str(kube_server.kubeconfig), client_configuration=cfg)
+    async with client.ApiClient(configuration=cfg) as api_client:
+        await _install_crds(api_client)
+        await _install_rbac(api_client)
+        yield api_client
+
+
+async def _install_crds(api_client: client.ApiClient) -> None:
+    ext = client.ApiextensionsV1Api(api_client)
+    names = []
+    for path in CRD_FILES:
+        for doc in yaml.safe_load_all(path.read_text()):
+            await ext.create_custom_resource_definition(doc)
+            names.append(doc["metadata"]["name"])
+
+    async def established() -> list[str]:
+        missing = []
+        for name in names:
+            crd = await ext.read_custom_resource_definition(name)
+            conds = {c.type: c.status for c in (crd.status.conditions or [])}
+            if conds.get("Established") != "True":
+                missing.append(name)
+        return missing
+
+    await eventually(established, lambda m: not m, what="CRDs established")
+
+
+async def _install_rbac(api_client: client.ApiClient) -> None:
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    role = yaml.safe_load((ROOT / "operator" / "deploy" / "rbac.yaml").read_text())
+    await rbac.create_cluster_role(role)
+    await rbac.create_cluster_role_binding({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": OPERATOR_USER},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": role["metadata"]["name"]},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": OPERATOR_USER}],
+    })
+
+
+class OperatorProcess:
+    """``ticklake-operator run`` as a child process, restartable."""
+
+    def __init__(self, kubeconfig: Path, logdir: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.logdir = logdir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_port = kubeapi.free_port()
+        self.liveness_port = kubeapi.free_port()
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.logdir / f"operator-{self.starts}.log"
+
+    def logs(self) -> str:
+        return "".join(
+            (self.logdir / f"operator-{i}.log").read_text(errors="replace")
+            for i in range(1, self.starts + 1)
+        )
+
+    def start(self) -> None:
+        self.starts += 1
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "TICKLAKE_OPERATOR_RECONCILE_INTERVAL_S": str(RECONCILE_INTERVAL_S),
+            "TICKLAKE_OPERATOR_RETRY_DELAY_S": "1",
+            "TICKLAKE_OPERATOR_KAFKA_TIMEOUT_S": "10",
+            "TICKLAKE_OPERATOR_METRICS_HOST": "127.0.0.1",
+            "TICKLAKE_OPERATOR_METRICS_PORT": str(self.metrics_port),
+            "TICKLAKE_OPERATOR_LIVENESS_HOST": "127.0.0.1",
+            "TICKLAKE_OPERATOR_LIVENESS_PORT": str(self.liveness_port),
+        }
+        log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ticklake.operator.cli", "run", "--verbose"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"operator exited {self.proc.returncode}:\n{self.logs()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"operator not live after 60s:\n{self.logs()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        # SIGINT/SIGTERM make kopf stop its watchers and exit cleanly.
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def operator(
+    kube_server: kubeapi.KubeAPIServer, api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    kubeconfig = kube_server.user_kubeconfig(OPERATOR_USER)
+    op = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"))
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        # Visible with -rA / on failure: what the operator said.
+        print(op.logs()[-5000:])
+
+
+@pytest.fixture
+async def namespace(api: client.ApiClient) -> AsyncIterator[str]:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(api)
+    await core.create_namespace({"metadata": {"name": name}})
+    yield name
+    # No namespace controller runs, so deletion would hang in Terminating;
+    # every test uses fresh names instead of cleaning up.
+
+
+@pytest.fixture
+def new_topic(kafka_bootstrap: str) -> Callable[..., Awaitable[str]]:
+    async def create(partitions: int, name: str | None = None) -> str:
+        topic = name or f"ticks.{uuid.uuid4().hex[:8]}"
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+        finally:
+            await admin.close()
+        return topic
+
+    return create
