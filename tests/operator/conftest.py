@@ -8,7 +8,6 @@ it runs in a cluster; tests talk to the API as the admin.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -18,15 +17,14 @@ import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kubernetes_asyncio import client, config
+from opkit import eventually
 
 from ticklake.devstack import kubeapi
-from opkit import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILES = [
@@ -35,6 +33,7 @@ CRD_FILES = [
 ]
 OPERATOR_USER = "ticklake-operator"
 RECONCILE_INTERVAL_S = 1.0
+
 
 @pytest.fixture(scope="session")
 def kube_server() -> Iterator[kubeapi.KubeAPIServer]:
@@ -77,14 +76,21 @@ async def _install_rbac(api_client: client.ApiClient) -> None:
     rbac = client.RbacAuthorizationV1Api(api_client)
     role = yaml.safe_load((ROOT / "operator" / "deploy" / "rbac.yaml").read_text())
     await rbac.create_cluster_role(role)
-    await rbac.create_cluster_role_binding({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": OPERATOR_USER},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": role["metadata"]["name"]},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": OPERATOR_USER}],
-    })
+    await rbac.create_cluster_role_binding(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": OPERATOR_USER},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role["metadata"]["name"],
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": OPERATOR_USER}
+            ],
+        }
+    )
 
 
 class OperatorProcess:
@@ -124,15 +130,21 @@ class OperatorProcess:
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ticklake.operator.cli", "run", "--verbose"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"operator exited {self.proc.returncode}:\n{self.logs()[-3000:]}")
+                raise RuntimeError(
+                    f"operator exited {self.proc.returncode}:\n{self.logs()[-3000:]}"
+                )
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2):
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2
+                ):
                     return
             except OSError:
                 time.sleep(0.2)
@@ -156,7 +168,9 @@ class OperatorProcess:
 
 @pytest.fixture(scope="session")
 def operator(
-    kube_server: kubeapi.KubeAPIServer, api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+    kube_server: kubeapi.KubeAPIServer,
+    api: client.ApiClient,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     kubeconfig = kube_server.user_kubeconfig(OPERATOR_USER)
     op = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"))
@@ -186,7 +200,9 @@ def new_topic(kafka_bootstrap: str) -> Callable[..., Awaitable[str]]:
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+            await admin.create_topics(
+                [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+            )
         finally:
             await admin.close()
         return topic

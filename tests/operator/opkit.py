@@ -18,14 +18,18 @@ T = TypeVar("T")
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], *, timeout: float = 30, what: str = ""
+    probe: Callable[[], Awaitable[T]],
+    ok: Callable[[T], bool],
+    *,
+    within_s: float = 30,
+    what: str = "",
 ) -> T:
     """Poll ``probe`` until ``ok`` holds; fail with the last value seen."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     value = await probe()
     while not ok(value):
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}: last value {value!r}")
+            pytest.fail(f"timed out after {within_s}s waiting for {what}: last value {value!r}")
         await asyncio.sleep(0.25)
         value = await probe()
     return value
@@ -66,7 +70,9 @@ async def events_for(api: client.ApiClient, namespace: str, name: str) -> list[A
     return [e for e in evs.items if e.involved_object.name == name]
 
 
-def scaler(name: str, target: str, bootstrap: str, topic: str, group: str, **spec: Any) -> dict[str, Any]:
+def scaler(
+    name: str, target: str, bootstrap: str, topic: str, group: str, **spec: Any
+) -> dict[str, Any]:
     """An IngestScaler for Deployment ``target`` (extra camelCase spec fields as kwargs)."""
     kafka = {"bootstrapServers": bootstrap, "topic": topic, "consumerGroup": group}
     if "topicRef" in spec:
@@ -79,7 +85,9 @@ def scaler(name: str, target: str, bootstrap: str, topic: str, group: str, **spe
     }
 
 
-async def create_scaler(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+async def create_scaler(
+    api: client.ApiClient, namespace: str, body: dict[str, Any]
+) -> dict[str, Any]:
     obj: dict[str, Any] = await client.CustomObjectsApi(api).create_namespaced_custom_object(
         "ticklake.dev", "v1alpha1", namespace, "ingestscalers", body
     )

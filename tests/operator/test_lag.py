@@ -41,9 +41,9 @@ async def test_reads_lag_from_kafka(kafka_bootstrap: str) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     try:
-        for i in range(10):
+        for _ in range(10):
             await producer.send_and_wait(topic, value=b"x", partition=0)
-        for i in range(4):
+        for _ in range(4):
             await producer.send_and_wait(topic, value=b"x", partition=1)
     finally:
         await producer.stop()
@@ -52,7 +52,9 @@ async def test_reads_lag_from_kafka(kafka_bootstrap: str) -> None:
     assert before.partitions == 3
     assert before.per_partition == {0: 10, 1: 4, 2: 0}
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, 0)])

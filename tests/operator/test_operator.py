@@ -40,7 +40,9 @@ async def _setup(
     """An ingest Deployment with 1 replica and an IngestScaler for it; (scaler, group)."""
     group = f"g-{uuid.uuid4().hex[:8]}"
     await client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment("ingest"))
-    await create_scaler(api, namespace, scaler("ingest", "ingest", kafka_bootstrap, topic, group, **spec))
+    await create_scaler(
+        api, namespace, scaler("ingest", "ingest", kafka_bootstrap, topic, group, **spec)
+    )
     return "ingest", group
 
 
@@ -50,7 +52,8 @@ async def _produce(kafka_bootstrap: str, topic: str, per_partition: dict[int, in
     try:
         futures = [
             await producer.send(topic, value=b"tick", partition=p)
-            for p, n in per_partition.items() for _ in range(n)
+            for p, n in per_partition.items()
+            for _ in range(n)
         ]
         await asyncio.gather(*futures)
     finally:
@@ -66,7 +69,9 @@ async def _commit_to_end(kafka_bootstrap: str, topic: str, group: str) -> None:
     finally:
         await admin.close()
     tps = [TopicPartition(topic, p["partition"]) for p in meta["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -82,10 +87,16 @@ async def test_replicas_follow_partitions_at_start(
     topic = await new_topic(6)
     name, _ = await _setup(api, namespace, kafka_bootstrap, topic, partitionsPerReplica=2)
 
-    await eventually(lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 3,
-                     what="3 replicas for 6 partitions at 2 per replica")
-    obj = await eventually(lambda: get_scaler(api, namespace, name),
-                           lambda o: (o.get("status") or {}).get("currentReplicas") == 3, what="status")
+    await eventually(
+        lambda: replicas_of(api, namespace, "ingest"),
+        lambda r: r == 3,
+        what="3 replicas for 6 partitions at 2 per replica",
+    )
+    obj = await eventually(
+        lambda: get_scaler(api, namespace, name),
+        lambda o: (o.get("status") or {}).get("currentReplicas") == 3,
+        what="status",
+    )
     st = obj["status"]
     assert st["partitions"] == 6
     assert st["desiredReplicas"] == 3
@@ -94,8 +105,11 @@ async def test_replicas_follow_partitions_at_start(
     assert [p["partition"] for p in st["lagPerPartition"]] == list(range(6))
     assert ready(obj)["status"] == "True"
 
-    evs = await eventually(lambda: events_for(api, namespace, name),
-                           lambda es: any(e.reason == "ScaleUp" for e in es), what="ScaleUp event")
+    evs = await eventually(
+        lambda: events_for(api, namespace, name),
+        lambda es: any(e.reason == "ScaleUp" for e in es),
+        what="ScaleUp event",
+    )
     up = next(e for e in evs if e.reason == "ScaleUp")
     assert up.involved_object.kind == "IngestScaler"
     assert "1 -> 3" in up.message
@@ -107,7 +121,9 @@ async def test_partition_increase_on_the_topic_scales_up_at_once(
     topic = await new_topic(4)
     # A long window: the increase must not wait for it.
     await _setup(api, namespace, kafka_bootstrap, topic, scaleDownStabilizationSeconds=3600)
-    await eventually(lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 4, what="4 replicas")
+    await eventually(
+        lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 4, what="4 replicas"
+    )
 
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
@@ -115,8 +131,12 @@ async def test_partition_increase_on_the_topic_scales_up_at_once(
         await admin.create_partitions({topic: NewPartitions(total_count=8)})
     finally:
         await admin.close()
-    await eventually(lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 8,
-                     timeout=20, what="8 replicas after the partition increase")
+    await eventually(
+        lambda: replicas_of(api, namespace, "ingest"),
+        lambda r: r == 8,
+        within_s=20,
+        what="8 replicas after the partition increase",
+    )
 
 
 async def test_partition_increase_on_the_kafkatopic_object(
@@ -124,32 +144,55 @@ async def test_partition_increase_on_the_kafkatopic_object(
 ) -> None:
     topic = await new_topic(4)
     custom = client.CustomObjectsApi(api)
-    await custom.create_namespaced_custom_object("kafka.strimzi.io", "v1beta2", namespace, "kafkatopics", {
-        "apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaTopic",
-        "metadata": {"name": "ticks"},
-        "spec": {"topicName": topic, "partitions": 4, "replicas": 1},
-    })
+    await custom.create_namespaced_custom_object(
+        "kafka.strimzi.io",
+        "v1beta2",
+        namespace,
+        "kafkatopics",
+        {
+            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "kind": "KafkaTopic",
+            "metadata": {"name": "ticks"},
+            "spec": {"topicName": topic, "partitions": 4, "replicas": 1},
+        },
+    )
     # `topic` in the spec is a decoy: the KafkaTopic's topicName must win.
     await client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment("ingest"))
-    await create_scaler(api, namespace, scaler(
-        "ingest", "ingest", kafka_bootstrap, "not.this.topic", "g", topicRef={"name": "ticks"}))
-    await eventually(lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 4, what="4 replicas")
+    await create_scaler(
+        api,
+        namespace,
+        scaler(
+            "ingest", "ingest", kafka_bootstrap, "not.this.topic", "g", topicRef={"name": "ticks"}
+        ),
+    )
+    await eventually(
+        lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 4, what="4 replicas"
+    )
 
     # Strimzi's topic operator would now grow the real topic; before it does,
     # the operator already scales for the partitions the KafkaTopic asks for.
     await custom.patch_namespaced_custom_object(
-        "kafka.strimzi.io", "v1beta2", namespace, "kafkatopics", "ticks",
-        {"spec": {"partitions": 10}}, _content_type="application/merge-patch+json",
+        "kafka.strimzi.io",
+        "v1beta2",
+        namespace,
+        "kafkatopics",
+        "ticks",
+        {"spec": {"partitions": 10}},
+        _content_type="application/merge-patch+json",
     )
-    await eventually(lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 10,
-                     timeout=20, what="10 replicas after the KafkaTopic grew")
+    await eventually(
+        lambda: replicas_of(api, namespace, "ingest"),
+        lambda r: r == 10,
+        within_s=20,
+        what="10 replicas after the KafkaTopic grew",
+    )
     # The field handler (not only the timer) saw the change.
-    await eventually(lambda: _async(operator.logs), lambda log: f"KafkaTopic ticks partitions 4 -> 10" in log,
-                     timeout=10, what="field handler log line")
-
-
-async def _async(fn: Callable[[], str]) -> str:
-    return fn()
+    await eventually(
+        lambda: asyncio.to_thread(operator.logs),
+        lambda log: "KafkaTopic ticks partitions 4 -> 10" in log,
+        within_s=10,
+        what="field handler log line",
+    )
 
 
 async def test_lag_scales_up_and_down_after_the_window(
@@ -158,19 +201,32 @@ async def test_lag_scales_up_and_down_after_the_window(
     topic = await new_topic(6)
     window = 6
     name, group = await _setup(
-        api, namespace, kafka_bootstrap, topic, mode="lag", lagThreshold=100,
-        minReplicas=1, maxReplicas=6, scaleDownStabilizationSeconds=window,
+        api,
+        namespace,
+        kafka_bootstrap,
+        topic,
+        mode="lag",
+        lagThreshold=100,
+        minReplicas=1,
+        maxReplicas=6,
+        scaleDownStabilizationSeconds=window,
     )
     # Nothing produced: no lag, minReplicas.
-    obj = await eventually(lambda: get_scaler(api, namespace, name),
-                           lambda o: ready(o) is not None, what="first reconcile")
+    obj = await eventually(
+        lambda: get_scaler(api, namespace, name),
+        lambda o: ready(o) is not None,
+        what="first reconcile",
+    )
     assert obj["status"]["totalLag"] == 0
     assert await replicas_of(api, namespace, "ingest") == 1
 
     # Ingest is paused (no consumer commits): 350 messages of lag -> 4 replicas.
     await _produce(kafka_bootstrap, topic, {0: 150, 1: 100, 2: 100})
-    await eventually(lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 4,
-                     what="4 replicas for 350 messages of lag")
+    await eventually(
+        lambda: replicas_of(api, namespace, "ingest"),
+        lambda r: r == 4,
+        what="4 replicas for 350 messages of lag",
+    )
     obj = await get_scaler(api, namespace, name)
     assert obj["status"]["totalLag"] == 350
     assert {p["partition"]: p["lag"] for p in obj["status"]["lagPerPartition"]}[0] == 150
@@ -178,18 +234,27 @@ async def test_lag_scales_up_and_down_after_the_window(
     # Ingest catches up: the lower count is wanted, but only applied after the window.
     caught_up = time.monotonic()
     await _commit_to_end(kafka_bootstrap, topic, group)
-    obj = await eventually(lambda: get_scaler(api, namespace, name),
-                           lambda o: o["status"].get("scaleDownPendingSince") is not None,
-                           what="scale-down pending")
+    obj = await eventually(
+        lambda: get_scaler(api, namespace, name),
+        lambda o: o["status"].get("scaleDownPendingSince") is not None,
+        what="scale-down pending",
+    )
     assert obj["status"]["targetReplicas"] == 1
     assert obj["status"]["desiredReplicas"] == 4
     assert await replicas_of(api, namespace, "ingest") == 4
 
-    await eventually(lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 1,
-                     timeout=window + 15, what="scale down after the window")
+    await eventually(
+        lambda: replicas_of(api, namespace, "ingest"),
+        lambda r: r == 1,
+        within_s=window + 15,
+        what="scale down after the window",
+    )
     assert time.monotonic() - caught_up >= window - 1  # 1 s of timestamp rounding in status
-    evs = await eventually(lambda: events_for(api, namespace, name),
-                           lambda es: any(e.reason == "ScaleDown" for e in es), what="ScaleDown event")
+    evs = await eventually(
+        lambda: events_for(api, namespace, name),
+        lambda es: any(e.reason == "ScaleDown" for e in es),
+        what="ScaleDown event",
+    )
     assert any("4 -> 1" in e.message for e in evs if e.reason == "ScaleDown")
 
 
@@ -198,12 +263,17 @@ async def test_steady_state_does_not_flap(
 ) -> None:
     topic = await new_topic(3)
     name, _ = await _setup(api, namespace, kafka_bootstrap, topic)
-    await eventually(lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 3, what="3 replicas")
+    await eventually(
+        lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 3, what="3 replicas"
+    )
     first = (await get_scaler(api, namespace, name))["status"]["lastScaleTime"]
     await asyncio.sleep(4)  # four reconciles
     obj = await get_scaler(api, namespace, name)
     assert obj["status"]["lastScaleTime"] == first
-    assert len([e for e in await events_for(api, namespace, name) if e.reason.startswith("Scale")]) == 1
+    assert (
+        len([e for e in await events_for(api, namespace, name) if e.reason.startswith("Scale")])
+        == 1
+    )
 
 
 @pytest.mark.parametrize(
@@ -233,16 +303,26 @@ async def test_spec_the_schema_cannot_see_is_reported_as_permanent(
 ) -> None:
     """A target that does not exist is temporary; the status says why."""
     topic = await new_topic(2)
-    await create_scaler(api, namespace, scaler("orphan", "no-such-deployment", kafka_bootstrap, topic, "g"))
-    obj = await eventually(lambda: get_scaler(api, namespace, "orphan"),
-                           lambda o: ready(o) is not None, what="a Ready condition")
+    await create_scaler(
+        api, namespace, scaler("orphan", "no-such-deployment", kafka_bootstrap, topic, "g")
+    )
+    obj = await eventually(
+        lambda: get_scaler(api, namespace, "orphan"),
+        lambda o: ready(o) is not None,
+        what="a Ready condition",
+    )
     cond = ready(obj)
     assert cond["status"] == "False"
     assert cond["reason"] == "NotFound"
     # The Deployment appears: the next reconciles pick it up.
-    await client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment("no-such-deployment"))
-    await eventually(lambda: replicas_of(api, namespace, "no-such-deployment"), lambda r: r == 2,
-                     what="scaled once the target exists")
+    await client.AppsV1Api(api).create_namespaced_deployment(
+        namespace, deployment("no-such-deployment")
+    )
+    await eventually(
+        lambda: replicas_of(api, namespace, "no-such-deployment"),
+        lambda r: r == 2,
+        what="scaled once the target exists",
+    )
 
 
 async def test_operator_restart_picks_up_where_it_left_off(
@@ -250,11 +330,18 @@ async def test_operator_restart_picks_up_where_it_left_off(
 ) -> None:
     topic = await new_topic(6)
     name, group = await _setup(
-        api, namespace, kafka_bootstrap, topic, mode="lag", lagThreshold=10,
+        api,
+        namespace,
+        kafka_bootstrap,
+        topic,
+        mode="lag",
+        lagThreshold=10,
         scaleDownStabilizationSeconds=3600,
     )
     await _produce(kafka_bootstrap, topic, {0: 25, 1: 25})
-    await eventually(lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 5, what="5 replicas")
+    await eventually(
+        lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 5, what="5 replicas"
+    )
     scaled_at = (await get_scaler(api, namespace, name))["status"]["lastScaleTime"]
 
     operator.stop()
@@ -263,14 +350,20 @@ async def test_operator_restart_picks_up_where_it_left_off(
     await _commit_to_end(kafka_bootstrap, topic, group)
     operator.start()
 
-    obj = await eventually(lambda: get_scaler(api, namespace, name),
-                           lambda o: o["status"].get("scaleDownPendingSince") is not None
-                           and o["status"]["totalLag"] == 0, what="reconciled after restart")
+    obj = await eventually(
+        lambda: get_scaler(api, namespace, name),
+        lambda o: (
+            o["status"].get("scaleDownPendingSince") is not None and o["status"]["totalLag"] == 0
+        ),
+        what="reconciled after restart",
+    )
     assert obj["status"]["lastScaleTime"] == scaled_at
     assert await replicas_of(api, namespace, "ingest") == 5
     # And it reacts again: more lag than before scales up past 5.
     await _produce(kafka_bootstrap, topic, {p: 11 for p in range(6)})
-    await eventually(lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 6, what="6 replicas")
+    await eventually(
+        lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 6, what="6 replicas"
+    )
 
 
 async def test_liveness_and_metrics(
@@ -278,17 +371,33 @@ async def test_liveness_and_metrics(
 ) -> None:
     topic = await new_topic(2)
     await _setup(api, namespace, kafka_bootstrap, topic)
-    await eventually(lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 2, what="2 replicas")
-    with urllib.request.urlopen(f"http://127.0.0.1:{operator.liveness_port}/healthz", timeout=5) as r:
-        assert r.status == 200
+    await eventually(
+        lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 2, what="2 replicas"
+    )
+
+    def healthz() -> int:
+        url = f"http://127.0.0.1:{operator.liveness_port}/healthz"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return int(r.status)
+
+    assert await asyncio.to_thread(healthz) == 200
 
     def scrape() -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as r:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5
+        ) as r:
             return r.read().decode()
 
-    text = await eventually(lambda: _async(scrape),
-                            lambda t: f'ticklake_operator_current_replicas{{name="ingest",namespace="{namespace}"}} 2.0' in t,
-                            what="current replicas metric")
+    text = await eventually(
+        lambda: asyncio.to_thread(scrape),
+        lambda t: (
+            f'ticklake_operator_current_replicas{{name="ingest",namespace="{namespace}"}} 2.0' in t
+        ),
+        what="current replicas metric",
+    )
     assert f'ticklake_operator_partitions{{name="ingest",namespace="{namespace}"}} 2.0' in text
-    assert f'ticklake_operator_scale_total{{direction="up",name="ingest",namespace="{namespace}"}} 1.0' in text
+    assert (
+        f'ticklake_operator_scale_total{{direction="up",name="ingest",namespace="{namespace}"}} 1.0'
+        in text
+    )
     assert "ticklake_operator_reconcile_errors_total" in text

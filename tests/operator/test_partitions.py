@@ -42,14 +42,29 @@ def test_range_assignor_gives_every_consumer_a_contiguous_even_share(n: int, rep
 
 
 def test_cli_which_partition(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["which-partition", "AAPL", "--partitions", "12", "--partitions-per-replica", "3"]) == 0
+    assert (
+        cli.main(["which-partition", "AAPL", "--partitions", "12", "--partitions-per-replica", "3"])
+        == 0
+    )
     out = capsys.readouterr().out
     p = partitions.partition_for_symbol("AAPL", 12)
     assert f"partition={p} of 12" in out
     assert f"consumer={p // 3} of 4" in out
 
 
-SYMBOLS = ["AAPL", "MSFT", "GOOG", "BTC-USD", "ETH-USD", "EURUSD", "ÄÖÜ", "X", "", "SPY.US", "7203.T"]
+SYMBOLS = [
+    "AAPL",
+    "MSFT",
+    "GOOG",
+    "BTC-USD",
+    "ETH-USD",
+    "EURUSD",
+    "ÄÖÜ",
+    "X",
+    "",
+    "SPY.US",
+    "7203.T",
+]
 
 
 async def test_kafka_puts_each_symbol_where_we_say(kafka_bootstrap: str) -> None:

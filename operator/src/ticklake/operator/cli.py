@@ -1,7 +1,7 @@
 """``ticklake-operator``: run the operator, or ask which partition owns a symbol.
 
-    ticklake-operator run
-    ticklake-operator which-partition AAPL --partitions 12 --partitions-per-replica 3
+ticklake-operator run
+ticklake-operator which-partition AAPL --partitions 12 --partitions-per-replica 3
 """
 
 from __future__ import annotations
@@ -32,9 +32,7 @@ def _run(args: argparse.Namespace) -> int:
     from ticklake.operator import handlers
 
     s = handlers.SETTINGS
-    liveness = (
-        f"http://{s.liveness_host}:{s.liveness_port}/healthz" if s.liveness_port else None
-    )
+    liveness = f"http://{s.liveness_host}:{s.liveness_port}/healthz" if s.liveness_port else None
     kopf.configure(verbose=args.verbose)
     # kopf's verbose mode turns every logger to DEBUG; aiokafka's wire-level
     # lines would drown the operator's own.
@@ -49,8 +47,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ticklake-operator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="ticklake-operator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the operator (settings from TICKLAKE_OPERATOR_*)")

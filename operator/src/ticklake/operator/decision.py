@@ -68,9 +68,7 @@ class Policy:
         if self.min_replicas < 0 or self.max_replicas < 1:
             raise ValueError("minReplicas must be >= 0 and maxReplicas >= 1")
         if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"minReplicas {self.min_replicas} > maxReplicas {self.max_replicas}"
-            )
+            raise ValueError(f"minReplicas {self.min_replicas} > maxReplicas {self.max_replicas}")
         if self.partitions_per_replica < 1 or self.lag_threshold < 1:
             raise ValueError("partitionsPerReplica and lagThreshold must be >= 1")
         if self.scale_down_stabilization_s < 0:

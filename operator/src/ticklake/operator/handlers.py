@@ -25,15 +25,17 @@ from ticklake.operator.settings import OperatorSettings
 SETTINGS = OperatorSettings()
 
 
-def _lock(memo: Any, namespace: str, name: str) -> asyncio.Lock:
+def _lock(memo: Any, namespace: str | None, name: str) -> asyncio.Lock:
     # The timer and the KafkaTopic handler may fire together for one object;
     # two reconciles racing would both scale and both post an Event.
     locks: dict[tuple[str, str], asyncio.Lock] = memo.locks
-    return locks.setdefault((namespace, name), asyncio.Lock())
+    return locks.setdefault((namespace or "", name), asyncio.Lock())
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+async def startup(
+    settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any
+) -> None:
     # Scale Events are posted explicitly with kopf.event; the per-reconcile
     # info logs would flood the namespace's Events, so only warnings go there.
     settings.posting.level = logging.WARNING
@@ -52,36 +54,42 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logg
 
 
 @kopf.on.cleanup()
-async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+async def cleanup(memo: Any, **_: Any) -> None:
     k: kube.Kube | None = getattr(memo, "kube", None)
     if k is not None:
         await k.close()
 
 
 @kopf.on.probe(id="kubernetes")
-async def kube_reachable(memo: kopf.Memo, **_: Any) -> bool:
+async def kube_reachable(memo: Any, **_: Any) -> bool:
     # Liveness (/healthz) reports this; kopf itself fails it if its loop hangs.
     return hasattr(memo, "kube")
 
 
 @kopf.timer(
-    crd.GROUP, crd.VERSION, crd.PLURAL,
-    id="reconcile", interval=SETTINGS.reconcile_interval_s, initial_delay=0,
+    crd.GROUP,
+    crd.VERSION,
+    crd.PLURAL,
+    id="reconcile",
+    interval=SETTINGS.reconcile_interval_s,
+    initial_delay=0,
 )
 async def reconcile_timer(
-    body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, logger: logging.Logger, **_: Any
+    body: kopf.Body, namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
     async with _lock(memo, namespace, name):
         await reconcile.reconcile(k=memo.kube, settings=SETTINGS, body=body, logger=logger)
 
 
 @kopf.on.delete(crd.GROUP, crd.VERSION, crd.PLURAL, optional=True)
-async def forget_metrics(namespace: str, name: str, **_: Any) -> None:
-    metrics.forget(namespace, name)
+async def forget_metrics(namespace: str | None, name: str, **_: Any) -> None:
+    metrics.forget(namespace or "", name)
 
 
 @kopf.index(crd.GROUP, crd.VERSION, crd.PLURAL)
-async def scalers_by_topic(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, str] | None:
+async def scalers_by_topic(
+    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[Any, str] | None:
     """(namespace, KafkaTopic name) -> names of the IngestScalers that reference it."""
     ref = ((spec.get("kafka") or {}).get("topicRef") or {}).get("name")
     return {(namespace, ref): name} if ref else None
@@ -90,14 +98,24 @@ async def scalers_by_topic(namespace: str, name: str, spec: kopf.Spec, **_: Any)
 if SETTINGS.watch_kafka_topics:
 
     @kopf.on.field(
-        crd.STRIMZI_GROUP, SETTINGS.kafka_topic_version, crd.KAFKA_TOPICS,
+        crd.STRIMZI_GROUP,
+        SETTINGS.kafka_topic_version,
+        crd.KAFKA_TOPICS,
         field="spec.partitions",
     )
     async def kafka_topic_partitions(
-        old: Any, new: Any, namespace: str, name: str, memo: kopf.Memo,
-        scalers_by_topic: kopf.Index[Any, str], logger: logging.Logger, **_: Any,
+        *,
+        old: Any,
+        new: Any,
+        namespace: str | None,
+        name: str,
+        memo: Any,
+        scalers_by_topic: kopf.Index[Any, str] | None = None,
+        logger: kopf.Logger,
+        **_: Any,
     ) -> None:
-        scalers = list(scalers_by_topic.get((namespace, name), []))
+        # kopf always passes the index; the default only satisfies kopf's typing.
+        scalers = list(scalers_by_topic.get((namespace, name), [])) if scalers_by_topic else []
         if not scalers:
             return
         logger.info(f"KafkaTopic {name} partitions {old} -> {new}: reconciling {scalers}")
@@ -106,7 +124,9 @@ if SETTINGS.watch_kafka_topics:
             async with _lock(memo, namespace, scaler):
                 try:
                     body = await memo.kube.get_scaler(namespace, scaler)
-                    await reconcile.reconcile(k=memo.kube, settings=SETTINGS, body=body, logger=logger)
+                    await reconcile.reconcile(
+                        k=memo.kube, settings=SETTINGS, body=body, logger=logger
+                    )
                 except kube.NotFound:
                     continue  # deleted meanwhile; the index catches up
                 except kube.KubeUnavailable as e:

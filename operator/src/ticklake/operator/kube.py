@@ -56,7 +56,7 @@ class Kube:
         if path:
             await config.load_kube_config(config_file=path, client_configuration=cfg)
         else:
-            config.load_incluster_config(client_configuration=cfg)
+            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         return cls(client.ApiClient(configuration=cfg))
 
     async def close(self) -> None:
@@ -78,18 +78,29 @@ class Kube:
     async def set_replicas(self, namespace: str, ref: crd.TargetRef, replicas: int) -> None:
         group, version = ref.api_version.split("/")
         try:
-            await self._custom.patch_namespaced_custom_object_scale(
-                group, version, namespace, ref.plural, ref.name,
-                {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH,
+            # _content_type is accepted through the generated **kwargs; the stubs omit it.
+            await self._custom.patch_namespaced_custom_object_scale(  # type: ignore[call-arg]
+                group,
+                version,
+                namespace,
+                ref.plural,
+                ref.name,
+                {"spec": {"replicas": replicas}},
+                _content_type=MERGE_PATCH,
             )
         except ApiException as e:
             raise _wrap(f"scale {ref.kind} {namespace}/{ref.name}", e) from e
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         try:
-            await self._custom.patch_namespaced_custom_object_status(
-                crd.GROUP, crd.VERSION, namespace, crd.PLURAL, name,
-                {"status": dict(status)}, _content_type=MERGE_PATCH,
+            await self._custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+                crd.GROUP,
+                crd.VERSION,
+                namespace,
+                crd.PLURAL,
+                name,
+                {"status": dict(status)},
+                _content_type=MERGE_PATCH,
             )
         except ApiException as e:
             raise _wrap(f"status of {crd.KIND} {namespace}/{name}", e) from e

@@ -72,7 +72,9 @@ async def read_topic_lag(
     try:
         return await asyncio.wait_for(_read_retrying(bootstrap_servers, topic, group), timeout_s)
     except TimeoutError as e:
-        raise KafkaUnavailable(f"Kafka at {bootstrap_servers} did not answer in {timeout_s}s") from e
+        raise KafkaUnavailable(
+            f"Kafka at {bootstrap_servers} did not answer in {timeout_s}s"
+        ) from e
     except (KafkaError, OSError) as e:
         raise KafkaUnavailable(f"Kafka at {bootstrap_servers}: {e!r}") from e
 

@@ -21,7 +21,9 @@ CURRENT = Gauge(
     "ticklake_operator_current_replicas", "spec.replicas of the workload as last read.", _LABELS
 )
 PARTITIONS = Gauge("ticklake_operator_partitions", "Partitions of the watched topic.", _LABELS)
-LAG = Gauge("ticklake_operator_lag_messages", "Total consumer lag of the group (messages).", _LABELS)
+LAG = Gauge(
+    "ticklake_operator_lag_messages", "Total consumer lag of the group (messages).", _LABELS
+)
 PARTITION_LAG = Gauge(
     "ticklake_operator_partition_lag_messages",
     "Consumer lag per partition (messages).",
@@ -33,7 +35,9 @@ RECONCILE_ERRORS = Counter(
     (*_LABELS, "kind"),
 )
 SCALES = Counter(
-    "ticklake_operator_scale_total", "Scale operations applied, by direction.", (*_LABELS, "direction")
+    "ticklake_operator_scale_total",
+    "Scale operations applied, by direction.",
+    (*_LABELS, "direction"),
 )
 RECONCILE_SECONDS = Histogram(
     "ticklake_operator_reconcile_seconds", "Duration of one reconcile (Kafka + API calls)."

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -35,15 +35,23 @@ def _age_s(now: dt.datetime, then: dt.datetime | None) -> float | None:
 
 
 def condition(
-    old_status: Mapping[str, Any], *, ok: bool, reason: str, message: str,
-    generation: int | None, now: dt.datetime,
+    old_status: Mapping[str, Any],
+    *,
+    ok: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: dt.datetime,
 ) -> list[dict[str, Any]]:
     """The Ready condition; its transition time moves only when its status flips."""
     status = "True" if ok else "False"
     old = next((c for c in old_status.get("conditions") or [] if c.get("type") == "Ready"), None)
     since = old.get("lastTransitionTime") if old and old.get("status") == status else None
     cond: dict[str, Any] = {
-        "type": "Ready", "status": status, "reason": reason, "message": message[:1000],
+        "type": "Ready",
+        "status": status,
+        "reason": reason,
+        "message": message[:1000],
         "lastTransitionTime": since or _iso(now),
     }
     if generation is not None:
@@ -75,8 +83,12 @@ def status_patch(
         "partitions": partitions,
         "totalLag": topic.total,
         "lagPerPartition": [
-            {"partition": p, "lag": topic.per_partition[p], "end": o.end,
-             **({"committed": o.committed} if o.committed is not None else {})}
+            {
+                "partition": p,
+                "lag": topic.per_partition[p],
+                "end": o.end,
+                **({"committed": o.committed} if o.committed is not None else {}),
+            }
             for p, o in sorted(topic.offsets.items())
         ],
         "targetReplicas": d.target,
@@ -85,9 +97,12 @@ def status_patch(
         "scaleDownPendingSince": _iso(pending_since) if pending_since else None,
         "lastReconcileTime": _iso(now),
         "conditions": condition(
-            old_status, ok=True,
+            old_status,
+            ok=True,
             reason="Suspended" if suspended else "Reconciled",
-            message=d.message, generation=generation, now=now,
+            message=d.message,
+            generation=generation,
+            now=now,
         ),
     }
     if scaled:
@@ -98,16 +113,31 @@ def status_patch(
 
 
 async def _fail(
-    k: kube.Kube, body: Mapping[str, Any], *, reason: str, message: str, now: dt.datetime,
+    k: kube.Kube,
+    body: Mapping[str, Any],
+    *,
+    reason: str,
+    message: str,
+    now: dt.datetime,
     logger: logging.Logger | logging.LoggerAdapter[Any],
 ) -> None:
     meta = body["metadata"]
     try:
-        await k.patch_status(meta["namespace"], meta["name"], {
-            "lastReconcileTime": _iso(now),
-            "conditions": condition(body.get("status") or {}, ok=False, reason=reason,
-                                    message=message, generation=meta.get("generation"), now=now),
-        })
+        await k.patch_status(
+            meta["namespace"],
+            meta["name"],
+            {
+                "lastReconcileTime": _iso(now),
+                "conditions": condition(
+                    body.get("status") or {},
+                    ok=False,
+                    reason=reason,
+                    message=message,
+                    generation=meta.get("generation"),
+                    now=now,
+                ),
+            },
+        )
     except kube.KubeUnavailable as e:
         # The original failure is what the caller reports; this one only logs.
         logger.warning(f"could not record the failure in status: {e}")
@@ -147,7 +177,9 @@ async def reconcile(
             topic_name = (kt.get("spec") or {}).get("topicName") or kt["metadata"]["name"]
             topic_partitions = int((kt.get("spec") or {}).get("partitions") or 0)
         observed = await lag.read_topic_lag(
-            s.kafka.bootstrap_servers, topic_name, s.kafka.consumer_group,
+            s.kafka.bootstrap_servers,
+            topic_name,
+            s.kafka.consumer_group,
             timeout_s=settings.kafka_timeout_s,
         )
         scale = await k.get_scale(namespace, s.target_ref)
@@ -184,7 +216,11 @@ async def reconcile(
         direction = "up" if d.desired > scale.spec_replicas else "down"
         metrics.SCALES.labels(namespace, name, direction).inc()
         kopf.event(
-            dict(body), type="Normal", reason=d.reason.value,
+            # kopf reads only apiVersion/kind/metadata; a plain dict from the
+            # API (the KafkaTopic path) has them as well as a kopf.Body.
+            cast(kopf.Body, body),
+            type="Normal",
+            reason=d.reason.value,
             message=f"{s.target_ref.kind} {s.target_ref.name}: {d.message}",
         )
         logger.info(f"scaled {s.target_ref.kind} {s.target_ref.name}: {d.message}")
@@ -198,11 +234,21 @@ async def reconcile(
         metrics.PARTITION_LAG.labels(namespace, name, str(p)).set(v)
 
     try:
-        await k.patch_status(namespace, name, status_patch(
-            old_status=old_status, generation=meta.get("generation"), topic=observed,
-            partitions=partitions, current=scale.spec_replicas, d=d, scaled=scaled,
-            suspended=s.suspend, now=now,
-        ))
+        await k.patch_status(
+            namespace,
+            name,
+            status_patch(
+                old_status=old_status,
+                generation=meta.get("generation"),
+                topic=observed,
+                partitions=partitions,
+                current=scale.spec_replicas,
+                d=d,
+                scaled=scaled,
+                suspended=s.suspend,
+                now=now,
+            ),
+        )
     except kube.KubeUnavailable as e:
         metrics.RECONCILE_ERRORS.labels(namespace, name, "kube").inc()
         raise kopf.TemporaryError(str(e), delay=settings.retry_delay_s) from e

@@ -32,7 +32,9 @@ class InvalidSpec(ValueError):
 
 class _Camel(BaseModel):
     model_config = ConfigDict(
-        populate_by_name=True, frozen=True, extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+        extra="ignore",
         alias_generator=lambda s: s.split("_")[0] + "".join(w.title() for w in s.split("_")[1:]),
     )
 

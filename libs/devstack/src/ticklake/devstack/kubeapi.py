@@ -134,9 +134,15 @@ def _make_ca() -> _KeyCert:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -247,7 +253,9 @@ class KubeAPIServer:
         if self._apiserver is not None:
             return self
         if not binaries_present(self.bin_dir):
-            raise KubeAPIError(f"etcd/kube-apiserver missing in {self.bin_dir}; run tools/k8s/build.sh")
+            raise KubeAPIError(
+                f"etcd/kube-apiserver missing in {self.bin_dir}; run tools/k8s/build.sh"
+            )
         self.workdir = Path(tempfile.mkdtemp(prefix="ticklake-kubeapi-"))
         self._own_workdir = True
         try:
@@ -267,7 +275,11 @@ class KubeAPIServer:
         for f in self._logs:
             f.close()
         self._logs.clear()
-        if self._own_workdir and self.workdir.exists() and not os.environ.get("TICKLAKE_KEEP_KUBEAPI"):
+        if (
+            self._own_workdir
+            and self.workdir.exists()
+            and not os.environ.get("TICKLAKE_KEEP_KUBEAPI")
+        ):
             shutil.rmtree(self.workdir, ignore_errors=True)
             self._own_workdir = False
 
@@ -309,7 +321,9 @@ class KubeAPIServer:
         d.mkdir()
         self._ca = _make_ca()
         self.ca_file, _ = self._ca.write(d, "ca")
-        serving_crt, serving_key = _issue(self._ca, "kube-apiserver", server=True).write(d, "serving")
+        serving_crt, serving_key = _issue(self._ca, "kube-apiserver", server=True).write(
+            d, "serving"
+        )
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         (d / "sa.key").write_bytes(_key_pem(sa_key))
         (d / "sa.pub").write_bytes(
@@ -367,7 +381,10 @@ class KubeAPIServer:
 
     def _wait_ready(self) -> None:
         self._wait_http(
-            f"{self.url}/readyz", ssl_ctx=self.ssl_context(), proc=self._apiserver, what="kube-apiserver"
+            f"{self.url}/readyz",
+            ssl_ctx=self.ssl_context(),
+            proc=self._apiserver,
+            what="kube-apiserver",
         )
 
     def _wait_http(
@@ -390,7 +407,9 @@ class KubeAPIServer:
             except (urllib.error.URLError, OSError) as e:
                 last = str(e)
             time.sleep(0.25)
-        raise KubeAPIError(f"{what} not ready after {self.ready_timeout_s}s ({last}): {self._tail(what)}")
+        raise KubeAPIError(
+            f"{what} not ready after {self.ready_timeout_s}s ({last}): {self._tail(what)}"
+        )
 
     def _tail(self, what: str) -> str:
         log = self.workdir / f"{what}.log"
