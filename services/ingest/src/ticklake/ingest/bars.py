@@ -1,0 +1,79 @@
+"""OHLCV bars per symbol and interval from a flush's ticks. Pure, vectorised.
+
+Bars are computed from exactly the ticks of one lake flush, so they need no
+carried state: a bar whose ticks straddle two flushes is written as two
+partial rows (in two files), which readers merge (first open by
+``first_offset``, max high, min low, last close by ``last_offset``, sums of
+volume, notional and tick_count). See ``docs/lake.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ticklake.core.lake_layout import BAR_SCHEMA
+
+BAR_INTERVALS_NS: Final = {"1s": 1_000_000_000, "1m": 60_000_000_000}
+"""Interval name (as in :data:`ticklake.core.lake_layout.BARS_DATASETS`) -> length in ns."""
+
+BAR_SOURCE_FIELDS: Final = (
+    pa.field("kafka_partition", pa.int32(), nullable=False),
+    pa.field("first_offset", pa.int64(), nullable=False),
+    pa.field("last_offset", pa.int64(), nullable=False),
+)
+"""Appended after :data:`BAR_SCHEMA`: which source offsets the (partial) bar covers,
+so readers can merge partial rows in order."""
+
+BAR_FILE_SCHEMA: Final = pa.schema([*BAR_SCHEMA, *BAR_SOURCE_FIELDS])
+
+
+def compute_bars(
+    symbol: pa.Array | pa.ChunkedArray,
+    ts_ns: np.ndarray,
+    price: np.ndarray,
+    size: np.ndarray,
+    offset: np.ndarray,
+    partition: int,
+    interval_ns: int,
+) -> pa.Table:
+    """Bars of ``interval_ns`` for the given ticks (any order of symbols; offset order
+    within a symbol). Rows come out sorted by (symbol, start_ns)."""
+    n = len(ts_ns)
+    if n == 0:
+        return BAR_FILE_SCHEMA.empty_table()
+    if isinstance(symbol, pa.ChunkedArray):
+        symbol = symbol.combine_chunks()
+    dictionary = pc.dictionary_encode(symbol)
+    codes = dictionary.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    names = dictionary.dictionary
+    # Sort symbols by name so the output order does not depend on first appearance.
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[np.argsort(np.asarray(names.to_pylist(), dtype=object))] = np.arange(len(names))
+    bucket = ts_ns // interval_ns
+    key = (rank[codes] << 40) + (bucket - bucket.min())
+    order = np.argsort(key, kind="stable")
+    key_sorted = key[order]
+    starts = np.flatnonzero(np.diff(key_sorted, prepend=-1))
+    ends = np.append(starts[1:], n)
+    p = price[order]
+    s = size[order]
+    o = offset[order]
+    columns = {
+        "symbol": names.take(pa.array(codes[order][starts])),
+        "start_ns": pa.array(bucket[order][starts] * interval_ns, pa.int64()),
+        "open": pa.array(p[starts]),
+        "high": pa.array(np.maximum.reduceat(p, starts)),
+        "low": pa.array(np.minimum.reduceat(p, starts)),
+        "close": pa.array(p[ends - 1]),
+        "volume": pa.array(np.add.reduceat(s, starts)),
+        "notional": pa.array(np.add.reduceat(p * s, starts)),
+        "tick_count": pa.array((ends - starts).astype(np.int64)),
+        "kafka_partition": pa.array(np.full(len(starts), partition, dtype=np.int32)),
+        "first_offset": pa.array(np.minimum.reduceat(o, starts)),
+        "last_offset": pa.array(np.maximum.reduceat(o, starts)),
+    }
+    return pa.Table.from_pydict(columns, schema=BAR_FILE_SCHEMA)

@@ -1,0 +1,511 @@
+"""The consume loop: fetch, process, hand to the sinks, flush the lake, commit.
+
+Glue only: decisions live in :mod:`~ticklake.ingest.partition` (what a batch
+becomes) and :mod:`~ticklake.ingest.sinks.lake` (when and how a flush is
+written, how a partition is recovered). The rules this loop keeps:
+
+* an offset is committed only after the lake flush covering it is durable,
+  and after every dead letter below it is acknowledged;
+* a partition's flushes are written one at a time and in order (a slow or
+  failing write pauses that partition once too much waits, instead of
+  holding everything in memory);
+* on revoke the partition is flushed and committed before it moves; on assign
+  the lake is recovered (interrupted flushes removed) and the state at the
+  resume offset loaded, so the series continues exactly;
+* processing, revoking and assigning never interleave (one lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from ticklake.core.lake_fs import Lake
+from ticklake.ingest.dead_letters import DeadLetterPublisher
+from ticklake.ingest.features import FeatureParams
+from ticklake.ingest.metrics import IngestMetrics
+from ticklake.ingest.partition import PartitionProcessor, ProcessedBatch
+from ticklake.ingest.settings import IngestSettings
+from ticklake.ingest.sinks.lake import (
+    FlushJob,
+    LakeOptions,
+    LakeSink,
+    LakeWriteError,
+    LakeWriter,
+    WrittenFile,
+)
+from ticklake.ingest.sinks.redis_cache import RedisCache
+from ticklake.ingest.state import PartitionState
+
+log = logging.getLogger(__name__)
+
+
+def lake_options(settings: IngestSettings) -> LakeOptions:
+    return LakeOptions(
+        roll_rows=settings.lake_roll_rows,
+        roll_bytes=settings.lake_roll_bytes,
+        roll_seconds=settings.lake_roll_seconds,
+        row_group_rows=settings.lake_row_group_rows,
+        zstd_level=settings.lake_zstd_level,
+    )
+
+
+def feature_params(settings: IngestSettings) -> FeatureParams:
+    return FeatureParams(
+        ema_fast_span=settings.ema_fast_span,
+        ema_slow_span=settings.ema_slow_span,
+        vol_span=settings.vol_span,
+    )
+
+
+async def retry_with_backoff(
+    what: str,
+    attempt: Callable[[], Awaitable[Any]],
+    errors: tuple[type[BaseException], ...],
+    max_delay: float,
+    give_up: Callable[[], bool] = lambda: False,
+) -> Any:
+    """Call ``attempt`` until it succeeds, doubling the wait up to ``max_delay`` seconds."""
+    delay = 0.2
+    while True:
+        try:
+            return await attempt()
+        except errors as e:
+            if give_up():
+                raise
+            log.warning(f"{what} failed; retrying", extra={"error": repr(e), "retry_in_s": delay})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: IngestConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.owner.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.owner.on_assigned(assigned)
+
+
+class IngestConsumer:
+    """Owns the Kafka consumer, the dead-letter producer, and the per-partition pipeline."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        lake: Lake,
+        metrics: IngestMetrics,
+        cache: RedisCache | None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.cache = cache
+        self.topic = settings.ticks_topic
+        self.params = feature_params(settings)
+        self.writer = LakeWriter(lake, self.topic, lake_options(settings))
+        self.lake = LakeSink(self.writer, self._state_of, self._count_written)
+        self.processors: dict[int, PartitionProcessor] = {}
+        self.committed: dict[int, int] = {}
+        self.lake_ok = True
+        self.lake_error: str | None = None
+        self.group_joined = False
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._paused: set[int] = set()
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._dlq: DeadLetterPublisher | None = None
+        self._stopping = False
+        self._closed = False
+        self._last_lag_update = 0.0
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def start(self, give_up: Callable[[], bool] = lambda: False) -> None:
+        """Connect to Kafka (retrying with backoff) and join the group."""
+        s = self.settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap_servers,
+            client_id=f"{s.client_id}-dlq",
+            acks="all",
+            linger_ms=5,
+        )
+        await retry_with_backoff(
+            "connecting the dead-letter producer to Kafka",
+            self._producer.start,
+            (KafkaError, OSError),
+            s.kafka_retry_max_seconds,
+            give_up,
+        )
+        self._dlq = DeadLetterPublisher(self._producer, s.dead_letter_topic)
+
+        async def start_consumer() -> None:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=s.kafka_bootstrap_servers,
+                group_id=s.consumer_group,
+                client_id=s.client_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=s.fetch_max_wait_ms,
+                fetch_min_bytes=s.fetch_min_bytes,
+                max_partition_fetch_bytes=s.max_partition_fetch_bytes,
+                session_timeout_ms=s.session_timeout_ms,
+                heartbeat_interval_ms=s.heartbeat_interval_ms,
+                max_poll_interval_ms=s.max_poll_interval_ms,
+            )
+            try:
+                await consumer.start()
+            except BaseException:
+                await consumer.stop()
+                raise
+            self._consumer = consumer
+
+        await retry_with_backoff(
+            "connecting the consumer to Kafka",
+            start_consumer,
+            (KafkaError, OSError),
+            s.kafka_retry_max_seconds,
+            give_up,
+        )
+        assert self._consumer is not None
+        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
+        log.info("consuming", extra={"topic": self.topic, "group": s.consumer_group})
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; then flush and commit (see :meth:`close`)."""
+        assert self._consumer is not None
+        s = self.settings
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                data = await self._consumer.getmany(
+                    timeout_ms=s.poll_timeout_ms, max_records=s.max_batch_records
+                )
+            except (KafkaError, OSError) as e:
+                log.warning(
+                    "fetch failed; retrying", extra={"error": repr(e), "retry_in_s": backoff}
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, s.kafka_retry_max_seconds)
+                continue
+            backoff = 0.2
+            async with self._lock:
+                if data:
+                    await self._process(data)
+                await self._roll_due()
+            now = time.monotonic()
+            if now - self._last_lag_update >= s.metrics_lag_interval_seconds:
+                self._last_lag_update = now
+                self._update_lag()
+
+    async def close(self, grace_seconds: float | None = None) -> None:
+        """Flush and commit every partition, leave the group. Idempotent.
+
+        Bounded by ``grace_seconds``: what is not durable by then is simply not
+        committed, and the next owner processes it again.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping = True
+        grace = self.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
+        deadline = time.monotonic() + grace
+        try:
+            await asyncio.wait_for(self._flush_all(deadline), max(0.1, grace - 1.0))
+        except (TimeoutError, LakeWriteError, KafkaError) as e:
+            log.error(
+                "shutdown flush incomplete; uncommitted records will be re-processed",
+                extra={"error": repr(e)},
+            )
+        if self._consumer is not None:
+            try:
+                await asyncio.wait_for(self._consumer.stop(), max(0.1, deadline - time.monotonic()))
+            except (TimeoutError, KafkaError) as e:
+                log.warning("consumer did not stop cleanly", extra={"error": repr(e)})
+        if self._producer is not None:
+            try:
+                await asyncio.wait_for(self._producer.stop(), max(0.1, deadline - time.monotonic()))
+            except (TimeoutError, KafkaError) as e:
+                log.warning("producer did not stop cleanly", extra={"error": repr(e)})
+
+    async def _flush_all(self, deadline: float) -> None:
+        async with self._lock:
+            for partition in list(self.processors):
+                await self._finish_partition(partition, deadline)
+
+    # --- processing ---------------------------------------------------------------------
+
+    async def _process(self, data: dict[TopicPartition, list[Any]]) -> None:
+        started = time.perf_counter()
+        ingest_ns = time.time_ns()
+        total = 0
+        assert self._dlq is not None
+        for tp, records in data.items():
+            processor = self.processors.get(tp.partition)
+            buffer = self.lake.buffers.get(tp.partition)
+            if processor is None or buffer is None or not records:
+                continue  # revoked while these were in flight
+            if records[0].offset < buffer.next_offset:
+                records = [r for r in records if r.offset >= buffer.next_offset]
+                if not records:
+                    continue
+            batch = processor.process(records, ingest_ns)
+            total += len(records)
+            self._account(batch)
+            if batch.dead_letters:
+                await self._dlq.publish(batch.dead_letters)
+            self.lake.add(batch)
+            if self.cache is not None:
+                self.cache.add(batch)
+        if total:
+            self.metrics.batch_size.observe(total)
+            self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    def _account(self, batch: ProcessedBatch) -> None:
+        m = self.metrics
+        m.consumed.inc(batch.consumed)
+        m.processed.inc(batch.rows.num_rows)
+        if batch.duplicates:
+            m.duplicates.labels("exact").inc(batch.duplicates)
+        if batch.stale:
+            m.duplicates.labels("stale").inc(batch.stale)
+        if batch.gaps:
+            m.gaps.inc(batch.gaps)
+            log.debug("sequence gap", extra={"partition": batch.partition, "missing": batch.gaps})
+        if batch.out_of_order:
+            m.out_of_order.inc(batch.out_of_order)
+        for letter in batch.dead_letters:
+            m.dead_letters.labels(letter.reason).inc()
+            log.info(
+                "dead letter",
+                extra={
+                    "partition": letter.partition,
+                    "offset": letter.offset,
+                    "reason": letter.reason,
+                    "detail": letter.detail[:200],
+                },
+            )
+
+    def _state_of(self, partition: int) -> bytes:
+        return self.processors[partition].state.to_json(self.lake.buffers[partition].next_offset)
+
+    def _count_written(self, written: list[WrittenFile]) -> None:
+        for f in written:
+            self.metrics.lake_rows.labels(f.dataset).inc(f.rows)
+            self.metrics.lake_files.labels(f.dataset).inc()
+            self.metrics.lake_bytes.labels(f.dataset).inc(f.bytes)
+
+    # --- flushing and committing --------------------------------------------------------
+
+    async def _roll_due(self) -> None:
+        assert self._consumer is not None and self._dlq is not None
+        for partition in list(self._paused):
+            if partition not in self._inflight:
+                self._consumer.resume(TopicPartition(self.topic, partition))
+                self._paused.discard(partition)
+        for partition in self.lake.due():
+            task = self._inflight.get(partition)
+            if task is not None:
+                if self.lake.pending_rows(partition) >= self.settings.lake_max_pending_rows:
+                    if partition not in self._paused:
+                        log.warning(
+                            "pausing partition: lake writes are behind",
+                            extra={"partition": partition},
+                        )
+                        self._consumer.pause(TopicPartition(self.topic, partition))
+                        self._paused.add(partition)
+                continue
+            await self._dlq.flush()
+            job = self.lake.take(partition)
+            if job is None:
+                continue
+            task = asyncio.create_task(self._write_and_commit(job), name=f"flush-p{partition}")
+            self._inflight[partition] = task
+            task.add_done_callback(lambda t, p=partition: self._flush_done(p, t))
+
+    def _flush_done(self, partition: int, task: asyncio.Task[None]) -> None:
+        if self._inflight.get(partition) is task:
+            del self._inflight[partition]
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "flush task failed", exc_info=task.exception(), extra={"partition": partition}
+            )
+
+    async def _write_and_commit(self, job: FlushJob, deadline: float | None = None) -> None:
+        delay = 0.2
+        while True:
+            started = time.perf_counter()
+            try:
+                await self.lake.write(job)
+                break
+            except LakeWriteError as e:
+                self.metrics.lake_errors.inc()
+                self.lake_ok = False
+                self.lake_error = str(e)
+                log.error(
+                    "lake write failed; not committing, will retry",
+                    extra={"error": str(e), "retry_in_s": delay},
+                )
+                if deadline is not None and time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.lake_retry_max_seconds)
+        self.metrics.lake_flush_seconds.observe(time.perf_counter() - started)
+        self.lake_ok = True
+        self.lake_error = None
+        await self._commit(job.partition, job.next_offset)
+        try:
+            await asyncio.to_thread(self.writer.prune, job.partition, job.next_offset)
+        except (OSError, LakeWriteError) as e:
+            log.warning("could not prune old checkpoints", extra={"error": str(e)})
+
+    async def _commit(self, partition: int, next_offset: int) -> None:
+        assert self._consumer is not None
+        tp = TopicPartition(self.topic, partition)
+        for attempt in range(5):
+            try:
+                await self._consumer.commit({tp: next_offset})
+            except (CommitFailedError, IllegalStateError) as e:
+                # We no longer own the partition. The flush is durable and complete,
+                # so the new owner's recovery resumes after it: nothing is lost or doubled.
+                self.metrics.commit_errors.inc()
+                log.warning(
+                    "commit rejected (partition moved)",
+                    extra={"partition": partition, "error": repr(e)},
+                )
+                return
+            except KafkaError as e:
+                self.metrics.commit_errors.inc()
+                log.warning(
+                    "commit failed; retrying",
+                    extra={"partition": partition, "error": repr(e), "attempt": attempt},
+                )
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            self.committed[partition] = next_offset
+            self.metrics.commits.inc()
+            return
+
+    async def _finish_partition(self, partition: int, deadline: float) -> None:
+        """Wait for the partition's in-flight flush, flush the rest, commit."""
+        assert self._dlq is not None
+        task = self._inflight.get(partition)
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), max(0.1, deadline - time.monotonic()))
+            except (TimeoutError, LakeWriteError) as e:
+                log.error(
+                    "in-flight flush did not finish",
+                    extra={"partition": partition, "error": repr(e)},
+                )
+                return
+        await self._dlq.flush()
+        job = self.lake.take(partition)
+        if job is not None:
+            await self._write_and_commit(job, deadline)
+
+    # --- rebalancing ----------------------------------------------------------------------
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        ours = [tp.partition for tp in revoked if tp.topic == self.topic]
+        if not ours:
+            return
+        log.info("partitions revoked", extra={"partitions": sorted(ours)})
+        deadline = time.monotonic() + max(1.0, self.settings.session_timeout_ms / 1000 / 2)
+        async with self._lock:
+            for partition in ours:
+                if partition not in self.processors:
+                    continue
+                try:
+                    await self._finish_partition(partition, deadline)
+                except (LakeWriteError, KafkaError) as e:
+                    log.error(
+                        "could not flush a revoked partition; its new owner re-processes",
+                        extra={"partition": partition, "error": repr(e)},
+                    )
+                self._drop(partition)
+
+    def _drop(self, partition: int) -> None:
+        self.processors.pop(partition, None)
+        self.lake.close_partition(partition)
+        self.committed.pop(partition, None)
+        self._paused.discard(partition)
+        try:
+            self.metrics.committed_lag.remove(str(partition))
+        except KeyError:
+            pass
+        self.metrics.assigned_partitions.set(len(self.processors))
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        assert self._consumer is not None
+        ours = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
+        async with self._lock:
+            for partition in ours:
+                if partition in self.processors:
+                    continue
+                await self._assign(partition)
+            self.group_joined = True
+            self.metrics.assigned_partitions.set(len(self.processors))
+        log.info("partitions assigned", extra={"partitions": ours})
+
+    async def _assign(self, partition: int) -> None:
+        assert self._consumer is not None
+        tp = TopicPartition(self.topic, partition)
+        committed = await self._consumer.committed(tp)
+        recovery = await retry_with_backoff(
+            f"recovering partition {partition} from the lake",
+            lambda: asyncio.to_thread(self.writer.recover, partition, committed),
+            (LakeWriteError,),
+            self.settings.lake_retry_max_seconds,
+            lambda: self._stopping,
+        )
+        state = None
+        if recovery.state is not None:
+            state, _ = PartitionState.from_json(recovery.state)
+        if recovery.resume_offset is not None:
+            start = recovery.resume_offset
+        elif committed is not None:
+            start = committed
+        else:
+            start = (await self._consumer.beginning_offsets([tp]))[tp]
+        self._consumer.seek(tp, start)
+        self.processors[partition] = PartitionProcessor(
+            partition, self.params, self.settings.dedup_window, state
+        )
+        self.lake.open_partition(partition, start)
+        if recovery.resume_offset is not None and recovery.resume_offset != committed:
+            await self._commit(partition, start)
+        else:
+            self.committed[partition] = start
+        log.info(
+            "partition ready",
+            extra={
+                "partition": partition,
+                "start_offset": start,
+                "committed": committed,
+                "state": "restored" if state is not None else "fresh",
+                "removed_files": len(recovery.deleted),
+            },
+        )
+
+    # --- observability --------------------------------------------------------------------
+
+    def _update_lag(self) -> None:
+        if self._consumer is None:
+            return
+        for partition, committed in self.committed.items():
+            highwater = self._consumer.highwater(TopicPartition(self.topic, partition))
+            if highwater is not None:
+                self.metrics.committed_lag.labels(str(partition)).set(max(0, highwater - committed))
+
+    @property
+    def assigned(self) -> list[int]:
+        return sorted(self.processors)

@@ -1,0 +1,229 @@
+"""Kafka records -> validated tick columns, dead letters and sequence statistics.
+
+Pure: no I/O. Decoding is the shared contract's :func:`~ticklake.core.tick.decode_tick`
+(canonical and legacy shapes, upper-cased symbols, UTC nanoseconds). On top of
+it this module
+
+* rejects a record whose Kafka key names another symbol than its payload
+  (it would sit in the wrong partition, so its symbol's order is lost);
+* drops exact duplicates by (symbol, seq): the tracker remembers the highest
+  sequence number per symbol and which of the ``window`` numbers below it
+  were seen, so a re-sent tick is recognised even after newer ones;
+* counts gaps (sequence numbers skipped) and out-of-order ticks (a number
+  below the highest, not seen before: kept, it is real data arriving late).
+
+A sequence number more than ``window`` below the highest cannot be told from
+a re-send and is dropped as stale (counted apart from exact duplicates).
+Legacy ticks have no sequence number and are never dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ticklake.core.errors import TickDecodeError
+from ticklake.core.tick import decode_tick
+from ticklake.ingest.state import PartitionState
+
+
+class IngestRejectReason(enum.StrEnum):
+    """Dead-letter reasons decided by ingest on top of :class:`DecodeReason` (wire values)."""
+
+    KEY_MISMATCH = "key_mismatch"
+
+
+class KafkaRecord(Protocol):
+    """What normalising needs of a consumed record (aiokafka's ConsumerRecord fits)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected record: the original bytes and headers, and why."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    reason: str
+    detail: str
+
+
+@dataclass(slots=True)
+class TickColumns:
+    """Accepted ticks of one batch as columns, in offset order."""
+
+    codes: np.ndarray  # int64 symbol code in the partition state
+    ts_ns: np.ndarray  # int64
+    price: np.ndarray  # float64
+    size: np.ndarray  # float64
+    seq: np.ndarray  # int64, -1 where the tick has none (legacy)
+    bid: np.ndarray  # float64, NaN where absent
+    ask: np.ndarray
+    bid_size: np.ndarray
+    ask_size: np.ndarray
+    offset: np.ndarray  # int64 Kafka offset
+    exchange: list[str]
+
+    def __len__(self) -> int:
+        return len(self.offset)
+
+
+@dataclass(slots=True)
+class NormalisedBatch:
+    """Result of :func:`normalise`: ticks, rejects and sequence statistics."""
+
+    ticks: TickColumns
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    duplicates: int = 0
+    stale: int = 0
+    gaps: int = 0
+    out_of_order: int = 0
+    first_offset: int = -1
+    last_offset: int = -1
+
+
+_NAN = float("nan")
+
+
+def _dead_letter(record: KafkaRecord, reason: str, detail: str) -> DeadLetter:
+    return DeadLetter(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=tuple(record.headers or ()),
+        reason=reason,
+        detail=detail,
+    )
+
+
+def normalise(
+    records: Iterable[KafkaRecord], state: PartitionState, window: int
+) -> NormalisedBatch:
+    """Decode, validate, de-duplicate ``records`` of one partition (in offset order).
+
+    Updates ``state``'s sequence trackers; returns columns of accepted ticks.
+    """
+    codes: list[int] = []
+    ts_ns: list[int] = []
+    price: list[float] = []
+    size: list[float] = []
+    seq_col: list[int] = []
+    bid: list[float] = []
+    ask: list[float] = []
+    bid_size: list[float] = []
+    ask_size: list[float] = []
+    offsets: list[int] = []
+    exchange: list[str] = []
+    dead: list[DeadLetter] = []
+    max_seq = state.sequences.max_seq
+    seen = state.sequences.seen
+    mask = (1 << window) - 1
+    duplicates = stale = gaps = out_of_order = 0
+    first_offset = last_offset = -1
+    code_of = state.code_of
+    key_cache: dict[bytes, str] = {}
+
+    for record in records:
+        if first_offset < 0:
+            first_offset = record.offset
+        last_offset = record.offset
+        try:
+            tick = decode_tick(record.value or b"")
+        except TickDecodeError as e:
+            dead.append(_dead_letter(record, e.reason.value, e.detail))
+            continue
+        symbol = tick.symbol
+        key = record.key
+        if key:
+            key_symbol = key_cache.get(key)
+            if key_symbol is None:
+                key_symbol = key.decode("utf-8", "replace").strip().upper()
+                key_cache[key] = key_symbol
+            if key_symbol != symbol:
+                dead.append(
+                    _dead_letter(
+                        record,
+                        IngestRejectReason.KEY_MISMATCH.value,
+                        f"record key {key_symbol!r} differs from payload symbol {symbol!r}",
+                    )
+                )
+                continue
+        code = code_of(symbol)
+        seq = tick.seq
+        if seq is None:
+            seq = -1
+        else:
+            top = max_seq[code]
+            if seq > top:
+                if top >= 0:
+                    gaps += seq - top - 1
+                    seen[code] = ((seen[code] << (seq - top)) | 1) & mask
+                else:
+                    seen[code] = 1
+                max_seq[code] = seq
+            else:
+                behind = top - seq
+                if behind >= window:
+                    stale += 1
+                    continue
+                bit = 1 << behind
+                if seen[code] & bit:
+                    duplicates += 1
+                    continue
+                seen[code] |= bit
+                out_of_order += 1
+        codes.append(code)
+        ts_ns.append(tick.ts_ns)
+        price.append(tick.price)
+        size.append(tick.size)
+        seq_col.append(seq)
+        b = tick.bid
+        bid.append(_NAN if b is None else b)
+        a = tick.ask
+        ask.append(_NAN if a is None else a)
+        bs = tick.bid_size
+        bid_size.append(_NAN if bs is None else bs)
+        az = tick.ask_size
+        ask_size.append(_NAN if az is None else az)
+        offsets.append(record.offset)
+        exchange.append(tick.exchange)
+
+    columns = TickColumns(
+        codes=np.array(codes, dtype=np.int64),
+        ts_ns=np.array(ts_ns, dtype=np.int64),
+        price=np.array(price, dtype=np.float64),
+        size=np.array(size, dtype=np.float64),
+        seq=np.array(seq_col, dtype=np.int64),
+        bid=np.array(bid, dtype=np.float64),
+        ask=np.array(ask, dtype=np.float64),
+        bid_size=np.array(bid_size, dtype=np.float64),
+        ask_size=np.array(ask_size, dtype=np.float64),
+        offset=np.array(offsets, dtype=np.int64),
+        exchange=exchange,
+    )
+    return NormalisedBatch(
+        ticks=columns,
+        dead_letters=dead,
+        duplicates=duplicates,
+        stale=stale,
+        gaps=gaps,
+        out_of_order=out_of_order,
+        first_offset=first_offset,
+        last_offset=last_offset,
+    )

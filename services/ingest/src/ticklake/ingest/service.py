@@ -1,0 +1,150 @@
+"""The ingest service's lifecycle: wire the parts, run, stop gracefully.
+
+SIGTERM only sets an event. The consume loop then stops fetching, the lake is
+flushed and the offsets committed (bounded by ``shutdown_grace_seconds``,
+which stays below the pod's ``terminationGracePeriodSeconds``), the group is
+left so the partitions move at once, then Redis and HTTP close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from ticklake.core.lake_fs import Lake, open_lake
+from ticklake.ingest.consumer import IngestConsumer
+from ticklake.ingest.http import create_app
+from ticklake.ingest.metrics import IngestMetrics
+from ticklake.ingest.settings import IngestSettings
+from ticklake.ingest.sinks.lake import LakeWriteError
+from ticklake.ingest.sinks.redis_cache import RedisCache
+
+log = logging.getLogger(__name__)
+
+LAKE_PROBE_INTERVAL_S = 5.0
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the service owns SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class IngestService:
+    """Kafka -> features -> lake + Redis, with an HTTP endpoint. ``start``/``stop`` idempotent."""
+
+    def __init__(
+        self, settings: IngestSettings, registry: CollectorRegistry | None = None, http: bool = True
+    ) -> None:
+        self.settings = settings
+        self.metrics = IngestMetrics(registry)
+        self.lake: Lake = open_lake(settings)
+        password = settings.redis_password.get_secret_value() if settings.redis_password else None
+        self.cache = RedisCache.from_url(
+            settings.redis_url,
+            password,
+            settings.redis_timeout_seconds,
+            self.metrics,
+            tail_max_len=settings.redis_tail_max_len,
+            pending_symbols_max=settings.redis_pending_symbols_max,
+            retry_max_seconds=settings.redis_retry_max_seconds,
+        )
+        self.consumer = IngestConsumer(settings, self.lake, self.metrics, self.cache)
+        self.stop_event = asyncio.Event()
+        self._http_enabled = http
+        self._http: _QuietServer | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._started = False
+        self._stopped = False
+        self._lake_probe_at = 0.0
+        self._lake_probe_error: str | None = None
+
+    @property
+    def redis_client(self) -> Redis:
+        return self.cache.client
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        if self._http_enabled:
+            config = uvicorn.Config(
+                create_app(self),
+                host=self.settings.http_host,
+                port=self.settings.http_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+            self._http = _QuietServer(config)
+            self._http_task = asyncio.create_task(self._http.serve(), name="http")
+        await self.cache.start()
+        await self.consumer.start(give_up=self.stop_event.is_set)
+
+    async def run(self) -> None:
+        """Start, consume until :attr:`stop_event` is set, then stop."""
+        try:
+            await self.start()
+            await self.consumer.run(self.stop_event)
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.stop_event.set()
+        started = time.monotonic()
+        await self.consumer.close(self.settings.shutdown_grace_seconds)
+        remaining = max(0.5, self.settings.shutdown_grace_seconds - (time.monotonic() - started))
+        await self.cache.stop(flush_timeout_s=min(2.0, remaining))
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._http_task, 2.0)
+        log.info("stopped", extra={"took_s": round(time.monotonic() - started, 3)})
+
+    async def readiness(self) -> dict[str, Any]:
+        now = time.monotonic()
+        if now - self._lake_probe_at >= LAKE_PROBE_INTERVAL_S:
+            self._lake_probe_at = now
+            try:
+                await asyncio.to_thread(self.consumer.writer.probe)
+                self._lake_probe_error = None
+            except LakeWriteError as e:
+                self._lake_probe_error = str(e)
+        lake_error = self.consumer.lake_error or self._lake_probe_error
+        checks = {
+            "group_joined": self.consumer.group_joined,
+            "lake_writable": lake_error is None,
+            "redis_reachable": self.cache.healthy,
+        }
+        ready = all(checks.values()) and not self._stopped
+        self.metrics.ready.set(1 if ready else 0)
+        return {
+            "ready": ready,
+            "checks": checks,
+            "assigned_partitions": self.consumer.assigned,
+            "lake_error": lake_error,
+            "redis_error": self.cache.last_error,
+        }
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: int) -> None:
+        log.info("signal received; stopping", extra={"signal": signal.Signals(sig).name})
+        self.stop_event.set()

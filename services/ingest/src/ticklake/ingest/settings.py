@@ -1,0 +1,112 @@
+"""The ingest service's one settings object, read from ``TICKLAKE_*`` variables."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from ticklake.core import redis_keys, topics
+from ticklake.core.settings import (
+    HttpFields,
+    KafkaFields,
+    LakeFields,
+    RedisFields,
+    settings_config,
+)
+
+
+class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields):
+    """Everything ingest reads from the environment (prefix ``TICKLAKE_``)."""
+
+    model_config = settings_config()
+
+    http_port: int = Field(8002, description="Port of /healthz, /readyz, /metrics, /latest.")
+    consumer_group: str = Field(topics.CONSUMER_GROUP, description="Kafka consumer group id.")
+    client_id: str = Field("ticklake-ingest", description="Kafka client id (shows in logs).")
+
+    fetch_max_wait_ms: int = Field(
+        5,
+        description="Longest the broker holds a fetch for fetch_min_bytes (ms). Small, so a "
+        "quiet feed is still seen within milliseconds; a busy one fills fetches anyway.",
+    )
+    fetch_min_bytes: int = Field(1, description="Bytes a fetch waits for (see fetch_max_wait_ms).")
+    max_partition_fetch_bytes: int = Field(
+        4 * 1024 * 1024, description="Largest chunk fetched per partition and request (bytes)."
+    )
+    max_batch_records: int = Field(
+        20_000, description="Most records taken from the client per processing step."
+    )
+    poll_timeout_ms: int = Field(
+        100, description="Longest one getmany() waits when nothing is buffered (ms)."
+    )
+    session_timeout_ms: int = Field(10_000, description="Kafka group session timeout (ms).")
+    heartbeat_interval_ms: int = Field(2_000, description="Kafka group heartbeat (ms).")
+    max_poll_interval_ms: int = Field(
+        300_000, description="Longest gap between polls before the group evicts us (ms)."
+    )
+
+    lake_roll_rows: int = Field(
+        250_000, description="Roll a partition's lake file at this many pending rows."
+    )
+    lake_roll_bytes: int = Field(
+        64 * 1024 * 1024, description="... or at this many pending in-memory bytes."
+    )
+    lake_roll_seconds: float = Field(
+        30.0, description="... or when the oldest pending row waited this long (s)."
+    )
+    lake_row_group_rows: int = Field(
+        256_000, description="Parquet row group size (rows); big groups scan fast."
+    )
+    lake_zstd_level: int = Field(3, description="zstd compression level of lake files.")
+    lake_max_pending_rows: int = Field(
+        2_000_000,
+        description="Pause a partition when this many rows wait for a failing lake write.",
+    )
+    lake_retry_max_seconds: float = Field(
+        10.0, description="Longest backoff between retries of a failed lake write (s)."
+    )
+
+    ema_fast_span: int = Field(12, ge=1, description="Span (ticks) of the fast price EMA.")
+    ema_slow_span: int = Field(48, ge=1, description="Span (ticks) of the slow price EMA.")
+    vol_span: int = Field(
+        100, ge=1, description="Span (ticks) of the EWMA of squared log returns (volatility)."
+    )
+    dedup_window: int = Field(
+        4096,
+        ge=1,
+        description="How many sequence numbers below the highest seen are remembered per "
+        "symbol to recognise a re-sent tick.",
+    )
+
+    redis_tail_max_len: int = Field(
+        redis_keys.TAIL_MAX_LEN, description="Approximate cap of a symbol's tail stream."
+    )
+    redis_timeout_seconds: float = Field(
+        2.0, description="Socket timeout of Redis calls (s); Redis is never waited on longer."
+    )
+    redis_retry_max_seconds: float = Field(
+        5.0, description="Longest backoff between reconnect attempts to Redis (s)."
+    )
+    redis_pending_symbols_max: int = Field(
+        100_000, description="Most symbols kept for catch-up while Redis is down."
+    )
+
+    shutdown_grace_seconds: float = Field(
+        25.0,
+        description="SIGTERM to exit (s): flush, commit, leave the group. Keep it below the "
+        "pod's terminationGracePeriodSeconds (30 in the chart).",
+    )
+    kafka_retry_max_seconds: float = Field(
+        10.0, description="Longest backoff between attempts to reach Kafka (s)."
+    )
+    metrics_lag_interval_seconds: float = Field(
+        5.0, description="How often committed lag per partition is refreshed (s)."
+    )
+
+    @model_validator(mode="after")
+    def _spans_ordered(self) -> IngestSettings:
+        if self.ema_fast_span > self.ema_slow_span:
+            raise ValueError(
+                f"ema_fast_span ({self.ema_fast_span}) must not exceed "
+                f"ema_slow_span ({self.ema_slow_span})"
+            )
+        return self

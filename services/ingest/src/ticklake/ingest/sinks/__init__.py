@@ -1,0 +1,1 @@
+"""Where processed batches go: the Parquet lake (durable) and the Redis cache (fast)."""

@@ -1,0 +1,462 @@
+"""The Parquet lake sink: exactly-once files named by Kafka partition and offsets.
+
+A flush of partition ``p`` covers the records ``[first_offset, next_offset)``
+consumed since the previous flush. It is written in this order, and Kafka's
+offset is committed only after step 3::
+
+    1. _state/{topic}/p{p:04d}-{next_offset:020d}.json   the checkpoint: the
+       partition's feature state after the flush, and the list of data files
+       the flush is about to write (an intent record)
+    2. ticks/date=D/p{p:04d}-{first:020d}-{last:020d}.parquet    one per UTC day
+       bars_1s/date=D/..., bars_1m/date=D/...                     of the flush
+    3. commit next_offset to the consumer group
+
+Every file is written to a temporary name, fsynced and renamed (local) or
+uploaded in one request (S3), so a file either exists whole or not at all.
+
+Recovery (:meth:`LakeWriter.recover`, when a replica is assigned ``p``): a
+checkpoint above the committed offset whose files all exist is a complete
+flush whose commit was lost, so processing resumes after it; one whose files
+do not all exist is an interrupted flush, so its files and temporaries are
+deleted and the records are processed again. Processing then continues from
+the chosen checkpoint's state. Since the checkpoint chain is deterministic
+from there on, no (partition, offset) ends up in two files, whatever moment
+the previous owner died at. See ``docs/ingest.md`` for the argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from ticklake.core.lake_fs import Lake
+from ticklake.core.lake_layout import BARS_DATASETS, TICKS_DATASET, LakeFile, utc_date
+from ticklake.ingest.bars import BAR_INTERVALS_NS, compute_bars
+from ticklake.ingest.features import DAY_NS
+from ticklake.ingest.partition import TICK_FILE_SCHEMA, ProcessedBatch
+
+log = logging.getLogger(__name__)
+
+STATE_DIR: Final = "_state"
+CHECKPOINT_FORMAT: Final = 1
+
+
+class LakeWriteError(RuntimeError):
+    """A lake write failed (disk full, permissions, S3 down). Retry later; commit nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class LakeOptions:
+    roll_rows: int = 250_000
+    roll_bytes: int = 64 * 1024 * 1024
+    roll_seconds: float = 30.0
+    row_group_rows: int = 256_000
+    zstd_level: int = 3
+
+
+@dataclass(slots=True)
+class FlushJob:
+    """One partition's records ``[first_offset, next_offset)`` ready to be written."""
+
+    partition: int
+    first_offset: int
+    next_offset: int
+    ticks: pa.Table
+    state: bytes
+    """:meth:`PartitionState.to_json` after the last record of the flush."""
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenFile:
+    dataset: str
+    relative_path: str
+    rows: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """Where a newly assigned partition resumes and with which state."""
+
+    resume_offset: int | None
+    """Offset to seek to; ``None``: Kafka's committed offset (or the log start)."""
+    state: bytes | None
+    """The state at ``resume_offset`` (or at the committed offset); ``None``: fresh."""
+    deleted: list[str] = field(default_factory=list)
+
+
+def checkpoint_name(partition: int, next_offset: int) -> str:
+    return f"p{partition:04d}-{next_offset:020d}.json"
+
+
+def _parse_checkpoint_name(name: str) -> tuple[int, int] | None:
+    if not (name.startswith("p") and name.endswith(".json") and len(name) == 31):
+        return None
+    try:
+        return int(name[1:5]), int(name[6:26])
+    except ValueError:
+        return None
+
+
+class LakeWriter:
+    """Blocking lake I/O for one topic; every method is safe to run in a worker thread."""
+
+    def __init__(self, lake: Lake, topic: str, options: LakeOptions) -> None:
+        self.lake = lake
+        self.topic = topic
+        self.options = options
+        self._state_dir = f"{STATE_DIR}/{topic}"
+
+    # --- paths and raw I/O ----------------------------------------------------------
+
+    def _put(self, relative: str, data: bytes) -> None:
+        path = self.lake.path(relative)
+        if self.lake.is_local:
+            _atomic_write_local(path, data)
+        else:
+            with self.lake.fs.open_output_stream(path) as out:
+                out.write(data)
+
+    def _exists(self, relative: str) -> bool:
+        info = self.lake.fs.get_file_info(self.lake.path(relative))
+        return bool(info.type == pafs.FileType.File)
+
+    def _delete(self, relative: str) -> bool:
+        try:
+            self.lake.fs.delete_file(self.lake.path(relative))
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            if self._exists(relative):
+                raise LakeWriteError(f"cannot delete {relative}: {e}") from e
+            return False
+        return True
+
+    def _read(self, relative: str) -> bytes:
+        with self.lake.fs.open_input_stream(self.lake.path(relative)) as f:
+            return bytes(f.read())
+
+    def _list(self, relative_dir: str) -> list[str]:
+        selector = pafs.FileSelector(self.lake.path(relative_dir), allow_not_found=True)
+        return [info.base_name for info in self.lake.fs.get_file_info(selector)]
+
+    # --- writing ------------------------------------------------------------------------
+
+    def plan(self, job: FlushJob) -> list[tuple[LakeFile, pa.Table]]:
+        """The files a flush writes: per UTC day, its ticks and its bars."""
+        if job.ticks.num_rows == 0:
+            return []
+        ticks = job.ticks.sort_by([("symbol", "ascending"), ("kafka_offset", "ascending")])
+        ts = ticks.column("ts_ns").to_numpy()
+        days = ts // DAY_NS
+        planned: list[tuple[LakeFile, pa.Table]] = []
+        last_offset = job.next_offset - 1
+        for day in np.unique(days).tolist():
+            date = utc_date(day * DAY_NS)
+            part = ticks.filter(pa.array(days == day)) if len(np.unique(days)) > 1 else ticks
+            planned.append(
+                (LakeFile(TICKS_DATASET, date, job.partition, job.first_offset, last_offset), part)
+            )
+            for interval, dataset in BARS_DATASETS.items():
+                bars = compute_bars(
+                    part.column("symbol"),
+                    part.column("ts_ns").to_numpy(),
+                    part.column("price").to_numpy(),
+                    part.column("size").to_numpy(),
+                    part.column("kafka_offset").to_numpy(),
+                    job.partition,
+                    BAR_INTERVALS_NS[interval],
+                )
+                planned.append(
+                    (LakeFile(dataset, date, job.partition, job.first_offset, last_offset), bars)
+                )
+        return planned
+
+    def _parquet_bytes(self, table: pa.Table, lake_file: LakeFile, job: FlushJob) -> bytes:
+        metadata = {
+            b"ticklake.topic": self.topic.encode(),
+            b"ticklake.partition": str(job.partition).encode(),
+            b"ticklake.first_offset": str(job.first_offset).encode(),
+            b"ticklake.next_offset": str(job.next_offset).encode(),
+        }
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+        sink = pa.BufferOutputStream()
+        pq.write_table(
+            table,
+            sink,
+            compression="zstd",
+            compression_level=self.options.zstd_level,
+            row_group_size=self.options.row_group_rows,
+            use_dictionary=["symbol", "exchange"] if lake_file.dataset == TICKS_DATASET else True,
+            write_statistics=True,
+        )
+        return bytes(sink.getvalue())
+
+    def write(self, job: FlushJob) -> list[WrittenFile]:
+        """Checkpoint (intent) first, then the data files. Raises :class:`LakeWriteError`."""
+        try:
+            planned = self.plan(job)
+            checkpoint = orjson.dumps(
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "topic": self.topic,
+                    "partition": job.partition,
+                    "first_offset": job.first_offset,
+                    "next_offset": job.next_offset,
+                    "files": [f.relative_path() for f, _ in planned],
+                    "written_at_ns": time.time_ns(),
+                    "state": orjson.Fragment(job.state),
+                }
+            )
+            self._put(
+                f"{self._state_dir}/{checkpoint_name(job.partition, job.next_offset)}", checkpoint
+            )
+            written: list[WrittenFile] = []
+            for lake_file, table in planned:
+                data = self._parquet_bytes(table, lake_file, job)
+                self._put(lake_file.relative_path(), data)
+                written.append(
+                    WrittenFile(
+                        lake_file.dataset, lake_file.relative_path(), table.num_rows, len(data)
+                    )
+                )
+            return written
+        except LakeWriteError:
+            raise
+        except (OSError, pa.ArrowException) as e:
+            raise LakeWriteError(
+                f"writing partition {job.partition} offsets "
+                f"[{job.first_offset}, {job.next_offset}) to {self.lake.uri}: {e}"
+            ) from e
+
+    # --- recovery -----------------------------------------------------------------------
+
+    def checkpoints(self, partition: int) -> list[int]:
+        """The ``next_offset`` of every checkpoint of ``partition``, ascending."""
+        found = []
+        for name in self._list(self._state_dir):
+            parsed = _parse_checkpoint_name(name)
+            if parsed is not None and parsed[0] == partition:
+                found.append(parsed[1])
+        return sorted(found)
+
+    def _load(self, partition: int, next_offset: int) -> dict[str, object]:
+        doc: dict[str, object] = orjson.loads(
+            self._read(f"{self._state_dir}/{checkpoint_name(partition, next_offset)}")
+        )
+        return doc
+
+    def _remove_temporaries(self, relative_dir: str, partition: int) -> list[str]:
+        prefix = f".p{partition:04d}-"
+        removed = []
+        for name in self._list(relative_dir):
+            if name.startswith(prefix) and name.endswith(".tmp"):
+                if self._delete(f"{relative_dir}/{name}"):
+                    removed.append(f"{relative_dir}/{name}")
+        return removed
+
+    def recover(self, partition: int, committed: int | None) -> Recovery:
+        """Clean up after the previous owner of ``partition`` and find where to resume."""
+        try:
+            return self._recover(partition, committed)
+        except (OSError, pa.ArrowException, ValueError) as e:
+            raise LakeWriteError(f"recovering partition {partition} in {self.lake.uri}: {e}") from e
+
+    def _recover(self, partition: int, committed: int | None) -> Recovery:
+        deleted = self._remove_temporaries(self._state_dir, partition)
+        offsets = self.checkpoints(partition)
+        floor = -1 if committed is None else committed
+        for next_offset in reversed([o for o in offsets if o > floor]):
+            doc = self._load(partition, next_offset)
+            files = [str(f) for f in doc.get("files", [])]  # type: ignore[attr-defined]
+            if all(self._exists(f) for f in files):
+                log.info(
+                    "resuming after a complete flush whose commit was lost",
+                    extra={"partition": partition, "next_offset": next_offset},
+                )
+                return Recovery(next_offset, orjson.dumps(doc["state"]), deleted)
+            dirs = set()
+            for f in files:
+                if self._delete(f):
+                    deleted.append(f)
+                dirs.add(f.rsplit("/", 1)[0])
+            for d in sorted(dirs):
+                deleted.extend(self._remove_temporaries(d, partition))
+            self._delete(f"{self._state_dir}/{checkpoint_name(partition, next_offset)}")
+            deleted.append(f"{self._state_dir}/{checkpoint_name(partition, next_offset)}")
+            log.warning(
+                "removed an interrupted flush",
+                extra={"partition": partition, "next_offset": next_offset, "files": files},
+            )
+        if committed is not None and committed in offsets:
+            return Recovery(None, orjson.dumps(self._load(partition, committed)["state"]), deleted)
+        if committed is not None and committed > 0:
+            log.warning(
+                "no checkpoint at the committed offset: features restart from empty state",
+                extra={"partition": partition, "committed": committed},
+            )
+        return Recovery(None, None, deleted)
+
+    def prune(self, partition: int, below: int, keep: int = 2) -> None:
+        """Delete checkpoints of ``partition`` older than ``below`` (keeping ``keep``)."""
+        older = [o for o in self.checkpoints(partition) if o < below]
+        for next_offset in older[: max(0, len(older) - keep)]:
+            self._delete(f"{self._state_dir}/{checkpoint_name(partition, next_offset)}")
+
+    def probe(self) -> None:
+        """Write and delete a small file: raises :class:`LakeWriteError` if not writable."""
+        name = f"{self._state_dir}/.probe-{uuid.uuid4().hex}"
+        try:
+            self._put(name, b"ok")
+            self._delete(name)
+        except OSError as e:
+            raise LakeWriteError(f"lake {self.lake.uri} is not writable: {e}") from e
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_local(path: str, data: bytes) -> None:
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, exist_ok=True)
+        _fsync_dir(os.path.dirname(directory))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+# --- per-partition buffering -------------------------------------------------------------
+
+
+class PartitionBuffer:
+    """Rows of one partition consumed since its last flush."""
+
+    def __init__(self, partition: int, next_offset: int) -> None:
+        self.partition = partition
+        self.first_offset = next_offset
+        self.next_offset = next_offset
+        self.batches: list[pa.RecordBatch] = []
+        self.rows = 0
+        self.nbytes = 0
+        self.opened_at: float | None = None
+
+    @property
+    def has_records(self) -> bool:
+        return self.next_offset > self.first_offset
+
+    def add(self, batch: ProcessedBatch) -> None:
+        if batch.last_offset < 0:
+            return
+        if not self.has_records:
+            self.first_offset = batch.first_offset
+            self.opened_at = time.monotonic()
+        self.next_offset = batch.next_offset
+        if batch.rows.num_rows:
+            self.batches.append(batch.rows)
+            self.rows += batch.rows.num_rows
+            self.nbytes += batch.rows.nbytes
+
+    def due(self, now: float, options: LakeOptions) -> bool:
+        if not self.has_records:
+            return False
+        if self.rows >= options.roll_rows or self.nbytes >= options.roll_bytes:
+            return True
+        return self.opened_at is not None and now - self.opened_at >= options.roll_seconds
+
+    def take(self, state: bytes) -> FlushJob:
+        table = pa.Table.from_batches(self.batches, schema=TICK_FILE_SCHEMA)
+        job = FlushJob(self.partition, self.first_offset, self.next_offset, table, state)
+        self.first_offset = self.next_offset
+        self.batches = []
+        self.rows = 0
+        self.nbytes = 0
+        self.opened_at = None
+        return job
+
+
+class LakeSink:
+    """Buffers each partition's rows and writes flush jobs through a :class:`LakeWriter`.
+
+    ``state_of(partition)`` returns the partition's serialised state *now*,
+    which is the state after the last added record: the buffer is taken and
+    the state captured in the same synchronous step.
+    """
+
+    def __init__(
+        self,
+        writer: LakeWriter,
+        state_of: Callable[[int], bytes],
+        on_written: Callable[[list[WrittenFile]], None] | None = None,
+    ) -> None:
+        self.writer = writer
+        self.options = writer.options
+        self._state_of = state_of
+        self._on_written = on_written
+        self.buffers: dict[int, PartitionBuffer] = {}
+
+    def open_partition(self, partition: int, next_offset: int) -> None:
+        self.buffers[partition] = PartitionBuffer(partition, next_offset)
+
+    def close_partition(self, partition: int) -> None:
+        self.buffers.pop(partition, None)
+
+    def add(self, batch: ProcessedBatch) -> None:
+        buffer = self.buffers.get(batch.partition)
+        if buffer is not None:
+            buffer.add(batch)
+
+    def pending_rows(self, partition: int) -> int:
+        buffer = self.buffers.get(partition)
+        return buffer.rows if buffer else 0
+
+    def due(self, now: float | None = None) -> list[int]:
+        now = time.monotonic() if now is None else now
+        return [p for p, b in self.buffers.items() if b.due(now, self.options)]
+
+    def take(self, partition: int) -> FlushJob | None:
+        buffer = self.buffers.get(partition)
+        if buffer is None or not buffer.has_records:
+            return None
+        return buffer.take(self._state_of(partition))
+
+    async def write(self, job: FlushJob) -> list[WrittenFile]:
+        written = await asyncio.to_thread(self.writer.write, job)
+        if self._on_written is not None:
+            self._on_written(written)
+        return written
+
+    async def flush(self) -> None:
+        """Write every partition's pending records (commits are the caller's job)."""
+        for partition in list(self.buffers):
+            job = self.take(partition)
+            if job is not None:
+                await self.write(job)
