@@ -58,7 +58,9 @@ def tool(name: str) -> str:
     return str(path)
 
 
-def run(args: list[str], *, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], *, cwd: Path = ROOT, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 

@@ -50,11 +50,17 @@ def test_value_sets_switch_the_optional_parts() -> None:
 def test_installable_without_any_crd_but_its_own() -> None:
     """What the operator's e2e test installs into a bare API server."""
     text = helm_template(
-        sets=["kafka.strimzi.enabled=false", "kafka.external.bootstrapServers=kafka:9092",
-              "monitoring.enabled=false"]
+        sets=[
+            "kafka.strimzi.enabled=false",
+            "kafka.external.bootstrapServers=kafka:9092",
+            "monitoring.enabled=false",
+        ]
     )
-    groups = {line.split(":", 1)[1].strip().split("/")[0]
-              for line in text.splitlines() if line.startswith("apiVersion:")}
+    groups = {
+        line.split(":", 1)[1].strip().split("/")[0]
+        for line in text.splitlines()
+        if line.startswith("apiVersion:")
+    }
     assert not {"kafka.strimzi.io", "monitoring.coreos.com"} & groups
 
 

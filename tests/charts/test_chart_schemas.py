@@ -75,7 +75,10 @@ def schemas_by_kind() -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) -> JSON schema, from every source above."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     crds: list[CrdVersion] = []
-    for name in ("monitoring.coreos.com_servicemonitors.yaml", "monitoring.coreos.com_prometheusrules.yaml"):
+    for name in (
+        "monitoring.coreos.com_servicemonitors.yaml",
+        "monitoring.coreos.com_prometheusrules.yaml",
+    ):
         crds += crd_versions(prometheus_operator_crds() / name)
     for path in (CHART / "crds").glob("*.yaml"):
         crds += crd_versions(path)
@@ -108,7 +111,16 @@ def test_custom_resources_match_their_crd_schemas(value_set: str, tmp_path: Path
             # metadata is the API server's; only spec (and the rest) is the CRD's.
             unknown = unknown_fields(schema, {k: v for k, v in o.items() if k != "metadata"})
             assert not unknown, f"{kind}/{o['metadata']['name']}: undeclared fields {unknown}"
-        result = run([tool("check-jsonschema"), "--regex-variant", "python", "--schemafile", str(schema_file), *instances])
+        result = run(
+            [
+                tool("check-jsonschema"),
+                "--regex-variant",
+                "python",
+                "--schemafile",
+                str(schema_file),
+                *instances,
+            ]
+        )
         assert result.returncode == 0, f"{kind}: {result.stdout}{result.stderr}"
 
 
@@ -127,5 +139,14 @@ def test_the_crd_checks_can_fail(tmp_path: Path) -> None:
     schema_file.write_text(json.dumps(schemas[("kafka.strimzi.io/v1", "KafkaTopic")]))
     instance = tmp_path / "topic.json"
     instance.write_text(json.dumps(bad_topic))
-    result = run([tool("check-jsonschema"), "--regex-variant", "python", "--schemafile", str(schema_file), str(instance)])
+    result = run(
+        [
+            tool("check-jsonschema"),
+            "--regex-variant",
+            "python",
+            "--schemafile",
+            str(schema_file),
+            str(instance),
+        ]
+    )
     assert result.returncode != 0

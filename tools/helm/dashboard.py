@@ -38,7 +38,7 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 "ops",
                 (
                     ("sum(rate(ticklake_producer_ticks_sent_total[1m]))", "produced"),
-                    ("sum(rate(ticklake_ingest_ticks_total[1m]))", "ingested"),
+                    ("sum(rate(ticklake_ingest_processed_total[1m]))", "ingested"),
                 ),
                 "Ticks per second acknowledged by Kafka and processed by ingest.",
             ),
@@ -57,12 +57,17 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                         "p99",
                     ),
                 ),
-                "From the tick's timestamp to ingest having processed it.",
+                "From the tick's event time to it being visible in Redis.",
             ),
             Panel(
                 "Consumer lag per partition",
                 "short",
-                (("sum by (partition) (ticklake_ingest_consumer_lag)", "partition {{partition}}"),),
+                (
+                    (
+                        "max by (partition) (ticklake_ingest_committed_lag)",
+                        "partition {{partition}}",
+                    ),
+                ),
                 "Messages in the ticks topic not yet committed by ingest.",
             ),
             Panel(
@@ -82,19 +87,20 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
         "Sinks",
         (
             Panel(
-                "Lake files written",
+                "Lake files written per dataset",
                 "ops",
-                (("sum(rate(ticklake_ingest_lake_files_written_total[5m]))", "files/s"),),
+                (("sum by (dataset) (rate(ticklake_ingest_lake_files_total[5m]))", "{{dataset}}"),),
             ),
             Panel(
-                "Lake bytes written",
+                "Lake bytes written per dataset",
                 "Bps",
-                (("sum(rate(ticklake_ingest_lake_bytes_written_total[5m]))", "bytes/s"),),
+                (("sum by (dataset) (rate(ticklake_ingest_lake_bytes_total[5m]))", "{{dataset}}"),),
             ),
             Panel(
                 "Lake write errors",
                 "ops",
-                (("sum(rate(ticklake_ingest_lake_write_errors_total[5m]))", "errors/s"),),
+                (("sum(rate(ticklake_ingest_lake_errors_total[5m]))", "errors/s"),),
+                "Ingest retries a failed write and holds its offsets back meanwhile.",
             ),
             Panel(
                 "Redis errors",

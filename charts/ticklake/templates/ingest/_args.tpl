@@ -7,5 +7,5 @@ its own shutdown deadline is the pod's grace period less 5 s. */}}
 {{- $settings := printf "%s\n%s\n%s\n%s\nTICKLAKE_CONSUMER_GROUP: %s\nTICKLAKE_SHUTDOWN_GRACE_SECONDS: %s" (include "ticklake.kafkaSettings" .) (include "ticklake.redisSettings" .) (include "ticklake.lakeSettings" .) (include "ticklake.httpSettings" (list . .Values.ingest.port)) (.Values.ingest.consumerGroup | quote) ($grace | quote) }}
 {{- $secretEnv := printf "%s\n%s" (include "ticklake.redisSecretEnv" .) (include "ticklake.s3SecretEnv" .) | trim }}
 {{- $omitReplicas := and .Values.operator.enabled .Values.operator.ingestScaler.create }}
-{{- dict "component" "ingest" "values" .Values.ingest "settings" $settings "secretEnv" $secretEnv "lake" (eq .Values.lake.mode "pvc") "lakeReadOnly" false "omitReplicas" $omitReplicas "liveness" "/healthz" "readiness" "/readyz" | toYaml }}
+{{- dict "component" "ingest" "settings" $settings "secretEnv" $secretEnv "lake" (eq .Values.lake.mode "pvc") "lakeReadOnly" false "omitReplicas" $omitReplicas "liveness" "/healthz" "readiness" "/readyz" | toYaml }}
 {{- end }}

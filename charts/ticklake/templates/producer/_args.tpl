@@ -1,6 +1,18 @@
 {{/* Arguments to the shared workload templates for the producer: it only
-publishes to Kafka. */}}
+publishes to Kafka. It has no /readyz: /healthz answers 503 while Kafka is
+unreachable, so it serves both probes. */}}
 {{- define "ticklake.producer.args" -}}
-{{- $settings := printf "%s\n%s" (include "ticklake.kafkaSettings" .) (include "ticklake.httpSettings" (list . .Values.producer.port)) }}
-{{- dict "component" "producer" "values" .Values.producer "settings" $settings "secretEnv" "" "lake" false "liveness" "/healthz" "readiness" "/readyz" | toYaml }}
+{{- $grace := sub (int .Values.producer.terminationGracePeriodSeconds) 5 }}
+{{- $t := .Values.kafka.strimzi.topics }}
+{{- $settings := list (include "ticklake.kafkaSettings" .) (include "ticklake.httpSettings" (list . .Values.producer.port)) }}
+{{- /* If the topics are missing (an external Kafka) the producer creates
+them; with the same shape the KafkaTopics would have. */}}
+{{- $settings = append $settings (printf "TICKLAKE_TOPIC_PARTITIONS: %s" ($t.ticks.partitions | toString | quote)) }}
+{{- $settings = append $settings (printf "TICKLAKE_DEAD_LETTER_PARTITIONS: %s" ($t.deadLetter.partitions | toString | quote)) }}
+{{- $rf := int $t.ticks.replicas }}
+{{- if eq $rf 0 }}{{ $rf = include "ticklake.kafkaReplicationFactor" . | int }}{{ end }}
+{{- $settings = append $settings (printf "TICKLAKE_TOPIC_REPLICATION_FACTOR: %s" ($rf | toString | quote)) }}
+{{- /* Flush before the kubelet's SIGKILL: the grace period less 5 s. */}}
+{{- $settings = append $settings (printf "TICKLAKE_SHUTDOWN_TIMEOUT_S: %s" ($grace | toString | quote)) }}
+{{- dict "component" "producer" "settings" (join "\n" $settings) "secretEnv" "" "lake" false "liveness" "/healthz" "readiness" "/healthz" | toYaml }}
 {{- end }}
