@@ -1,0 +1,1 @@
+"""HTTP glue: the app factory, dependencies, response models and one router per resource."""

@@ -1,0 +1,37 @@
+"""``/latest``: the newest tick per symbol, from Redis or (fallback) the lake."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from ticklake.query.api.deps import LookupsDep, Symbol
+from ticklake.query.api.models import NOT_FOUND, UNAVAILABLE, Latest, LatestMany
+from ticklake.query.api.responses import OrjsonResponse
+from ticklake.query.params import parse_symbol_list
+
+router = APIRouter(prefix="/latest", tags=["latest"])
+
+
+@router.get("", response_model=LatestMany, responses=UNAVAILABLE)
+async def latest_many(
+    lookups: LookupsDep,
+    symbols: Annotated[str, Query(description="Comma-separated symbols, e.g. AAPL,MSFT.")],
+) -> Response:
+    """Latest ticks of several symbols; symbols found nowhere are listed in ``missing``."""
+    found, missing = await lookups.latest_many(parse_symbol_list(symbols))
+    return OrjsonResponse(
+        {
+            "ticks": [{"symbol": s, "source": src, "tick": row} for s, row, src in found],
+            "missing": missing,
+        }
+    )
+
+
+@router.get("/{symbol:path}", response_model=Latest, responses={**NOT_FOUND, **UNAVAILABLE})
+async def latest_one(symbol: Symbol, lookups: LookupsDep) -> Response:
+    """The newest tick of one symbol. ``source`` says whether Redis or the lake answered."""
+    row, source = await lookups.latest(symbol)
+    return OrjsonResponse({"symbol": symbol, "source": source, "tick": row})

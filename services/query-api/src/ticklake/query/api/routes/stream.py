@@ -1,0 +1,119 @@
+"""``/stream`` (Server-Sent Events) and ``/ws`` (WebSocket): live ticks from Redis.
+
+Both send the batches ingest publishes on the Redis channel, filtered to the
+requested symbols. SSE sends a comment line every ``stream_heartbeat_s`` so
+idle proxies keep the connection open; a client going away cancels its
+generator, which unsubscribes it (the ``ticklake_query_stream_clients`` gauge
+shows it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from starlette.responses import StreamingResponse
+
+from ticklake.query.api.deps import Runtime
+from ticklake.query.params import InvalidParameter, parse_symbol_list
+from ticklake.query.stream_hub import CLOSED, StreamHub
+
+router = APIRouter(tags=["stream"])
+
+SymbolsFilter = Annotated[
+    str | None, Query(description="Comma-separated symbols; all symbols when omitted.")
+]
+
+
+def sse_event(event: str, data: Any) -> bytes:
+    """One SSE frame. orjson never emits a raw newline, so ``data`` is one line."""
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def _symbol_filter(symbols: str | None) -> frozenset[str] | None:
+    return frozenset(parse_symbol_list(symbols)) if symbols is not None else None
+
+
+async def _sse(
+    hub: StreamHub, wanted: frozenset[str] | None, heartbeat_s: float
+) -> AsyncIterator[bytes]:
+    sub = hub.subscribe(wanted)
+    try:
+        # retry: tells EventSource to reconnect after 2 s if the stream ends.
+        yield b"retry: 2000\n" + sse_event("hello", {"symbols": sorted(wanted or [])})
+        while True:
+            try:
+                batch = await asyncio.wait_for(sub.queue.get(), timeout=heartbeat_s)
+            except TimeoutError:
+                yield b": heartbeat\n\n"
+                continue
+            if batch is CLOSED:
+                yield sse_event("bye", {"reason": "server shutting down"})
+                return
+            yield sse_event("ticks", batch)
+    finally:
+        hub.unsubscribe(sub)
+
+
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "Events: hello, ticks (JSON array of latest-tick objects), bye.",
+        }
+    },
+)
+async def stream(runtime: Runtime, symbols: SymbolsFilter = None) -> StreamingResponse:
+    """Live ticks as Server-Sent Events (``event: ticks``), with heartbeat comments."""
+    wanted = _symbol_filter(symbols)
+    return StreamingResponse(
+        _sse(runtime.hub, wanted, runtime.settings.stream_heartbeat_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.websocket("/ws")
+async def websocket_stream(websocket: WebSocket, symbols: str | None = None) -> None:
+    """Live ticks over a WebSocket: one JSON array per text message."""
+    runtime = websocket.app.state.runtime
+    try:
+        wanted = _symbol_filter(symbols)
+    except InvalidParameter as e:
+        await websocket.close(code=1008, reason=str(e)[:120])
+        return
+    await websocket.accept()
+    sub = runtime.hub.subscribe(wanted)
+
+    async def drain_client() -> None:
+        # Reading is how a WebSocket server notices that the client left.
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.receive_text()
+
+    reader = asyncio.create_task(drain_client())
+    try:
+        while not reader.done():
+            getter = asyncio.ensure_future(sub.queue.get())
+            await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+                break
+            batch = getter.result()
+            if batch is CLOSED:
+                await websocket.close(code=1001)
+                break
+            await websocket.send_text(orjson.dumps(batch).decode())
+    except WebSocketDisconnect:
+        pass
+    finally:
+        runtime.hub.unsubscribe(sub)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+            await reader

@@ -1,0 +1,247 @@
+"""Read the Parquet lake with DuckDB: history, newest row, as-of and bars.
+
+Every query lists the files it needs first (only the ``date=`` partitions a
+time window touches, only names that :func:`ticklake.core.lake_layout.parse_file_name`
+recognises, so half-written temporary files are never read), then hands that
+list to DuckDB as a *parameter*. User input only ever reaches DuckDB as
+parameters; the SQL text is fixed.
+
+Local lakes are read by DuckDB's own Parquet reader. ``s3://`` lakes are read
+through pyarrow's filesystem (DuckDB's httpfs extension would have to be
+downloaded at run time) and handed to DuckDB as an Arrow table.
+
+The methods are blocking; the API runs them in worker threads, each on its own
+DuckDB cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import Any, Final
+
+import duckdb
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from ticklake.core.lake_fs import Lake
+from ticklake.core.lake_layout import (
+    BARS_DATASETS,
+    PARTITION_COLUMN,
+    TICKS_DATASET,
+    parse_file_name,
+    utc_date,
+)
+from ticklake.query.cursor import RowKey
+from ticklake.query.params import NS_PER_S
+from ticklake.query.tick_rows import clean_row
+
+_PARTITION_PREFIX: Final = f"{PARTITION_COLUMN}="
+_ORDER_DESC: Final = "ORDER BY ts_ns DESC, kafka_partition DESC, kafka_offset DESC"
+
+
+class LakeReader:
+    """Queries over one lake root. Thread-safe: each call opens its own cursor."""
+
+    def __init__(self, lake: Lake, connection: duckdb.DuckDBPyConnection) -> None:
+        self._lake = lake
+        self._conn = connection
+
+    # -- files ---------------------------------------------------------------
+
+    def dates(self, dataset: str) -> list[str]:
+        """The ``date=`` partitions of ``dataset``, oldest first (empty if none)."""
+        selector = pafs.FileSelector(self._lake.path(dataset), allow_not_found=True)
+        found = []
+        for info in self._lake.fs.get_file_info(selector):
+            if info.type == pafs.FileType.Directory and info.base_name.startswith(
+                _PARTITION_PREFIX
+            ):
+                found.append(info.base_name[len(_PARTITION_PREFIX) :])
+        return sorted(found)
+
+    def files(self, dataset: str, dates: Iterable[str]) -> list[str]:
+        """Lake files of ``dataset`` in the given partitions, in name order."""
+        paths: list[str] = []
+        for day in dates:
+            folder = self._lake.path(f"{dataset}/{_PARTITION_PREFIX}{day}")
+            selector = pafs.FileSelector(folder, allow_not_found=True)
+            names = sorted(
+                info.base_name
+                for info in self._lake.fs.get_file_info(selector)
+                if info.type == pafs.FileType.File
+                and parse_file_name(dataset, day, info.base_name) is not None
+            )
+            paths.extend(f"{folder}/{name}" for name in names)
+        return paths
+
+    def _dates_between(self, dataset: str, start_ns: int, end_ns: int) -> list[str]:
+        first, last = utc_date(start_ns), utc_date(max(start_ns, end_ns - 1))
+        return [d for d in self.dates(dataset) if first <= d <= last]
+
+    # -- running queries -------------------------------------------------------
+
+    def _rows(self, sql: str, params: dict[str, Any], files: list[str]) -> list[dict[str, Any]]:
+        """Run ``sql`` with ``{rel}`` standing for the rows of ``files``."""
+        if not files:
+            return []
+        cur = self._conn.cursor()
+        try:
+            if self._lake.is_local:
+                rel = "read_parquet($files, union_by_name = true, filename = true)"
+                params = {**params, "files": files}
+            else:
+                cur.register("lake_rows", self._read_remote(files))
+                rel = "lake_rows"
+            table = cur.sql(sql.format(rel=rel), params=params).to_arrow_table()
+        finally:
+            cur.close()
+        return [clean_row(r) for r in table.to_pylist()]
+
+    def _read_remote(self, files: list[str]) -> pa.Table:
+        tables = []
+        for path in files:
+            table = pq.read_table(path, filesystem=self._lake.fs)
+            tables.append(table.append_column("filename", pa.array([path] * table.num_rows)))
+        return pa.concat_tables(tables, promote_options="default")
+
+    # -- ticks -------------------------------------------------------------
+
+    def ticks_page(
+        self, symbol: str, start_ns: int, end_ns: int, after: RowKey | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` ticks of ``symbol`` in ``[start_ns, end_ns)`` after ``after``."""
+        files = self.files(TICKS_DATASET, self._dates_between(TICKS_DATASET, start_ns, end_ns))
+        params: dict[str, Any] = {
+            "symbol": symbol,
+            "start": start_ns,
+            "end": end_ns,
+            "limit": limit,
+        }
+        after_clause = ""
+        if after is not None:
+            after_clause = (
+                "AND (ts_ns > $ats OR (ts_ns = $ats AND (kafka_partition > $apart OR "
+                "(kafka_partition = $apart AND kafka_offset > $aoff))))"
+            )
+            params |= {
+                "ats": after.ts_ns,
+                "apart": after.kafka_partition,
+                "aoff": after.kafka_offset,
+            }
+        sql = (
+            "SELECT * EXCLUDE (filename) FROM {rel} "
+            "WHERE symbol = $symbol AND ts_ns >= $start AND ts_ns < $end "
+            f"{after_clause} "
+            "ORDER BY ts_ns, kafka_partition, kafka_offset LIMIT $limit"
+        )
+        return self._rows(sql, params, files)
+
+    def newest_tick(self, symbol: str) -> dict[str, Any] | None:
+        """The newest tick of ``symbol`` anywhere in the lake (by event time).
+
+        Walks the day partitions from the newest back, so a symbol that stopped
+        trading days ago is still found, without reading the whole lake for
+        a symbol that trades today.
+        """
+        sql = (
+            "SELECT * EXCLUDE (filename) FROM {rel} WHERE symbol = $symbol "
+            + _ORDER_DESC
+            + " LIMIT 1"
+        )
+        for day in reversed(self.dates(TICKS_DATASET)):
+            rows = self._rows(sql, {"symbol": symbol}, self.files(TICKS_DATASET, [day]))
+            if rows:
+                return rows[0]
+        return None
+
+    def tick_at_or_before(
+        self, symbol: str, ts_ns: int, lookback_days: int
+    ) -> dict[str, Any] | None:
+        """As-of: the newest tick of ``symbol`` with ``ts_ns`` at or before ``ts_ns``.
+
+        Searches the day of ``ts_ns`` and at most ``lookback_days`` days before it.
+        """
+        sql = (
+            "SELECT * EXCLUDE (filename) FROM {rel} WHERE symbol = $symbol AND ts_ns <= $ts "
+            + _ORDER_DESC
+            + " LIMIT 1"
+        )
+        day = date.fromisoformat(utc_date(ts_ns))
+        oldest = (day - timedelta(days=lookback_days)).isoformat()
+        for candidate in reversed(self.dates(TICKS_DATASET)):
+            if candidate > day.isoformat():
+                continue
+            if candidate < oldest:
+                break
+            rows = self._rows(
+                sql, {"symbol": symbol, "ts": ts_ns}, self.files(TICKS_DATASET, [candidate])
+            )
+            if rows:
+                return rows[0]
+        return None
+
+    def symbols(self) -> list[str]:
+        """Every symbol in the lake's ticks (the fallback when Redis is down)."""
+        files = self.files(TICKS_DATASET, self.dates(TICKS_DATASET))
+        rows = self._rows("SELECT DISTINCT symbol FROM {rel} ORDER BY symbol", {}, files)
+        return [r["symbol"] for r in rows]
+
+    def has_symbol(self, symbol: str) -> bool:
+        return self.newest_tick(symbol) is not None
+
+    # -- bars ----------------------------------------------------------------
+
+    def bars(
+        self, symbol: str, width_ns: int, start_ns: int, end_ns: int
+    ) -> tuple[list[dict[str, Any]], str]:
+        """OHLCV bars of ``width_ns`` starting in ``[floor(start), end)``, and their source.
+
+        Reads the bar dataset ingest writes (``bars_1s`` for 1 s bars,
+        ``bars_1m`` for 1 minute and coarser) when it has files for the window,
+        merging partial rows of one bar; otherwise aggregates the ticks.
+        Rows hold ``start_ns, open, high, low, close, volume, notional, tick_count``.
+        """
+        low = start_ns - start_ns % width_ns
+        dataset = BARS_DATASETS["1s"] if width_ns < 60 * NS_PER_S else BARS_DATASETS["1m"]
+        params = {"symbol": symbol, "width": width_ns, "low": low, "high": end_ns}
+        bar_files = self.files(dataset, self._dates_between(dataset, low, end_ns))
+        if bar_files:
+            return self._rows(_BARS_FROM_BARS, params, bar_files), dataset
+        tick_files = self.files(TICKS_DATASET, self._dates_between(TICKS_DATASET, low, end_ns))
+        return self._rows(_BARS_FROM_TICKS, params, tick_files), TICKS_DATASET
+
+
+# Partial rows of one bar (its ticks were flushed in two files) are merged in
+# file-name order: for one symbol (one Kafka partition) that is source-offset
+# order, so the first file's open and the last file's close win.
+_BARS_FROM_BARS: Final = """
+SELECT (start_ns // $width) * $width AS start_ns,
+       arg_min(open, (start_ns, parse_filename(filename))) AS open,
+       max(high) AS high,
+       min(low) AS low,
+       arg_max(close, (start_ns, parse_filename(filename))) AS close,
+       sum(volume) AS volume,
+       sum(notional) AS notional,
+       sum(tick_count)::BIGINT AS tick_count
+FROM {rel}
+WHERE symbol = $symbol AND start_ns >= $low AND start_ns < $high
+GROUP BY 1 ORDER BY 1
+"""
+
+# Open and close are the first and last tick in source order (Kafka position),
+# the order ingest applies them, not the event-time order.
+_BARS_FROM_TICKS: Final = """
+SELECT (ts_ns // $width) * $width AS start_ns,
+       arg_min(price, (kafka_partition, kafka_offset)) AS open,
+       max(price) AS high,
+       min(price) AS low,
+       arg_max(price, (kafka_partition, kafka_offset)) AS close,
+       sum(size) AS volume,
+       sum(price * size) AS notional,
+       count(*) AS tick_count
+FROM {rel}
+WHERE symbol = $symbol AND ts_ns >= $low AND ts_ns < $high
+GROUP BY 1 ORDER BY 1
+"""

@@ -1,0 +1,220 @@
+"""The query operations: Redis first, the lake behind it, merged where needed.
+
+This is the only module that knows both sources. Routes call it and shape
+HTTP; it never sees a request. Lake reads run in worker threads, at most
+``lake_query_concurrency`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal, ParamSpec, TypeVar
+
+import duckdb
+
+from ticklake.query.cursor import RowKey, encode_cursor
+from ticklake.query.lake_reader import LakeReader
+from ticklake.query.metrics import QueryMetrics
+from ticklake.query.params import iso_from_ns
+from ticklake.query.redis_cache import HotCache, RedisUnavailable
+from ticklake.query.settings import QuerySettings
+from ticklake.query.tick_rows import identity, last_at_or_before, merge_page, newest, row_key
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Source = Literal["redis", "lake"]
+
+_UNKNOWN_TTL_S: Final = 2.0
+"""Seconds a symbol found nowhere is remembered as unknown (bounds repeated lake scans)."""
+_UNKNOWN_MAX: Final = 10_000
+
+
+class UnknownSymbol(LookupError):
+    """Neither Redis nor the lake has ever seen the symbol (HTTP 404)."""
+
+    def __init__(self, symbol: str) -> None:
+        super().__init__(
+            f"unknown symbol {symbol!r}: neither Redis nor the lake has any tick of it"
+        )
+        self.symbol = symbol
+
+
+class LakeUnavailable(RuntimeError):
+    """The lake could not be read (HTTP 503)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TicksPage:
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    from_tail: int
+
+
+def with_timestamp(row: dict[str, Any]) -> dict[str, Any]:
+    """Add the ISO ``timestamp`` the latest hash carries, for rows from the lake."""
+    if row.get("timestamp") is None and row.get("ts_ns") is not None:
+        row["timestamp"] = iso_from_ns(row["ts_ns"])
+    return row
+
+
+class Lookups:
+    def __init__(
+        self,
+        settings: QuerySettings,
+        cache: HotCache,
+        lake: LakeReader,
+        metrics: QueryMetrics,
+    ) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.lake = lake
+        self.metrics = metrics
+        self._lake_slots = asyncio.Semaphore(settings.lake_query_concurrency)
+        self._known: set[str] = set()
+        self._unknown_until: dict[str, float] = {}
+
+    async def in_lake(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a blocking lake read in a worker thread, within the concurrency cap."""
+        async with self._lake_slots:
+            try:
+                return await asyncio.to_thread(fn, *args, **kwargs)
+            except (duckdb.Error, OSError) as e:
+                raise LakeUnavailable(f"reading the lake failed: {e}") from e
+
+    # -- symbols -----------------------------------------------------------
+
+    async def symbols(self) -> tuple[list[str], Source]:
+        try:
+            found = await self.cache.symbols()
+            if found:
+                return found, "redis"
+        except RedisUnavailable:
+            pass
+        return await self.in_lake(self.lake.symbols), "lake"
+
+    async def require_known(self, symbol: str) -> None:
+        """Raise :class:`UnknownSymbol` unless Redis or the lake knows ``symbol``."""
+        if symbol in self._known:
+            return
+        now = time.monotonic()
+        if self._unknown_until.get(symbol, 0.0) > now:
+            raise UnknownSymbol(symbol)
+        try:
+            known = await self.cache.is_known(symbol)
+        except RedisUnavailable:
+            known = False
+        if not known:
+            known = await self.in_lake(self.lake.has_symbol, symbol)
+        if known:
+            self._known.add(symbol)
+            self._unknown_until.pop(symbol, None)
+            return
+        if len(self._unknown_until) >= _UNKNOWN_MAX:
+            self._unknown_until.clear()
+        self._unknown_until[symbol] = now + _UNKNOWN_TTL_S
+        raise UnknownSymbol(symbol)
+
+    # -- latest --------------------------------------------------------------
+
+    async def latest(self, symbol: str) -> tuple[dict[str, Any], Source]:
+        """The newest tick of ``symbol``: the Redis hash, else the newest lake row."""
+        try:
+            row = await self.cache.latest(symbol)
+            if row is not None:
+                return row, "redis"
+            reason = "missing"
+        except RedisUnavailable:
+            reason = "redis_down"
+        self.metrics.fallbacks.labels(reason).inc()
+        found = await self.in_lake(self.lake.newest_tick, symbol)
+        if found is None:
+            raise UnknownSymbol(symbol)
+        self._known.add(symbol)
+        return with_timestamp(found), "lake"
+
+    async def latest_many(
+        self, symbols: list[str]
+    ) -> tuple[list[tuple[str, dict[str, Any], Source]], list[str]]:
+        """Latest ticks of several symbols, and the symbols found nowhere."""
+        try:
+            cached = await self.cache.latest_many(symbols)
+            reason = "missing"
+        except RedisUnavailable:
+            cached = [None] * len(symbols)
+            reason = "redis_down"
+        found: list[tuple[str, dict[str, Any], Source]] = []
+        missing: list[str] = []
+        for symbol, row in zip(symbols, cached, strict=True):
+            if row is not None:
+                found.append((symbol, row, "redis"))
+                continue
+            self.metrics.fallbacks.labels(reason).inc()
+            lake_row = await self.in_lake(self.lake.newest_tick, symbol)
+            if lake_row is None:
+                missing.append(symbol)
+            else:
+                found.append((symbol, with_timestamp(lake_row), "lake"))
+        return found, missing
+
+    # -- history -------------------------------------------------------------
+
+    async def _tail(self, symbol: str) -> list[dict[str, Any]]:
+        try:
+            return await self.cache.tail(symbol, self.settings.tail_read_max)
+        except RedisUnavailable:
+            return []
+
+    async def ticks(
+        self, symbol: str, start_ns: int, end_ns: int, after: RowKey | None, limit: int
+    ) -> TicksPage:
+        """One page of history: lake rows merged with the Redis tail, de-duplicated."""
+        await self.require_known(symbol)
+        lake_rows, tail_rows = await asyncio.gather(
+            self.in_lake(self.lake.ticks_page, symbol, start_ns, end_ns, after, limit + 1),
+            self._tail(symbol),
+        )
+        rows, more = merge_page(
+            lake_rows, tail_rows, start_ns=start_ns, end_ns=end_ns, after=after, limit=limit
+        )
+        lake_ids = {identity(r) for r in lake_rows}
+        from_tail = sum(1 for r in rows if identity(r) not in lake_ids)
+        if from_tail:
+            self.metrics.tail_merged.inc(from_tail)
+        next_cursor = encode_cursor(row_key(rows[-1])) if more and rows else None
+        return TicksPage(rows, next_cursor, from_tail)
+
+    async def asof(self, symbol: str, ts_ns: int) -> tuple[dict[str, Any] | None, Source | None]:
+        """The last tick of ``symbol`` at or before ``ts_ns`` (lake, tail and latest hash)."""
+        await self.require_known(symbol)
+        lake_row, tail_rows = await asyncio.gather(
+            self.in_lake(
+                self.lake.tick_at_or_before, symbol, ts_ns, self.settings.asof_lookback_days
+            ),
+            self._tail(symbol),
+        )
+        try:
+            latest = await self.cache.latest(symbol)
+        except RedisUnavailable:
+            latest = None
+        redis_row = last_at_or_before([*tail_rows, *([latest] if latest else [])], ts_ns)
+        best = newest([lake_row, redis_row])
+        if best is None:
+            return None, None
+        source: Source = "lake" if best is lake_row else "redis"
+        return with_timestamp(best), source
+
+    async def bars(
+        self, symbol: str, width_ns: int, start_ns: int, end_ns: int
+    ) -> tuple[list[dict[str, Any]], str]:
+        """OHLCV bars with VWAP; the second value names the dataset they came from."""
+        await self.require_known(symbol)
+        rows, dataset = await self.in_lake(self.lake.bars, symbol, width_ns, start_ns, end_ns)
+        for bar in rows:
+            volume = bar["volume"]
+            bar["vwap"] = bar["notional"] / volume if volume else None
+            bar["start"] = iso_from_ns(bar["start_ns"])
+        return rows, dataset

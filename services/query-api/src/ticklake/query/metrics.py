@@ -1,0 +1,101 @@
+"""Prometheus metrics of the query API and the ASGI middleware that records them.
+
+Each app gets its own registry (tests build many apps in one process). Routes
+are labelled by their template (``/latest/{symbol}``), never the raw path, so
+the number of series stays bounded whatever clients ask for.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS_S: Final = (
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+"""Request latency buckets, seconds: fine below 10 ms where /latest lives."""
+
+
+class QueryMetrics:
+    """All metrics of one app, registered on their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "ticklake_query_requests_total",
+            "HTTP requests by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ticklake_query_request_duration_seconds",
+            "HTTP request latency by route template, seconds (streams: until headers sent).",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "ticklake_query_latest_fallback_total",
+            "Latest-tick lookups answered from the lake instead of Redis, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.stream_clients = Gauge(
+            "ticklake_query_stream_clients",
+            "Live clients connected to /stream or /ws.",
+            registry=self.registry,
+        )
+        self.tail_merged = Counter(
+            "ticklake_query_tail_rows_total",
+            "Rows /ticks took from the Redis tail that the lake did not have yet.",
+            registry=self.registry,
+        )
+
+
+def route_template(scope: Scope) -> str:
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (no per-request task, unlike ``BaseHTTPMiddleware``)."""
+
+    def __init__(self, app: ASGIApp, metrics: QueryMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        observed = False
+
+        def observe() -> None:
+            nonlocal observed
+            if observed:
+                return
+            observed = True
+            route, method = route_template(scope), scope["method"]
+            self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(route, method, str(status)).inc()
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                # Streams never finish on their own: count them when they start.
+                headers = dict(message.get("headers") or [])
+                if headers.get(b"content-type", b"").startswith(b"text/event-stream"):
+                    observe()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            observe()

@@ -1,0 +1,74 @@
+"""The query API's one settings object, read from ``TICKLAKE_*`` variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ticklake.core.settings import HttpFields, LakeFields, RedisFields, settings_config
+
+
+class QuerySettings(RedisFields, LakeFields, HttpFields):
+    """Everything the query API reads from the environment (prefix ``TICKLAKE_``)."""
+
+    model_config = settings_config()
+
+    http_port: int = Field(8000, description="Port the query API listens on.")
+    max_rows: int = Field(
+        50_000,
+        ge=1,
+        description="Hard cap on rows one /ticks page returns (a larger limit is a 422).",
+    )
+    default_rows: int = Field(
+        1_000, ge=1, description="Rows per /ticks page when no limit is given."
+    )
+    max_tick_span_s: float = Field(
+        7 * 86_400.0,
+        gt=0,
+        description="Hard cap on end - start for /ticks, seconds (bounds the lake scan).",
+    )
+    default_tick_span_s: float = Field(
+        86_400.0, gt=0, description="/ticks window when start is omitted: end - this, seconds."
+    )
+    max_bars: int = Field(
+        100_000,
+        ge=1,
+        description="Hard cap on bars one /bars request may cover ((end - start) / interval).",
+    )
+    asof_lookback_days: int = Field(
+        7,
+        ge=0,
+        description="How many UTC days before ts an as-of lookup searches (bounds the scan).",
+    )
+    tail_read_max: int = Field(
+        20_000,
+        ge=0,
+        description="Most Redis tail entries read per request (the tail is capped near 10,000).",
+    )
+    redis_timeout_s: float = Field(
+        0.5,
+        gt=0,
+        description="Redis socket timeout, seconds; past it /latest falls back to the lake.",
+    )
+    lake_query_concurrency: int = Field(
+        4, ge=1, description="Lake (DuckDB) queries run at once; more wait their turn."
+    )
+    duckdb_threads: int = Field(0, ge=0, description="DuckDB worker threads; 0 = one per core.")
+    duckdb_memory_limit: str = Field("1GB", description="DuckDB memory limit (e.g. 512MB, 2GB).")
+    stream_heartbeat_s: float = Field(
+        15.0,
+        gt=0,
+        description="Seconds between SSE heartbeat comments (keeps idle proxies from closing).",
+    )
+    stream_queue_max: int = Field(
+        1_000,
+        ge=1,
+        description="Messages buffered per stream client; a slower client loses the oldest.",
+    )
+    shutdown_grace_s: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "Seconds uvicorn waits for open requests on SIGTERM; keep below the pod's "
+            "terminationGracePeriodSeconds (30 by default)."
+        ),
+    )

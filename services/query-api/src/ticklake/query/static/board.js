@@ -1,0 +1,143 @@
+// ticklake live board: rows from /latest, updates from /stream (SSE), bars from /bars.
+// Plain browser JavaScript, no build step and nothing loaded from elsewhere.
+"use strict";
+
+const SPARK_POINTS = 120;       // prices kept per symbol for the sparkline
+const SEED_SYMBOLS_MAX = 100;   // rows seeded from /latest at load
+const rows = new Map();         // symbol -> {tr, first, history}
+
+const $ = (id) => document.getElementById(id);
+const fmt = (x, d) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(d);
+const digits = (p) => (p >= 1000 ? 2 : p >= 1 ? 2 : 5);
+
+function setStatus(text, cls) {
+  const el = $("status");
+  el.textContent = text;
+  el.className = "status " + cls;
+}
+
+function sparkline(history) {
+  const w = 120, h = 24;
+  if (history.length < 2) return `<svg class="spark" width="${w}" height="${h}"></svg>`;
+  const lo = Math.min(...history), hi = Math.max(...history);
+  const span = hi - lo || 1;
+  const pts = history.map((p, i) =>
+    `${(i / (history.length - 1) * (w - 2) + 1).toFixed(1)},${(h - 1 - (p - lo) / span * (h - 2)).toFixed(1)}`);
+  return `<svg class="spark" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}"><polyline points="${pts.join(" ")}"/></svg>`;
+}
+
+function rowFor(symbol) {
+  let row = rows.get(symbol);
+  if (row) return row;
+  const tr = document.createElement("tr");
+  tr.dataset.symbol = symbol;
+  tr.innerHTML = `<td class="sym"></td><td class="num price"></td><td class="num change"></td>
+    <td class="num bid"></td><td class="num ask"></td><td class="num spread"></td>
+    <td class="spark-cell"></td><td class="time"></td>`;
+  tr.querySelector(".sym").textContent = symbol;
+  // keep rows sorted by symbol
+  const after = [...rows.keys()].filter((s) => s > symbol).sort()[0];
+  $("rows").insertBefore(tr, after ? rows.get(after).tr : null);
+  row = { tr, first: null, history: [] };
+  rows.set(symbol, row);
+  $("empty").hidden = true;
+  const select = $("chart-symbol");
+  const opt = document.createElement("option");
+  opt.value = opt.textContent = symbol;
+  select.appendChild(opt);
+  if (select.options.length === 1) { select.value = symbol; drawBars(); }
+  return row;
+}
+
+function applyTick(t) {
+  if (!t || !t.symbol || t.price === null || t.price === undefined) return;
+  const row = rowFor(t.symbol);
+  const price = Number(t.price);
+  if (row.first === null) row.first = price;
+  row.history.push(price);
+  if (row.history.length > SPARK_POINTS) row.history.shift();
+  const d = digits(price);
+  const tr = row.tr;
+  const priceCell = tr.querySelector(".price");
+  priceCell.textContent = fmt(price, d);
+  priceCell.classList.remove("flash"); void priceCell.offsetWidth; priceCell.classList.add("flash");
+  const change = price - row.first;
+  const pct = row.first ? change / row.first * 100 : 0;
+  const changeCell = tr.querySelector(".change");
+  changeCell.textContent = `${change >= 0 ? "+" : ""}${fmt(change, d)} (${pct >= 0 ? "+" : ""}${pct.toFixed(2)}%)`;
+  changeCell.className = "num change " + (change > 0 ? "up" : change < 0 ? "down" : "");
+  tr.querySelector(".bid").textContent = fmt(t.bid, d);
+  tr.querySelector(".ask").textContent = fmt(t.ask, d);
+  const spread = (t.bid != null && t.ask != null) ? t.ask - t.bid : null;
+  tr.querySelector(".spread").textContent = fmt(spread, d);
+  tr.querySelector(".spark-cell").innerHTML = sparkline(row.history);
+  const ts = t.timestamp || (t.ts_ns ? new Date(Number(t.ts_ns) / 1e6).toISOString() : "");
+  tr.querySelector(".time").textContent = String(ts).replace("T", " ").slice(0, 23);
+}
+
+async function seed() {
+  try {
+    const symbols = (await (await fetch("/symbols")).json()).symbols || [];
+    if (!symbols.length) return;
+    const wanted = symbols.slice(0, SEED_SYMBOLS_MAX).map(encodeURIComponent).join(",");
+    const body = await (await fetch(`/latest?symbols=${wanted}`)).json();
+    for (const item of body.ticks || []) applyTick(item.tick);
+  } catch (e) {
+    console.warn("seeding the board failed", e);
+  }
+}
+
+function connect() {
+  const source = new EventSource("/stream");
+  source.addEventListener("hello", () => setStatus("live", "live"));
+  source.addEventListener("ticks", (ev) => {
+    setStatus("live", "live");
+    for (const t of JSON.parse(ev.data)) applyTick(t);
+  });
+  source.addEventListener("bye", () => setStatus("server restarting…", "connecting"));
+  source.onerror = () => setStatus("reconnecting…", "down");  // EventSource retries by itself
+}
+
+const INTERVAL_S = { "1s": 1, "1m": 60, "5m": 300, "1h": 3600 };
+
+async function drawBars() {
+  const symbol = $("chart-symbol").value;
+  const interval = $("chart-interval").value;
+  const canvas = $("chart");
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (!symbol) return;
+  const nowNs = BigInt(Date.now()) * 1000000n;
+  const startNs = nowNs - BigInt(INTERVAL_S[interval] * 120) * 1000000000n;
+  let bars = [];
+  try {
+    const r = await fetch(`/bars/${encodeURIComponent(symbol)}?interval=${interval}&start=${startNs}&end=${nowNs + 1000000000n}`);
+    bars = r.ok ? (await r.json()).bars : [];
+  } catch (e) { bars = []; }
+  $("chart-note").textContent = bars.length ? `${bars.length} bars, last 120 intervals (from the lake)` : "no bars in the lake for this window yet";
+  if (!bars.length) return;
+  const W = canvas.width, H = canvas.height, pad = 40, volH = 60;
+  const hi = Math.max(...bars.map((b) => b.high)), lo = Math.min(...bars.map((b) => b.low));
+  const vmax = Math.max(...bars.map((b) => b.volume)) || 1;
+  const y = (p) => pad / 2 + (hi - p) / ((hi - lo) || 1) * (H - pad - volH);
+  const step = (W - pad) / bars.length;
+  ctx.fillStyle = "#8a949e"; ctx.font = "11px system-ui";
+  ctx.fillText(hi.toFixed(2), 2, y(hi) + 4); ctx.fillText(lo.toFixed(2), 2, y(lo));
+  bars.forEach((b, i) => {
+    const x = pad + i * step + step / 2;
+    const up = b.close >= b.open;
+    ctx.strokeStyle = ctx.fillStyle = up ? "#3fb950" : "#f85149";
+    ctx.beginPath(); ctx.moveTo(x, y(b.high)); ctx.lineTo(x, y(b.low)); ctx.stroke();
+    const top = y(Math.max(b.open, b.close)), bodyH = Math.max(1, Math.abs(y(b.open) - y(b.close)));
+    ctx.fillRect(x - Math.max(1, step * 0.35), top, Math.max(2, step * 0.7), bodyH);
+    ctx.globalAlpha = 0.4;
+    const vh = b.volume / vmax * (volH - 10);
+    ctx.fillRect(x - Math.max(1, step * 0.35), H - vh, Math.max(2, step * 0.7), vh);
+    ctx.globalAlpha = 1;
+  });
+}
+
+$("chart-symbol").addEventListener("change", drawBars);
+$("chart-interval").addEventListener("change", drawBars);
+setInterval(drawBars, 5000);
+seed().then(connect);

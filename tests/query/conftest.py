@@ -1,0 +1,65 @@
+"""Fixtures of the query API tests: one lake, one Redis database, one running API.
+
+Tests share them and keep out of each other's way by using fresh symbols
+(:func:`tests.query.ingest_like.new_symbol`). The API runs with a short SSE
+heartbeat so stream tests need not wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from query.ingest_like import IngestLike
+from query.running_api import RunningApi
+from ticklake.query.settings import QuerySettings
+
+QUERY_DB = 9
+"""Redis database of these tests (the ticklake:symbols set is per database)."""
+
+
+@pytest.fixture(scope="session")
+def query_redis_url(redis_url: str) -> str:
+    return redis_url.rsplit("/", 1)[0] + f"/{QUERY_DB}"
+
+
+@pytest.fixture(scope="session")
+def lake_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("query-lake")
+
+
+@pytest.fixture(scope="session")
+def redis_sync(query_redis_url: str, redis_password: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(query_redis_url, password=redis_password)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def ingest(lake_root: Path, redis_sync: redis.Redis) -> IngestLike:
+    return IngestLike(lake_root, redis_sync)
+
+
+def api_settings(**overrides: object) -> QuerySettings:
+    base: dict[str, object] = {"stream_heartbeat_s": 0.3, "redis_timeout_s": 0.5}
+    return QuerySettings(**(base | overrides))
+
+
+@pytest.fixture(scope="session")
+def api(query_redis_url: str, redis_password: str, lake_root: Path) -> Iterator[RunningApi]:
+    settings = api_settings(
+        redis_url=query_redis_url, redis_password=redis_password, lake_uri=str(lake_root)
+    )
+    with RunningApi(settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def client(api: RunningApi) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api.url, timeout=10) as c:
+        yield c

@@ -1,0 +1,160 @@
+"""Write ticks the way ingest does, for the query API's tests.
+
+The lake is written by ingest's own library functions (its partition
+processor computes the feature columns, its lake writer names and writes the
+files, bars included); Redis is written with the shared encoders of
+:mod:`ticklake.core.latest_hash` under the keys of :mod:`ticklake.core.redis_keys`.
+This is the only test module that imports ``ticklake.ingest``; the service
+code never does.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import redis
+
+from ticklake.core.lake_fs import open_lake
+from ticklake.core.latest_hash import encode_channel_message, encode_latest_hash, encode_tail_entry
+from ticklake.core.redis_keys import SYMBOLS_KEY, TAIL_MAX_LEN, TICKS_CHANNEL, latest_key, tail_key
+from ticklake.core.settings import LakeFields
+from ticklake.core.tick import Tick, encode_tick
+from ticklake.core.topics import TICKS_TOPIC, tick_key
+from ticklake.ingest.features import FeatureParams
+from ticklake.ingest.partition import PartitionProcessor
+from ticklake.ingest.sinks.lake import FlushJob, LakeOptions, LakeWriter
+
+NS = 1_000_000_000
+
+
+def new_symbol(prefix: str = "T") -> str:
+    """A symbol no other test uses (tests share one Redis and one lake)."""
+    return f"{prefix}{uuid.uuid4().hex[:8].upper()}"
+
+
+@dataclass
+class _Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class IngestLike:
+    """Feeds ticks through ingest's processing, then to the lake and/or Redis."""
+
+    def __init__(self, lake_root: Path, redis_client: redis.Redis | None) -> None:
+        self.lake = open_lake(LakeFields(lake_uri=str(lake_root)))
+        self.writer = LakeWriter(self.lake, TICKS_TOPIC, LakeOptions())
+        self.redis = redis_client
+        self._processors: dict[int, PartitionProcessor] = {}
+        self._next_offset: dict[int, int] = {}
+
+    def process(self, ticks: list[Tick], partition: int = 0) -> list[dict[str, Any]]:
+        """Run ``ticks`` through ingest's processor; returns the typed lake rows."""
+        processor = self._processors.setdefault(
+            partition, PartitionProcessor(partition, FeatureParams(), dedup_window=1024)
+        )
+        first = self._next_offset.get(partition, 0)
+        records = [
+            _Record(TICKS_TOPIC, partition, first + i, tick_key(t.symbol), encode_tick(t))
+            for i, t in enumerate(ticks)
+        ]
+        batch = processor.process(records, ingest_ns=time.time_ns())
+        self._next_offset[partition] = first + len(records)
+        self._last_batch = batch
+        return pa.Table.from_batches([batch.rows]).to_pylist()
+
+    def to_lake(self, rows: list[dict[str, Any]], partition: int = 0) -> None:
+        """One lake flush holding exactly ``rows`` (consecutive offsets of one partition)."""
+        if not rows:
+            return
+        processor = self._processors[partition]
+        first = min(r["kafka_offset"] for r in rows)
+        last = max(r["kafka_offset"] for r in rows)
+        table = pa.Table.from_pylist(rows, schema=self._last_batch.rows.schema)
+        self.writer.write(
+            FlushJob(partition, first, last + 1, table, processor.state.to_json(last + 1))
+        )
+
+    def to_redis(
+        self, rows: list[dict[str, Any]], *, latest: bool = True, tail: bool = True, publish: bool = False
+    ) -> None:
+        """What ingest's Redis sink does for a batch: tail entries, latest hashes, one message."""
+        assert self.redis is not None
+        newest: dict[str, dict[str, Any]] = {}
+        pipe = self.redis.pipeline(transaction=False)
+        for row in rows:
+            newest[row["symbol"]] = row
+            if tail:
+                pipe.xadd(
+                    tail_key(row["symbol"]),
+                    encode_tail_entry(row),
+                    maxlen=TAIL_MAX_LEN,
+                    approximate=True,
+                )
+        if latest:
+            for symbol, row in newest.items():
+                pipe.hset(latest_key(symbol), mapping=encode_latest_hash(row))
+                pipe.sadd(SYMBOLS_KEY, symbol)
+        if publish:
+            pipe.publish(TICKS_CHANNEL, encode_channel_message(list(newest.values())))
+        pipe.execute()
+
+    def ingest(self, ticks: list[Tick], *, lake: bool = True, redis_: bool = True) -> list[dict[str, Any]]:
+        rows = self.process(ticks)
+        if lake:
+            self.to_lake(rows)
+        if redis_:
+            self.to_redis(rows)
+        return rows
+
+
+def make_ticks(
+    symbol: str,
+    n: int,
+    *,
+    start_ns: int,
+    step_ns: int = NS // 4,
+    price: float = 100.0,
+    seed: int = 0,
+) -> list[Tick]:
+    """``n`` ticks of ``symbol`` every ``step_ns`` from ``start_ns``, a seeded random walk.
+
+    ``seq`` goes on from the previous call for the same symbol, as a feed's
+    would, so ingest's sequence de-duplication keeps every tick.
+    """
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        price = max(1.0, price * (1 + rng.gauss(0, 0.001)))
+        spread = round(0.01 + rng.random() * 0.02, 4)
+        ts_ns = start_ns + i * step_ns + rng.randrange(0, step_ns // 2)
+        out.append(
+            Tick(
+                symbol=symbol,
+                ts_ns=ts_ns,
+                price=round(price, 4),
+                size=float(rng.randrange(1, 500)),
+                exchange="XNAS",
+                seq=_NEXT_SEQ.get(symbol, 0) + i,
+                bid=round(price - spread / 2, 4),
+                ask=round(price + spread / 2, 4),
+                bid_size=100.0,
+                ask_size=200.0,
+            )
+        )
+    _NEXT_SEQ[symbol] = _NEXT_SEQ.get(symbol, 0) + n
+    return out
+
+
+_NEXT_SEQ: dict[str, int] = {}
