@@ -316,7 +316,7 @@ def test_redis_password_comes_from_the_generated_or_existing_secret() -> None:
     secret = named(objects, "Secret", component_name("redis"))
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert len(secret["data"]["redis-password"]) > 32
-    for owner, pod in pod_templates(objects):
+    for _owner, pod in pod_templates(objects):
         for c in pod["containers"]:
             for e in c.get("env", []):
                 if "PASSWORD" in e["name"] or e["name"] == "REDISCLI_AUTH":
