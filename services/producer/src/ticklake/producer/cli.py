@@ -199,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     except ReplayInputError as e:
         print(f"ticklake-producer: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except ValueError as e:  # simulation parameters the market model rejects
+        print(f"ticklake-producer: invalid settings: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except BrokerUnavailableError as e:
         print(f"ticklake-producer: {e}", file=sys.stderr)
         return EXIT_BROKER_UNAVAILABLE

@@ -112,13 +112,17 @@ def replay_offsets_ns(ts_ns: np.ndarray, first_ts_ns: int, speed: float) -> np.n
     """Wall-clock offsets (ns from the replay start) at which rows are due.
 
     ``speed`` 1 keeps the original pace, 10 is ten times faster, 0 means no
-    pacing (every row is due at once). Rows earlier than the first row (out of
-    order input) are due immediately.
+    pacing (every row is due at once). Rows are sent in file order, so a row
+    whose time is earlier than a row before it (out of order input) is due
+    together with that row: offsets never decrease.
     """
     if speed <= 0:
         return np.zeros(len(ts_ns), dtype=np.int64)
     offsets = (ts_ns.astype(np.int64) - first_ts_ns).astype(np.float64) / speed
-    return np.maximum(offsets, 0.0).astype(np.int64)
+    np.maximum(offsets, 0.0, out=offsets)
+    if len(offsets):
+        np.maximum.accumulate(offsets, out=offsets)
+    return offsets.astype(np.int64)
 
 
 def due_prefix(offsets_ns: np.ndarray, elapsed_ns: int) -> int:

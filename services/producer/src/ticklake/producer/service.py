@@ -180,6 +180,8 @@ class ProducerService:
             await self._http.start()
         writer: TickFileWriter | None = None
         reporter: asyncio.Task[None] | None = None
+        # Bad simulation parameters fail here, before anything connects.
+        simulator = self._simulator() if isinstance(feed, SimulateFeed) else None
         try:
             sink: TickSink
             if isinstance(feed, SimulateFeed) and feed.record_to is not None:
@@ -197,7 +199,8 @@ class ProducerService:
                     )
             self._state = "running"
             if isinstance(feed, SimulateFeed):
-                await self._simulate(feed, sink)
+                assert simulator is not None
+                await self._simulate(feed, simulator, sink)
             else:
                 await self._replay(feed, sink)
         finally:
@@ -237,7 +240,7 @@ class ProducerService:
             attempt, f"Kafka at {s.kafka_bootstrap_servers}", s.connect_retry_max_s
         )
 
-    async def _simulate(self, feed: SimulateFeed, sink: TickSink) -> None:
+    def _simulator(self) -> MarketSimulator:
         s = self.settings
         market = build_market(
             s.symbol_list(),
@@ -246,7 +249,12 @@ class ProducerService:
             correlation=s.sim_correlation,
             spread_bps=s.sim_spread_bps,
         )
-        simulator = MarketSimulator(market, seed=s.feed_seed)
+        return MarketSimulator(market, seed=s.feed_seed)
+
+    async def _simulate(
+        self, feed: SimulateFeed, simulator: MarketSimulator, sink: TickSink
+    ) -> None:
+        s = self.settings
         plan = None
         if s.feed_rate > 0 and (feed.paced or feed.record_to is not None):
             bursts = (

@@ -130,6 +130,7 @@ class ProducerSettings(KafkaFields, HttpFields, BaseSettings):
                 f"feed_burst_duration_s ({self.feed_burst_duration_s}) must be shorter than "
                 f"feed_burst_every_s ({self.feed_burst_every_s})"
             )
+        self.symbol_list()  # raises for a bad ticker, before anything connects
         if self.feed_mode == "replay" and not self.replay_file:
             raise ValueError("feed_mode=replay needs replay_file (TICKLAKE_REPLAY_FILE)")
         return self
