@@ -12,11 +12,10 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
 from producer_kit import consume_all, eventually, producer_settings, unique_topic
+
 from ticklake.core.tick import decode_tick
 from ticklake.devstack.kafka import KafkaBroker
 from ticklake.producer.service import ProducerService, SimulateFeed

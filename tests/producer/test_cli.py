@@ -11,8 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from producer_kit import consume_all, unique_topic
+
 from ticklake.devstack.ports import free_port
 from ticklake.producer import cli
 

@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 import httpx
-
 from producer_kit import eventually, producer_settings, unique_topic
+
 from ticklake.devstack.ports import free_port
 from ticklake.producer.http_api import create_app
 from ticklake.producer.metrics import ProducerMetrics

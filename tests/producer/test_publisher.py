@@ -7,8 +7,8 @@ from collections import defaultdict
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
-
 from producer_kit import consume_all, producer_settings, unique_topic
+
 from ticklake.core.tick import decode_tick
 from ticklake.producer.publisher import PublisherConfig, TickPublisher
 from ticklake.producer.service import ProducerService, SimulateFeed
@@ -89,7 +89,7 @@ async def test_topics_are_created_once_and_existing_ones_are_left_alone(
 
 
 async def test_impossible_topic_is_a_clear_error(kafka_bootstrap: str) -> None:
-    with pytest.raises(TopicSetupError, match="could not create topic.*InvalidReplicationFactor"):
+    with pytest.raises(TopicSetupError, match=r"could not create topic.*InvalidReplicationFactor"):
         await ensure_topics(kafka_bootstrap, [TopicSpec(unique_topic(), 1, 3)], 10_000)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from producer_kit import consume_all, producer_settings, unique_topic
+
 from ticklake.core.tick import Tick, decode_tick
 from ticklake.devstack.ports import free_port
 from ticklake.producer.replay import read_ticks
