@@ -322,6 +322,10 @@ def test_redis_password_comes_from_the_generated_or_existing_secret() -> None:
                 if "PASSWORD" in e["name"] or e["name"] == "REDISCLI_AUTH":
                     ref = e["valueFrom"]["secretKeyRef"]
                     assert (ref["name"], ref["key"]) == (component_name("redis"), "redis-password")
+    redis = named(objects, "StatefulSet", component_name("redis"))
+    (volume,) = [v for v in redis["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == component_name("redis")
+    assert "env" not in redis["spec"]["template"]["spec"]["containers"][0], "password as a file"
     external = render("external-kafka-redis")
     assert not [s for s in of_kind(external, "Secret") if "redis" in s["metadata"]["name"]]
     ingest = named(external, "Deployment", component_name("ingest"))
