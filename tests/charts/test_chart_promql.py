@@ -30,7 +30,9 @@ def promtool() -> str:
 
 
 def dashboard_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ticklake_dashboard_generator", ROOT / "tools/helm/dashboard.py")
+    spec = importlib.util.spec_from_file_location(
+        "ticklake_dashboard_generator", ROOT / "tools/helm/dashboard.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there

@@ -57,9 +57,7 @@ def checkov_findings(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str
     for r in reports:
         assert r["summary"]["parsing_errors"] == 0, r["summary"]
         assert r["summary"]["passed"] > 0
-    return [
-        (f["check_id"], f["resource"]) for r in reports for f in r["results"]["failed_checks"]
-    ]
+    return [(f["check_id"], f["resource"]) for r in reports for f in r["results"]["failed_checks"]]
 
 
 def test_every_checkov_finding_is_a_written_down_exception(
@@ -79,9 +77,9 @@ def test_every_checkov_finding_is_a_written_down_exception(
 def test_every_exception_is_still_needed(checkov_findings: list[tuple[str, str]]) -> None:
     for check, globs in exceptions().items():
         for g in globs:
-            assert any(
-                c == check and fnmatch.fnmatch(r, g) for c, r in checkov_findings
-            ), f"{check} {g} no longer fails: remove it from {EXCEPTIONS_DOC.name}"
+            assert any(c == check and fnmatch.fnmatch(r, g) for c, r in checkov_findings), (
+                f"{check} {g} no longer fails: remove it from {EXCEPTIONS_DOC.name}"
+            )
 
 
 def test_dockerfiles_pass_checkov(checkov_findings: list[tuple[str, str]]) -> None:
