@@ -9,10 +9,8 @@ from __future__ import annotations
 import threading
 import time
 
-import uvicorn
-
 from ticklake.devstack.ports import free_port
-from ticklake.query.api.app import create_app
+from ticklake.query.server import build_server
 from ticklake.query.settings import QuerySettings
 
 
@@ -20,17 +18,10 @@ class RunningApi:
     def __init__(self, settings: QuerySettings) -> None:
         port = free_port()
         self.settings = settings.model_copy(update={"http_port": port, "http_host": "127.0.0.1"})
-        self.app = create_app(self.settings)
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=port,
-            loop="uvloop",
-            http="httptools",
-            log_level="warning",
-            timeout_graceful_shutdown=2,
+        self.server = build_server(
+            self.settings, log_level="warning", timeout_graceful_shutdown=2
         )
-        self.server = uvicorn.Server(config)
+        self.app = self.server.query_app
         self.url = f"http://127.0.0.1:{port}"
         self._thread = threading.Thread(target=self.server.run, name=f"api-{port}", daemon=True)
 

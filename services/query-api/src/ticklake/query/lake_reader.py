@@ -196,7 +196,7 @@ class LakeReader:
     def bars(
         self, symbol: str, width_ns: int, start_ns: int, end_ns: int
     ) -> tuple[list[dict[str, Any]], str]:
-        """OHLCV bars of ``width_ns`` starting in ``[floor(start), end)``, and their source.
+        """Whole OHLCV bars of ``width_ns`` starting in ``[floor(start), end)``, and their source.
 
         Reads the bar dataset ingest writes (``bars_1s`` for 1 s bars,
         ``bars_1m`` for 1 minute and coarser) when it has files for the window,
@@ -209,8 +209,10 @@ class LakeReader:
         bar_files = self.files(dataset, self._dates_between(dataset, low, end_ns))
         if bar_files:
             return self._rows(_BARS_FROM_BARS, params, bar_files), dataset
-        tick_files = self.files(TICKS_DATASET, self._dates_between(TICKS_DATASET, low, end_ns))
-        return self._rows(_BARS_FROM_TICKS, params, tick_files), TICKS_DATASET
+        # Whole bars: the last one takes its ticks up to its own end, past end_ns.
+        high = -(-end_ns // width_ns) * width_ns
+        tick_files = self.files(TICKS_DATASET, self._dates_between(TICKS_DATASET, low, high))
+        return self._rows(_BARS_FROM_TICKS, params | {"high": high}, tick_files), TICKS_DATASET
 
 
 # Partial rows of one bar (its ticks were flushed in two files) are merged in

@@ -1,0 +1,62 @@
+"""/healthz, /readyz, /metrics, /symbols, /docs and the live page's files."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from query.ingest_like import NS, IngestLike, make_ticks, new_symbol
+from query.running_api import RunningApi
+
+
+async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "redis": True, "lake": True}
+
+
+async def test_metrics_count_requests_per_route_template(
+    api: RunningApi, client: httpx.AsyncClient, ingest: IngestLike
+) -> None:
+    symbol = new_symbol()
+    ingest.ingest(make_ticks(symbol, 2, start_ns=time.time_ns() - 5 * NS))
+    for _ in range(3):
+        assert (await client.get(f"/latest/{symbol}")).status_code == 200
+    await client.get(f"/latest/{new_symbol('NOPE')}")
+    text = (await client.get("/metrics")).text
+    assert 'ticklake_query_requests_total{method="GET",route="/latest/{symbol:path}",status="200"}' in text
+    assert 'ticklake_query_requests_total{method="GET",route="/latest/{symbol:path}",status="404"}' in text
+    assert "ticklake_query_request_duration_seconds_bucket" in text
+    assert "ticklake_query_latest_fallback_total" in text
+    assert "ticklake_query_stream_clients" in text
+    assert symbol not in text  # raw paths never become labels
+
+
+async def test_symbols_lists_what_ingest_saw(client: httpx.AsyncClient, ingest: IngestLike) -> None:
+    a, b = new_symbol(), new_symbol()
+    ingest.ingest(make_ticks(a, 1, start_ns=time.time_ns()) + make_ticks(b, 1, start_ns=time.time_ns()))
+    body = (await client.get("/symbols")).json()
+    assert body["source"] == "redis"
+    assert {a, b} <= set(body["symbols"])
+    assert body["symbols"] == sorted(body["symbols"])
+
+
+async def test_docs_and_openapi(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/docs")).status_code == 200
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in ["/latest/{symbol}", "/latest", "/symbols", "/ticks/{symbol}", "/bars/{symbol}",
+                 "/asof/{symbol}", "/asof", "/stream", "/healthz", "/readyz", "/metrics"]:  # fmt: skip
+        assert path in paths
+
+
+async def test_live_page_is_served_from_the_package(client: httpx.AsyncClient) -> None:
+    page = await client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for asset in ("/static/board.js", "/static/board.css"):
+        assert asset in page.text
+        assert (await client.get(asset)).status_code == 200
+    # nothing is fetched from elsewhere (no CDN): no absolute URLs in the page or script
+    assert "://" not in page.text
+    assert "://" not in (await client.get("/static/board.js")).text
