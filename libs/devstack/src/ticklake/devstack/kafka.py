@@ -78,7 +78,9 @@ def java_command(main_class: str, *args: str, heap: str = "512m") -> list[str]:
     """``java`` command line running ``main_class`` from the Kafka jars."""
     java = shutil.which("java")
     if java is None:
-        raise RuntimeError("Java 17+ is needed to run Kafka: apt-get install openjdk-17-jre-headless")
+        raise RuntimeError(
+            "Java 17+ is needed to run Kafka: apt-get install openjdk-17-jre-headless"
+        )
     return [
         java,
         f"-Xmx{heap}",

@@ -35,7 +35,7 @@ def spawn(
     ``ticklake-stack up`` passes ``owned=False`` so the servers outlive the command.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    out = open(log_file, "ab")  # noqa: SIM115 - handed to the child, closed with it
+    out = open(log_file, "ab")
     try:
         return subprocess.Popen(
             list(argv),
