@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from ingest_kit import (
     RunningIngest,
     create_topic,
+    lake_row_count,
     produce,
     reference_features,
     settings_for,
@@ -19,7 +20,6 @@ from ingest_kit import (
     unique_prefix,
     unique_topic,
     wait_until,
-    lake_row_count,
 )
 
 from ticklake.core import latest_hash, redis_keys

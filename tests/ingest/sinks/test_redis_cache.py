@@ -1,0 +1,144 @@
+"""The Redis cache against a real Redis: guarded latest hash, idempotent tail, outages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from ingest_kit import (
+    RunningIngest,
+    create_topic,
+    lake_row_count,
+    produce,
+    settings_for,
+    tick_messages,
+    tick_stream,
+    unique_prefix,
+    unique_topic,
+    wait_until,
+)
+
+from ticklake.core import latest_hash, redis_keys
+from ticklake.core.tick import Tick, encode_tick
+from ticklake.devstack.redis import RedisServer
+from ticklake.ingest.features import FeatureParams
+from ticklake.ingest.metrics import IngestMetrics
+from ticklake.ingest.partition import PartitionProcessor
+from ticklake.ingest.sinks.redis_cache import RedisCache
+
+
+class Rec:
+    def __init__(self, offset: int, value: bytes) -> None:
+        self.topic, self.partition, self.offset = "t", 0, offset
+        self.key, self.value, self.headers = None, value, ()
+
+
+def batch(symbol: str, seqs: list[int], offsets: list[int], price: float = 10.0):
+    processor = PartitionProcessor(0, FeatureParams(), 4096)
+    recs = [
+        Rec(o, encode_tick(Tick(symbol=symbol, ts_ns=1_735_828_200_000_000_000 + s,
+                                price=price + s, size=1.0, exchange="X", seq=s)))
+        for s, o in zip(seqs, offsets, strict=True)
+    ]
+    return processor.process(recs, 1)
+
+
+async def latest(client: aioredis.Redis, symbol: str) -> dict:
+    return latest_hash.decode_latest_hash(await client.hgetall(redis_keys.latest_key(symbol)))
+
+
+async def test_the_latest_hash_never_moves_back_and_a_replay_adds_no_tail_entries(
+    ingest_redis: str, redis_password: str, redis_client: aioredis.Redis
+) -> None:
+    symbol = unique_prefix()
+    cache = RedisCache.from_url(ingest_redis, redis_password, 1.0, IngestMetrics())
+    try:
+        cache.add(batch(symbol, [1, 2, 3], [10, 11, 12]))
+        await cache.flush()
+        assert (await latest(redis_client, symbol))["seq"] == 3
+        # a replay of older ticks (crash recovery) and an out-of-order straggler
+        cache.add(batch(symbol, [1, 2], [10, 11]))
+        await cache.flush()
+        cache.add(batch(symbol, [2], [13]))
+        await cache.flush()
+        row = await latest(redis_client, symbol)
+        assert (row["seq"], row["kafka_offset"], row["price"]) == (3, 12, 13.0)
+        tail = await redis_client.xrange(redis_keys.tail_key(symbol))
+        assert [int(f[b"kafka_offset"]) for _, f in tail] == [10, 11, 12, 13]
+        cache.add(batch(symbol, [4], [14]))
+        await cache.flush()
+        assert (await latest(redis_client, symbol))["seq"] == 4
+    finally:
+        await cache.stop()
+
+
+async def test_each_flush_publishes_the_rows_that_changed(
+    ingest_redis: str, redis_password: str, redis_client: aioredis.Redis
+) -> None:
+    symbol = unique_prefix()
+    pubsub = redis_client.pubsub()
+    await pubsub.subscribe(redis_keys.TICKS_CHANNEL)
+    await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+    cache = RedisCache.from_url(ingest_redis, redis_password, 1.0, IngestMetrics())
+    try:
+        cache.add(batch(symbol, [1, 2], [0, 1]))
+        await cache.flush()
+        cache.add(batch(symbol, [1], [0]))  # replay: nothing changes, nothing published
+        await cache.flush()
+        cache.add(batch(symbol, [3], [2]))
+        await cache.flush()
+        messages = []
+        while (m := await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)):
+            rows = latest_hash.decode_channel_message(m["data"])
+            messages.append([(r["symbol"], r["seq"]) for r in rows if r["symbol"] == symbol])
+        assert [m for m in messages if m] == [[(symbol, 2)], [(symbol, 3)]]
+    finally:
+        await pubsub.aclose()
+        await cache.stop()
+
+
+async def test_redis_outage_keeps_the_lake_going_and_the_cache_catches_up(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    topic = unique_topic()
+    await create_topic(kafka_bootstrap, topic, 2)
+    symbols = [f"{unique_prefix()}{i}" for i in range(3)]
+    stream = tick_stream(symbols, 900, seed=4)
+    # symbols[2] gets no ticks after the outage: only the catch-up can bring its newest
+    ticks = stream[:600] + [t for t in stream[600:] if t.symbol != symbols[2]]
+    lake = tmp_path / "lake"
+    settings = settings_for(kafka_bootstrap, topic, lake, server.url, server.password)
+    client = aioredis.Redis.from_url(server.url, password=server.password)
+    try:
+        async with RunningIngest(settings) as running:
+            await produce(kafka_bootstrap, topic, tick_messages(ticks[:300]))
+            await wait_until(lambda: lake_row_count(lake) >= 300, 60, "first ticks")
+            await wait_until(lambda: running.service.cache.healthy, 30, "redis up")
+            assert (await running.service.readiness())["ready"]
+
+            server.stop()
+            await produce(kafka_bootstrap, topic, tick_messages(ticks[300:600]))
+            await wait_until(lambda: lake_row_count(lake) >= 600, 60, "lake goes on")
+            await wait_until(lambda: not running.service.cache.healthy, 30, "redis seen down")
+            report = await running.service.readiness()
+            assert not report["ready"] and not report["checks"]["redis_reachable"]
+            assert running.counter("ticklake_ingest_redis_errors_total") >= 1
+
+            server.start()
+            await produce(kafka_bootstrap, topic, tick_messages(ticks[600:]))
+            await wait_until(lambda: lake_row_count(lake) >= len(ticks), 60, "all in the lake")
+            await wait_until(
+                lambda: running.service.cache.healthy and not running.service.cache.has_pending,
+                30, "cache caught up",
+            )
+            assert (await running.service.readiness())["ready"]
+        # Redis restarted empty (no persistence): the catch-up rewrote every latest hash
+        for symbol in symbols:
+            newest = max(t.seq for t in ticks if t.symbol == symbol)
+            fields = await client.hgetall(redis_keys.latest_key(symbol))
+            assert latest_hash.decode_latest_hash(fields)["seq"] == newest
+    finally:
+        await client.aclose()
+        server.stop()

@@ -1,0 +1,168 @@
+"""Exactly-once into the lake while the ingest process is killed with SIGKILL.
+
+A producer keeps writing while ingest (a real ``ticklake-ingest`` process) is
+killed several times at random moments: during start-up, while recovering,
+in the middle of flushes. At the end every produced (symbol, seq) and every
+(partition, offset) is in the lake exactly once, and the features are those
+of one uninterrupted run (the pandas reference on the produced stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from ingest_kit import (
+    create_topic,
+    lake_row_count,
+    produce,
+    reference_features,
+    settings_for,
+    tick_messages,
+    tick_stream,
+    ticks_frame,
+    unique_prefix,
+    unique_topic,
+    wait_until,
+)
+
+from ticklake.devstack.ports import free_port
+
+TOTAL = 12_000
+KILLS = 5
+
+
+def env_of(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"TICKLAKE_{name.upper()}"] = str(value)
+    env["TICKLAKE_LOG_LEVEL"] = "INFO"
+    return env
+
+
+def start_ingest(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ticklake.ingest.cli"],
+            env={**env, "TICKLAKE_HTTP_PORT": str(port)},
+            stdout=out,
+            stderr=out,
+        )
+    return proc, port
+
+
+async def wait_assigned(port: int, timeout_s: float = 60.0) -> None:
+    """Until the process owns at least one partition (so a kill hits real work)."""
+
+    async def assigned() -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=1.0) as client:
+                body = (await client.get(f"http://127.0.0.1:{port}/readyz")).json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        return bool(body.get("assigned_partitions"))
+
+    await wait_until(assigned, timeout_s, "partitions assigned", interval_s=0.05)
+
+
+@pytest.mark.slow
+async def test_every_tick_lands_exactly_once_despite_repeated_kill_9(
+    kafka_bootstrap: str, ingest_redis: str, redis_password: str, tmp_path: Path
+) -> None:
+    topic = unique_topic()
+    await create_topic(kafka_bootstrap, topic, 3)
+    symbols = [f"{unique_prefix()}{i}" for i in range(8)]
+    ticks = tick_stream(symbols, TOTAL, seed=13)
+    lake = tmp_path / "lake"
+    settings = settings_for(
+        kafka_bootstrap, topic, lake, ingest_redis, redis_password,
+        lake_roll_rows=400, lake_roll_seconds=0.2, max_batch_records=300,
+    )
+    env = env_of(settings)
+    log = tmp_path / "ingest.log"
+    rng = random.Random(2024)
+
+    producing = asyncio.create_task(_produce_slowly(kafka_bootstrap, topic, ticks))
+    try:
+        for kill in range(KILLS):
+            proc, port = start_ingest(env, log)
+            if kill > 0:  # the first kill lands during start-up
+                await wait_assigned(port)
+            await asyncio.sleep(rng.uniform(0.05, 1.5))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        await producing
+        proc, port = start_ingest(env, log)
+        await wait_assigned(port)
+        await wait_until(lambda: lake_row_count(lake) >= TOTAL, 120, "every tick in the lake")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()[-3000:]
+    finally:
+        producing.cancel()
+        if proc.poll() is None:
+            proc.kill()
+
+    restored = log.read_text().count('"state":"restored"')
+    assert restored >= 2, "the kills should have interrupted work that later runs resumed"
+
+    con = duckdb.connect()
+    glob = f"{lake}/ticks/**/*.parquet"
+    total, distinct_ticks, distinct_offsets = con.execute(
+        f"select count(*), count(distinct (symbol, seq)), "
+        f"count(distinct (kafka_partition, kafka_offset)) "
+        f"from read_parquet('{glob}', hive_partitioning=true)"
+    ).fetchone()
+    assert (total, distinct_ticks, distinct_offsets) == (TOTAL, TOTAL, TOTAL)
+    bar_ticks = con.execute(
+        f"select sum(tick_count) from read_parquet('{lake}/bars_1s/**/*.parquet')"
+    ).fetchone()[0]
+    assert bar_ticks == TOTAL
+
+    # Each restart resumed from a checkpoint: the features equal one continuous run.
+    df = ticks_frame(lake)
+    produced = pd.DataFrame(
+        {
+            "symbol": [t.symbol for t in ticks],
+            "seq": [t.seq for t in ticks],
+            "ts_ns": [t.ts_ns for t in ticks],
+            "price": [t.price for t in ticks],
+            "size": [t.size for t in ticks],
+            "bid": [t.bid for t in ticks],
+            "ask": [t.ask for t in ticks],
+        }
+    )
+    ref = pd.concat(
+        [produced[["symbol", "seq"]],
+         reference_features(produced, settings.ema_fast_span, settings.ema_slow_span,
+                            settings.vol_span)],
+        axis=1,
+    )
+    merged = df.merge(ref, on=["symbol", "seq"], suffixes=("", "_ref"))
+    for name in ["ret_simple", "ema_fast", "ema_slow", "vol_ewma", "vwap_day", "ticks_day"]:
+        np.testing.assert_allclose(
+            merged[name].to_numpy(np.float64), merged[f"{name}_ref"].to_numpy(np.float64),
+            rtol=1e-9, err_msg=name,
+        )
+
+
+async def _produce_slowly(bootstrap: str, topic: str, ticks: list) -> None:
+    """Spread the stream over the kills so some arrive while ingest is down."""
+    chunk = 600
+    for start in range(0, len(ticks), chunk):
+        await produce(bootstrap, topic, tick_messages(ticks[start : start + chunk]))
+        await asyncio.sleep(0.6)
