@@ -51,9 +51,11 @@ async def test_producer_waits_for_a_broker_that_is_not_up_yet(
     assert f"Kafka at {private_broker.bootstrap}: not reachable yet (attempt 1" in caplog.text
 
 
-async def test_every_tick_arrives_exactly_once_across_a_broker_crash(
-    private_broker: KafkaBroker,
+@pytest.mark.parametrize("restart", ["kill", "stop"])
+async def test_every_tick_arrives_exactly_once_across_a_broker_restart(
+    private_broker: KafkaBroker, restart: str
 ) -> None:
+    """``kill`` is a crash (SIGKILL, the broker recovers its log); ``stop`` a graceful restart."""
     await asyncio.to_thread(private_broker.start)
     topic = unique_topic()
     total = 40_000
@@ -70,7 +72,10 @@ async def test_every_tick_arrives_exactly_once_across_a_broker_crash(
     run = asyncio.create_task(service.run(SimulateFeed()))
     await eventually(lambda: service.publisher.stats.acked >= 8000, timeout_s=60)
     acked_before_crash = service.publisher.stats.acked
-    private_broker.kill()
+    if restart == "kill":
+        private_broker.kill()
+    else:
+        await asyncio.to_thread(private_broker.stop)
     await asyncio.sleep(1.0)
     await asyncio.to_thread(private_broker.start)
     result = await asyncio.wait_for(run, 180)
