@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Build kube-apiserver and etcd from the Go module proxy into a cache outside
-# the repository, so the operator tests run against a real API server.
+# Build kube-apiserver (and, for fake Pods, kube-controller-manager,
+# kube-scheduler and kwok) plus etcd from the Go module proxy into a cache
+# outside the repository, so the operator tests run against a real API server.
 #
 # Why build instead of download: the only reachable sources are the package
-# registries; the Go module proxy serves Kubernetes and etcd as modules.
+# registries; the Go module proxy serves Kubernetes, etcd and kwok as modules.
 #
 # Idempotent: a binary that already exists is not rebuilt. Versions can be
-# overridden with KUBE_VERSIONS / ETCD_VERSIONS (space separated, tried in
-# order until one builds; docs/operator.md records which ones failed and why).
+# overridden with KUBE_VERSIONS / ETCD_VERSIONS / KWOK_VERSIONS (space
+# separated, tried in order until one builds; docs/operator.md records which
+# failed and why). K8S_COMPONENTS picks the Kubernetes binaries.
 set -euo pipefail
 
 CACHE="${TICKLAKE_CACHE:-$HOME/.cache/ticklake}"
@@ -15,12 +17,21 @@ BIN="$CACHE/bin"
 WORK="$CACHE/build"
 KUBE_VERSIONS="${KUBE_VERSIONS:-v1.36.3 v1.36.1 v1.37.2}"
 ETCD_VERSIONS="${ETCD_VERSIONS:-v3.6.16 v3.6.15 v3.6.14}"
+KWOK_VERSIONS="${KWOK_VERSIONS:-v0.8.0 v0.7.0}"
+K8S_COMPONENTS="${K8S_COMPONENTS:-kube-apiserver kube-controller-manager kube-scheduler}"
+WANT_KWOK="${WANT_KWOK:-1}"
 mkdir -p "$BIN" "$WORK"
 
 # A wrapper module must not pick up a go.work or vendor dir from elsewhere.
 export GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
 
 log() { printf '[build.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+missing_components() {
+  local c out=""
+  for c in $K8S_COMPONENTS; do [ -x "$BIN/$c" ] || out+="$c "; done
+  echo "$out"
+}
 
 # Every staging module that k8s.io/kubernetes replaces with ./staging/src/...
 # in its own go.mod; those replace lines are ignored when kubernetes is a
@@ -30,39 +41,44 @@ staging_modules() {
   sed -nE 's#^[[:space:]]*(replace[[:space:]]+)?(k8s\.io/[^[:space:]]+)[[:space:]]+=>[[:space:]]+\./staging/src/.*#\2#p' "$modfile" | sort -u
 }
 
-build_kube_apiserver() {
-  local kv="$1" sv dir modfile commit
+build_kube() {
+  local kv="$1" sv dir modfile commit c
   sv="v0.${kv#v1.}"
-  dir="$WORK/kube-apiserver-$kv"
-  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
-  log "kube-apiserver $kv: fetching k8s.io/kubernetes module"
-  go mod download -json "k8s.io/kubernetes@$kv" > download.json
-  modfile="$(sed -nE 's/^[[:space:]]*"GoMod": "(.*)",?$/\1/p' download.json)"
-  [ -s "$modfile" ] || { log "no go.mod for k8s.io/kubernetes@$kv"; return 1; }
-  {
-    echo "module ticklake.dev/tools/kube-apiserver-build"
-    echo
-    sed -nE 's/^go ([0-9.]+)$/go \1/p' "$modfile" | head -1
-    echo
-    echo "require k8s.io/kubernetes $kv"
-    echo
-    echo "replace ("
-    staging_modules "$modfile" | while read -r m; do echo "	$m => $m $sv"; done
-    echo ")"
-  } > go.mod
-  log "kube-apiserver $kv: $(grep -c '=>' go.mod) staging replaces (-> $sv)"
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@$kv"
+  dir="$WORK/kubernetes-$kv"
+  mkdir -p "$dir"; cd "$dir"
+  if [ ! -s go.mod ] || ! grep -q "k8s.io/kubernetes $kv" go.mod; then
+    log "kubernetes $kv: fetching k8s.io/kubernetes module"
+    go mod download -json "k8s.io/kubernetes@$kv" > download.json
+    modfile="$(sed -nE 's/^[[:space:]]*"GoMod": "(.*)",?$/\1/p' download.json)"
+    [ -s "$modfile" ] || { log "no go.mod for k8s.io/kubernetes@$kv"; return 1; }
+    {
+      echo "module ticklake.dev/tools/kubernetes-build"
+      echo
+      sed -nE 's/^go ([0-9.]+)$/go \1/p' "$modfile" | head -1
+      echo
+      echo "require k8s.io/kubernetes $kv"
+      echo
+      echo "replace ("
+      staging_modules "$modfile" | while read -r m; do echo "	$m => $m $sv"; done
+      echo ")"
+    } > go.mod
+    log "kubernetes $kv: $(grep -c '=>' go.mod) staging replaces (-> $sv)"
+  fi
   commit="$(sed -nE 's/^[[:space:]]*"Hash": "(.*)",?$/\1/p' download.json | head -1)"
   local minor="${kv#v1.}"; minor="${minor%%.*}"
-  local ld="-s -w"
+  local ld="-s -w" pkg
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $pkg.gitVersion=$kv -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ld+=" -X $pkg.gitTreeState=clean -X $pkg.gitCommit=${commit:-unknown}"
     ld+=" -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   done
-  log "kube-apiserver $kv: go build"
-  go build -trimpath -ldflags "$ld" -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
-  mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
+  for c in $(missing_components); do
+    go get "k8s.io/kubernetes/cmd/$c@$kv"
+    log "$c $kv: go build"
+    go build -trimpath -ldflags "$ld" -o "$BIN/$c.tmp" "k8s.io/kubernetes/cmd/$c"
+    mv "$BIN/$c.tmp" "$BIN/$c"
+    echo "$kv" > "$BIN/$c.version"
+  done
 }
 
 build_etcd() {
@@ -75,6 +91,19 @@ build_etcd() {
   log "etcd $ev: go build"
   go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3
   mv "$BIN/etcd.tmp" "$BIN/etcd"
+}
+
+build_kwok() {
+  local v="$1" dir
+  dir="$WORK/kwok-$v"
+  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+  printf 'module ticklake.dev/tools/kwok-build\n\ngo 1.24\n' > go.mod
+  log "kwok $v: go get"
+  go get "sigs.k8s.io/kwok/cmd/kwok@$v"
+  log "kwok $v: go build"
+  go build -trimpath -ldflags "-s -w" \
+    -o "$BIN/kwok.tmp" sigs.k8s.io/kwok/cmd/kwok
+  mv "$BIN/kwok.tmp" "$BIN/kwok"
 }
 
 try_versions() {
@@ -104,9 +133,16 @@ if [ ! -x "$BIN/etcd" ]; then
 else
   log "etcd present: $BIN/etcd"
 fi
-if [ ! -x "$BIN/kube-apiserver" ]; then
+if [ -n "$(missing_components)" ]; then
+  # The components must share one version: reuse the API server's if built.
+  versions="$KUBE_VERSIONS"
+  [ -s "$BIN/kube-apiserver.version" ] && versions="$(cat "$BIN/kube-apiserver.version")"
   # shellcheck disable=SC2086
-  try_versions kube-apiserver build_kube_apiserver $KUBE_VERSIONS
+  try_versions kubernetes build_kube $versions
 else
-  log "kube-apiserver present: $BIN/kube-apiserver"
+  log "present: $K8S_COMPONENTS"
+fi
+if [ "$WANT_KWOK" = 1 ] && [ ! -x "$BIN/kwok" ]; then
+  # shellcheck disable=SC2086
+  try_versions kwok build_kwok $KWOK_VERSIONS
 fi

@@ -23,6 +23,7 @@ import contextlib
 import ctypes
 import datetime as dt
 import ipaddress
+import json
 import os
 import shutil
 import signal
@@ -44,6 +45,91 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ETCD = "etcd"
 KUBE_APISERVER = "kube-apiserver"
+CONTROLLER_MANAGER = "kube-controller-manager"
+SCHEDULER = "kube-scheduler"
+KWOK = "kwok"
+FAKE_NODE_LABEL = ("ticklake.dev/fake-node", "kwok")
+"""Label of the Nodes that kwok plays the kubelet for."""
+
+# kwok's stages: what a kubelet would do, reduced to what the tests need.
+# A labelled Node becomes Ready; a Pod bound to it becomes Running and Ready
+# at once; a Pod being deleted is let go. kwok evaluates `key` as a jq
+# expression and fills the status templates (Go templates) itself.
+KWOK_STAGES = """\
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: ticklake-node-ready
+spec:
+  resourceRef: {apiGroup: v1, kind: Node}
+  selector:
+    matchExpressions:
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: NotIn
+      values: ["True"]
+  next:
+    statusTemplate: |
+      conditions:
+      - type: Ready
+        status: "True"
+        reason: KwokReady
+        message: "kwok plays this node's kubelet"
+        lastHeartbeatTime: {{ Now | Quote }}
+        lastTransitionTime: {{ Now | Quote }}
+      addresses:
+      - type: InternalIP
+        address: {{ NodeIP | Quote }}
+      allocatable: {cpu: "64", memory: 256Gi, pods: "250"}
+      capacity: {cpu: "64", memory: 256Gi, pods: "250"}
+      phase: Running
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: ticklake-pod-running
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - key: .metadata.deletionTimestamp
+      operator: DoesNotExist
+    - key: .status.podIP
+      operator: DoesNotExist
+  next:
+    statusTemplate: |
+      phase: Running
+      startTime: {{ Now | Quote }}
+      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+      podIP: {{ PodIP | Quote }}
+      conditions:
+      - {type: PodScheduled, status: "True", lastTransitionTime: {{ Now | Quote }}}
+      - {type: Initialized, status: "True", lastTransitionTime: {{ Now | Quote }}}
+      - {type: ContainersReady, status: "True", lastTransitionTime: {{ Now | Quote }}}
+      - {type: Ready, status: "True", lastTransitionTime: {{ Now | Quote }}}
+      containerStatuses:
+      {{ range .spec.containers }}
+      - name: {{ .name | Quote }}
+        image: {{ .image | Quote }}
+        ready: true
+        started: true
+        restartCount: 0
+        state: {running: {startedAt: {{ Now | Quote }}}}
+      {{ end }}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: ticklake-pod-delete
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - key: .metadata.deletionTimestamp
+      operator: Exists
+  next:
+    finalizers: {empty: true}
+    delete: true
+"""
 
 
 class KubeAPIError(RuntimeError):
@@ -56,23 +142,29 @@ def cache_bin_dir() -> Path:
     return Path(root) / "bin"
 
 
-def binaries_present(bin_dir: Path | None = None) -> bool:
+def binaries_present(bin_dir: Path | None = None, *, workloads: bool = False) -> bool:
+    """etcd and kube-apiserver exist (and, with ``workloads``, the Pod-faking trio)."""
     d = bin_dir or cache_bin_dir()
-    return all(os.access(d / name, os.X_OK) for name in (ETCD, KUBE_APISERVER))
+    names = [ETCD, KUBE_APISERVER]
+    if workloads:
+        names += [CONTROLLER_MANAGER, SCHEDULER, KWOK]
+    return all(os.access(d / name, os.X_OK) for name in names)
 
 
-def ensure_binaries(build_script: Path, bin_dir: Path | None = None) -> Path:
+def ensure_binaries(
+    build_script: Path, bin_dir: Path | None = None, *, workloads: bool = False
+) -> Path:
     """Run the build script if a binary is missing; return the bin directory.
 
     The first build on a fresh machine takes minutes (see docs/operator.md for
     measured times); later calls return at once.
     """
     d = bin_dir or cache_bin_dir()
-    if not binaries_present(d):
+    if not binaries_present(d, workloads=workloads):
         env = dict(os.environ)
         env.setdefault("TICKLAKE_CACHE", str(d.parent))
         result = subprocess.run(["bash", str(build_script)], env=env, check=False)
-        if result.returncode != 0 or not binaries_present(d):
+        if result.returncode != 0 or not binaries_present(d, workloads=workloads):
             raise KubeAPIError(f"{build_script} failed (exit {result.returncode}); see its log")
     return d
 
@@ -238,6 +330,10 @@ class KubeAPIServer:
     ready_timeout_s: float = 120.0
     """etcd + API server start takes ~5-15 s here; generous for a loaded CI box."""
     extra_apiserver_args: tuple[str, ...] = ()
+    workloads: bool = False
+    """Also run kube-controller-manager, kube-scheduler and kwok with
+    ``fake_nodes`` kwok-played Nodes, so Deployments get (fake) running Pods."""
+    fake_nodes: int = 1
 
     url: str = ""
     kubeconfig: Path = Path()
@@ -245,6 +341,7 @@ class KubeAPIServer:
     workdir: Path = Path()
     _etcd: subprocess.Popen[bytes] | None = None
     _apiserver: subprocess.Popen[bytes] | None = None
+    _controllers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _ca: _KeyCert | None = None
     _logs: list[IO[bytes]] = field(default_factory=list)
     _own_workdir: bool = False
@@ -262,13 +359,18 @@ class KubeAPIServer:
             self._start_etcd()
             self._start_apiserver()
             self._wait_ready()
+            if self.workloads:
+                self._start_workload_controllers()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        """Stop the API server, then etcd; remove the work dir. Idempotent."""
+        """Stop the controllers, the API server, then etcd; remove the work dir. Idempotent."""
+        for proc in reversed(self._controllers):
+            _stop(proc)
+        self._controllers.clear()
         _stop(self._apiserver)
         _stop(self._etcd)
         self._apiserver = self._etcd = None
@@ -352,6 +454,9 @@ class KubeAPIServer:
             # No controller-manager creates the token controller's objects, so
             # the ServiceAccount admission plugin would refuse every Pod.
             "--disable-admission-plugins=ServiceAccount",
+            # v1.37 refuses a loopback advertise address when it maintains the
+            # `kubernetes` Service endpoints; nothing here needs them.
+            "--endpoint-reconciler-type=none",
             *self.extra_apiserver_args,
         ]
         self._apiserver = subprocess.Popen(
@@ -361,6 +466,112 @@ class KubeAPIServer:
             preexec_fn=_die_with_parent,
         )
         self.kubeconfig = self.user_kubeconfig("admin", groups=("system:masters",))
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [str(self.bin_dir / name), *args],
+            stdout=self._log(name),
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        self._controllers.append(proc)
+        return proc
+
+    def _start_workload_controllers(self) -> None:
+        kc = str(self.kubeconfig)
+        d = self.workdir / "pki"
+        # Their own secure ports serve only /healthz here; authn/authz go
+        # through the API server like in a cluster.
+        common = [
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+        ]
+        cm_port, sched_port = free_port(), free_port()
+        cm = self._spawn(
+            CONTROLLER_MANAGER,
+            [
+                *common,
+                f"--secure-port={cm_port}",
+                f"--service-account-private-key-file={d / 'sa.key'}",
+                f"--root-ca-file={self.ca_file}",
+                "--use-service-account-credentials=false",
+                # kwok renews no kubelet heartbeats the lifecycle controller
+                # would accept forever, and no cloud hands out Pod CIDRs.
+                "--controllers=*,-node-lifecycle-controller,-node-ipam-controller",
+            ],
+        )
+        sched = self._spawn(SCHEDULER, [*common, f"--secure-port={sched_port}"])
+        stages = self.workdir / "kwok-stages.yaml"
+        stages.write_text(KWOK_STAGES)
+        kwok = self._spawn(
+            KWOK,
+            [
+                f"--kubeconfig={kc}",
+                f"--config={stages}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-label-selector={FAKE_NODE_LABEL[0]}={FAKE_NODE_LABEL[1]}",
+                f"--server-address=127.0.0.1:{free_port()}",
+                # Reported in Node/Pod status only; nothing connects to them.
+                "--node-ip=127.0.0.1",
+                "--cidr=10.244.0.0/16",
+            ],
+        )
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE  # their self-signed loopback serving certs
+        self._wait_http(
+            f"https://127.0.0.1:{cm_port}/healthz",
+            ssl_ctx=insecure,
+            proc=cm,
+            what=CONTROLLER_MANAGER,
+        )
+        self._wait_http(
+            f"https://127.0.0.1:{sched_port}/healthz", ssl_ctx=insecure, proc=sched, what=SCHEDULER
+        )
+        for i in range(self.fake_nodes):
+            self._api_post(
+                "/api/v1/nodes",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {"name": f"kwok-node-{i}", "labels": dict([FAKE_NODE_LABEL])},
+                },
+            )
+        deadline = time.monotonic() + self.ready_timeout_s
+        while not self._nodes_ready():
+            if kwok.poll() is not None:
+                raise KubeAPIError(f"kwok exited with {kwok.returncode}: {self._tail(KWOK)}")
+            if time.monotonic() > deadline:
+                raise KubeAPIError(f"fake nodes not Ready: {self._tail(KWOK)}")
+            time.sleep(0.25)
+
+    def _api_post(self, path: str, body: dict[str, object]) -> None:
+        req = urllib.request.Request(
+            f"{self.url}{path}",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10, context=self.ssl_context()):
+            pass
+
+    def _nodes_ready(self) -> bool:
+        with urllib.request.urlopen(
+            f"{self.url}/api/v1/nodes", timeout=10, context=self.ssl_context()
+        ) as r:
+            nodes = json.load(r)["items"]
+        ready = [
+            n
+            for n in nodes
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in (n.get("status") or {}).get("conditions") or []
+            )
+        ]
+        return len(ready) >= self.fake_nodes
 
     def user_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
         """A kubeconfig for ``user`` (client certificate; groups from its O=)."""
