@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--on-bad-row",
         choices=["skip", "fail"],
-        default="skip",
-        help="skip (and report) malformed rows, or stop at the first one",
+        dest="replay_on_bad_row",
+        help="skip (and report) malformed rows (default), or stop at the first one",
     )
     _kafka_options(rep)
 
@@ -135,7 +135,6 @@ _NOT_SETTINGS = {
     "quiet",
     "file",
     "start_ns",
-    "on_bad_row",
     "speed",
 }
 
@@ -159,9 +158,7 @@ def feed_from(args: argparse.Namespace, settings: ProducerSettings) -> SimulateF
     if settings.feed_mode == "replay":
         assert settings.replay_file is not None
         speed = 0.0 if getattr(args, "as_fast_as_possible", False) else settings.replay_speed
-        return ReplayFeed(
-            Path(settings.replay_file), speed, getattr(args, "on_bad_row", None) or "skip"
-        )
+        return ReplayFeed(Path(settings.replay_file), speed, settings.replay_on_bad_row)
     record_to = getattr(args, "to_parquet", None) or getattr(args, "to_csv", None)
     return SimulateFeed(
         paced=not getattr(args, "as_fast_as_possible", False),

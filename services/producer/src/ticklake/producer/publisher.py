@@ -19,6 +19,7 @@ lets aiokafka retry a batch across a broker restart without duplicates.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -237,9 +238,7 @@ class TickPublisher:
             self._record_failure(count, e)
             return
         self._pending.add(future)
-        future.add_done_callback(
-            lambda f, n=count, t=started: self._on_delivery(f, n, t)  # type: ignore[misc]
-        )
+        future.add_done_callback(functools.partial(self._on_delivery, count=count, started=started))
 
     def _on_delivery(self, future: asyncio.Future[Any], count: int, started: float) -> None:
         self._pending.discard(future)

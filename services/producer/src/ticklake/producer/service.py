@@ -161,7 +161,7 @@ class ProducerService:
 
     async def run(self, feed: SimulateFeed | ReplayFeed) -> RunResult:
         loop = asyncio.get_running_loop()
-        installed: list[int] = []
+        installed: list[signal.Signals] = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.request_stop)

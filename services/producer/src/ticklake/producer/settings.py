@@ -16,6 +16,7 @@ from ticklake.core.settings import HttpFields, KafkaFields, settings_config
 from ticklake.core.tick import SYMBOL_PATTERN
 
 Compression = Literal["zstd", "lz4", "gzip", "snappy", "none"]
+OnBadRow = Literal["skip", "fail"]
 Mode = Literal["simulate", "replay"]
 
 
@@ -69,6 +70,10 @@ class ProducerSettings(KafkaFields, HttpFields, BaseSettings):
         "simulate", description="Service mode: simulate a feed or replay a file."
     )
     replay_file: str | None = Field(None, description="CSV or Parquet file for feed_mode=replay.")
+    replay_on_bad_row: OnBadRow = Field(
+        "skip",
+        description="Replay rows that are not valid ticks: skip (logged with file:line) or fail.",
+    )
     replay_speed: float = Field(
         1.0, ge=0, description="Replay pace: 1 = original, 10 = ten times faster, 0 = unpaced."
     )
