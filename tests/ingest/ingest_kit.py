@@ -207,12 +207,8 @@ def reference_features(
     out["prev_price"] = prev
     out["ret_simple"] = df["price"] / prev - 1
     out["ret_log"] = np.log(df["price"] / prev)
-    out["ema_fast"] = g["price"].transform(
-        lambda s: s.ewm(span=ema_fast_span, adjust=False).mean()
-    )
-    out["ema_slow"] = g["price"].transform(
-        lambda s: s.ewm(span=ema_slow_span, adjust=False).mean()
-    )
+    out["ema_fast"] = g["price"].transform(lambda s: s.ewm(span=ema_fast_span, adjust=False).mean())
+    out["ema_slow"] = g["price"].transform(lambda s: s.ewm(span=ema_slow_span, adjust=False).mean())
     sq = out["ret_log"] ** 2
     out["vol_ewma"] = np.sqrt(
         sq.groupby(df["symbol"], sort=False).transform(

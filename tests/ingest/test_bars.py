@@ -32,6 +32,13 @@ def test_bars_group_by_symbol_and_interval_in_offset_order() -> None:
 
 def test_no_ticks_no_bars() -> None:
     empty = np.zeros(0)
-    table = compute_bars(pa.array([], pa.string()), empty.astype(np.int64), empty, empty,
-                         empty.astype(np.int64), 0, S)
+    table = compute_bars(
+        pa.array([], pa.string()),
+        empty.astype(np.int64),
+        empty,
+        empty,
+        empty.astype(np.int64),
+        0,
+        S,
+    )
     assert table.num_rows == 0 and table.schema == BAR_FILE_SCHEMA

@@ -90,8 +90,14 @@ async def test_every_tick_lands_exactly_once_despite_repeated_kill_9(
     ticks = tick_stream(symbols, TOTAL, seed=13)
     lake = tmp_path / "lake"
     settings = settings_for(
-        kafka_bootstrap, topic, lake, ingest_redis, redis_password,
-        lake_roll_rows=400, lake_roll_seconds=0.2, max_batch_records=300,
+        kafka_bootstrap,
+        topic,
+        lake,
+        ingest_redis,
+        redis_password,
+        lake_roll_rows=400,
+        lake_roll_seconds=0.2,
+        max_batch_records=300,
     )
     env = env_of(settings)
     log = tmp_path / "ingest.log"
@@ -147,16 +153,21 @@ async def test_every_tick_lands_exactly_once_despite_repeated_kill_9(
         }
     )
     ref = pd.concat(
-        [produced[["symbol", "seq"]],
-         reference_features(produced, settings.ema_fast_span, settings.ema_slow_span,
-                            settings.vol_span)],
+        [
+            produced[["symbol", "seq"]],
+            reference_features(
+                produced, settings.ema_fast_span, settings.ema_slow_span, settings.vol_span
+            ),
+        ],
         axis=1,
     )
     merged = df.merge(ref, on=["symbol", "seq"], suffixes=("", "_ref"))
     for name in ["ret_simple", "ema_fast", "ema_slow", "vol_ewma", "vwap_day", "ticks_day"]:
         np.testing.assert_allclose(
-            merged[name].to_numpy(np.float64), merged[f"{name}_ref"].to_numpy(np.float64),
-            rtol=1e-9, err_msg=name,
+            merged[name].to_numpy(np.float64),
+            merged[f"{name}_ref"].to_numpy(np.float64),
+            rtol=1e-9,
+            err_msg=name,
         )
 
 

@@ -21,10 +21,9 @@ class Rec:
     headers: list = field(default_factory=list)
 
 
-def tick(symbol: str, seq: int | None, price: float = 10.0) -> bytes:
-    return encode_tick(
-        Tick(symbol=symbol, ts_ns=T0_NS + (seq or 0), price=price, size=1.0, exchange="X", seq=seq)
-    )
+def tick(symbol: str, seq: int | None, price: float = 10.0, ts_ns: int | None = None) -> bytes:
+    ts = T0_NS + (seq or 0) if ts_ns is None else ts_ns
+    return encode_tick(Tick(symbol=symbol, ts_ns=ts, price=price, size=1.0, exchange="X", seq=seq))
 
 
 def records(*payloads: bytes | None, key: bytes | None = None) -> list[Rec]:
@@ -102,3 +101,28 @@ def test_the_sequence_state_survives_a_checkpoint() -> None:
     restored, _ = PartitionState.from_json(state.to_json(2))
     out = normalise(records(tick("A", 3), tick("A", 2), tick("A", 1)), restored, 4096)
     assert out.duplicates == 2 and out.out_of_order == 1
+
+
+def test_a_restarted_source_numbering_from_one_again_is_kept_not_dropped() -> None:
+    state = PartitionState(0)
+    normalise(records(tick("A", 1), tick("A", 2), tick("A", 3)), state, 64)
+    later = [
+        encode_tick(
+            Tick(symbol="A", ts_ns=T0_NS + 1_000 + s, price=1.0, size=1.0, exchange="X", seq=s)
+        )
+        for s in (1, 2, 2)
+    ]
+    out = normalise(records(*later), state, 64)
+    assert out.resets == 1
+    assert out.ticks.seq.tolist() == [1, 2]  # the second 2 is a real re-send
+    assert out.duplicates == 1
+
+
+def test_a_sequence_number_beyond_int64_is_a_dead_letter_and_a_huge_jump_is_cheap() -> None:
+    state = PartitionState(0)
+    huge = tick("A", 2**63 - 1, ts_ns=T0_NS + 5)
+    too_big = tick("A", 2**64, ts_ns=T0_NS + 6)
+    out = normalise(records(tick("A", 1), huge, too_big), state, 4096)
+    assert [d.reason for d in out.dead_letters] == ["sequence_out_of_range"]
+    assert out.ticks.seq.tolist() == [1, 2**63 - 1]
+    assert state.sequences.seen[0] == 1  # no 2**63-bit integer was built

@@ -26,7 +26,10 @@ from ticklake.core import latest_hash, redis_keys
 
 
 async def test_ticks_reach_the_lake_and_redis_with_features_like_the_reference(
-    kafka_bootstrap: str, ingest_redis: str, redis_password: str, tmp_path: Path,
+    kafka_bootstrap: str,
+    ingest_redis: str,
+    redis_password: str,
+    tmp_path: Path,
     redis_client: aioredis.Redis,
 ) -> None:
     topic = unique_topic()
@@ -41,7 +44,9 @@ async def test_ticks_reach_the_lake_and_redis_with_features_like_the_reference(
         await produce(kafka_bootstrap, topic, tick_messages(ticks[1_000:]))
         await wait_until(lambda: lake_row_count(tmp_path / "lake") >= 3_000, 60, "all ticks")
         await wait_until(lambda: running.counter("ticklake_ingest_processed_total") >= 3_000)
-        await wait_until(lambda: running.service.cache.healthy and not running.service.cache.has_pending)
+        await wait_until(
+            lambda: running.service.cache.healthy and not running.service.cache.has_pending
+        )
 
     lake = ticks_frame(tmp_path / "lake")
     assert len(lake) == 3_000
@@ -60,17 +65,32 @@ async def test_ticks_reach_the_lake_and_redis_with_features_like_the_reference(
         }
     )
     ref = pd.concat(
-        [produced, reference_features(produced, settings.ema_fast_span, settings.ema_slow_span,
-                                      settings.vol_span)],
+        [
+            produced,
+            reference_features(
+                produced, settings.ema_fast_span, settings.ema_slow_span, settings.vol_span
+            ),
+        ],
         axis=1,
     )
     merged = lake.merge(ref, on=["symbol", "seq"], suffixes=("", "_ref"))
     assert len(merged) == 3_000
-    for name in ["mid", "spread_bps", "ret_log", "ema_fast", "ema_slow", "vol_ewma",
-                 "vwap_day", "volume_day", "ticks_day"]:
+    for name in [
+        "mid",
+        "spread_bps",
+        "ret_log",
+        "ema_fast",
+        "ema_slow",
+        "vol_ewma",
+        "vwap_day",
+        "volume_day",
+        "ticks_day",
+    ]:
         np.testing.assert_allclose(
-            merged[name].to_numpy(np.float64), merged[f"{name}_ref"].to_numpy(np.float64),
-            rtol=1e-9, err_msg=name,
+            merged[name].to_numpy(np.float64),
+            merged[f"{name}_ref"].to_numpy(np.float64),
+            rtol=1e-9,
+            err_msg=name,
         )
 
     # Redis: the newest tick of every symbol, and its tail.

@@ -47,8 +47,11 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.1)
         endpoint = f"http://127.0.0.1:{port}"
         boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id="test",
-            aws_secret_access_key="test", region_name="us-east-1",
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            region_name="us-east-1",
         ).create_bucket(Bucket=BUCKET)
         yield endpoint
     finally:
@@ -67,21 +70,26 @@ def s3_fields(endpoint: str, prefix: str) -> dict[str, str]:
 
 
 async def test_ingest_writes_an_exactly_once_lake_to_s3(
-    s3_endpoint: str, kafka_bootstrap: str, ingest_redis: str, redis_password: str,
+    s3_endpoint: str,
+    kafka_bootstrap: str,
+    ingest_redis: str,
+    redis_password: str,
     redis_client: aioredis.Redis,
 ) -> None:
     topic = unique_topic()
     await create_topic(kafka_bootstrap, topic, 2)
     ticks = tick_stream([f"{unique_prefix()}{i}" for i in range(4)], 1_500, seed=9)
     fields = s3_fields(s3_endpoint, topic)
-    settings = settings_for(kafka_bootstrap, topic, "unused", ingest_redis, redis_password,
-                            **fields)
+    settings = settings_for(
+        kafka_bootstrap, topic, "unused", ingest_redis, redis_password, **fields
+    )
     lake = open_lake(settings)
 
     def rows() -> int:
         try:
-            return ds.dataset(lake.path("ticks"), filesystem=lake.fs, partitioning="hive"
-                              ).count_rows()
+            return ds.dataset(
+                lake.path("ticks"), filesystem=lake.fs, partitioning="hive"
+            ).count_rows()
         except (FileNotFoundError, OSError):
             return 0
 
@@ -93,8 +101,9 @@ async def test_ingest_writes_an_exactly_once_lake_to_s3(
         await wait_until(lambda: again.service.consumer.group_joined, 30, "group joined")
     table = ds.dataset(lake.path("ticks"), filesystem=lake.fs, partitioning="hive").to_table()
     assert table.num_rows == 1_500
-    pairs = set(zip(table.column("symbol").to_pylist(), table.column("seq").to_pylist(),
-                    strict=True))
+    pairs = set(
+        zip(table.column("symbol").to_pylist(), table.column("seq").to_pylist(), strict=True)
+    )
     assert len(pairs) == 1_500
 
 

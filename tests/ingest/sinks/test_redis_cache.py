@@ -36,8 +36,19 @@ class Rec:
 def batch(symbol: str, seqs: list[int], offsets: list[int], price: float = 10.0):
     processor = PartitionProcessor(0, FeatureParams(), 4096)
     recs = [
-        Rec(o, encode_tick(Tick(symbol=symbol, ts_ns=1_735_828_200_000_000_000 + s,
-                                price=price + s, size=1.0, exchange="X", seq=s)))
+        Rec(
+            o,
+            encode_tick(
+                Tick(
+                    symbol=symbol,
+                    ts_ns=1_735_828_200_000_000_000 + s,
+                    price=price + s,
+                    size=1.0,
+                    exchange="X",
+                    seq=s,
+                )
+            ),
+        )
         for s, o in zip(seqs, offsets, strict=True)
     ]
     return processor.process(recs, 1)
@@ -88,7 +99,7 @@ async def test_each_flush_publishes_the_rows_that_changed(
         cache.add(batch(symbol, [3], [2]))
         await cache.flush()
         messages = []
-        while (m := await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)):
+        while m := await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0):
             rows = latest_hash.decode_channel_message(m["data"])
             messages.append([(r["symbol"], r["seq"]) for r in rows if r["symbol"] == symbol])
         assert [m for m in messages if m] == [[(symbol, 2)], [(symbol, 3)]]
@@ -131,7 +142,8 @@ async def test_redis_outage_keeps_the_lake_going_and_the_cache_catches_up(
             await wait_until(lambda: lake_row_count(lake) >= len(ticks), 60, "all in the lake")
             await wait_until(
                 lambda: running.service.cache.healthy and not running.service.cache.has_pending,
-                30, "cache caught up",
+                30,
+                "cache caught up",
             )
             assert (await running.service.readiness())["ready"]
         # Redis restarted empty (no persistence): the catch-up rewrote every latest hash

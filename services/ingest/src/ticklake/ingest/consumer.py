@@ -282,6 +282,12 @@ class IngestConsumer:
             log.debug("sequence gap", extra={"partition": batch.partition, "missing": batch.gaps})
         if batch.out_of_order:
             m.out_of_order.inc(batch.out_of_order)
+        if batch.resets:
+            m.sequence_resets.inc(batch.resets)
+            log.info(
+                "source sequence restarted",
+                extra={"partition": batch.partition, "symbols": batch.resets},
+            )
         for letter in batch.dead_letters:
             m.dead_letters.labels(letter.reason).inc()
             log.info(

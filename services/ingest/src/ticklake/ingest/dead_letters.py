@@ -63,6 +63,8 @@ class DeadLetterPublisher:
         headers = dead_letter_headers(letter)
         if original_size is not None:
             headers.append((HEADER_DLQ_TRUNCATED, str(original_size).encode()))
+        if value is None and letter.key is None:
+            value = b""  # Kafka clients refuse a record with neither key nor value
         future: asyncio.Future[object] = await self._producer.send(
             self._topic, value=value, key=letter.key, headers=headers
         )

@@ -88,6 +88,11 @@ class IngestMetrics:
         self.out_of_order = Counter(
             f"{p}out_of_order", "Ticks arriving below their symbol's highest seq.", registry=r
         )
+        self.sequence_resets = Counter(
+            f"{p}sequence_resets",
+            "Ticks whose seq restarted below the highest with a later event time (source restart).",
+            registry=r,
+        )
         self.batch_size = Histogram(
             f"{p}batch_size",
             "Records per processing step.",

@@ -10,11 +10,17 @@ it this module
   sequence number per symbol and which of the ``window`` numbers below it
   were seen, so a re-sent tick is recognised even after newer ones;
 * counts gaps (sequence numbers skipped) and out-of-order ticks (a number
-  below the highest, not seen before: kept, it is real data arriving late).
+  below the highest, not seen before: kept, it is real data arriving late);
+* recognises a restarted source: a number at or below the highest whose event
+  time is later than every tick seen for the symbol is not a re-send (a
+  re-send repeats the original's time) but a source that started counting
+  again (the producer numbers from 1 after a restart); the tracker restarts
+  from it and the tick is kept.
 
-A sequence number more than ``window`` below the highest cannot be told from
-a re-send and is dropped as stale (counted apart from exact duplicates).
-Legacy ticks have no sequence number and are never dropped.
+A sequence number more than ``window`` below the highest, and not newer in
+time, cannot be told from a re-send and is dropped as stale (counted apart
+from exact duplicates). Legacy ticks have no sequence number and are never
+dropped.
 """
 
 from __future__ import annotations
@@ -35,6 +41,11 @@ class IngestRejectReason(enum.StrEnum):
     """Dead-letter reasons decided by ingest on top of :class:`DecodeReason` (wire values)."""
 
     KEY_MISMATCH = "key_mismatch"
+    SEQUENCE_OUT_OF_RANGE = "sequence_out_of_range"
+
+
+SEQ_MAX = 2**63 - 1
+"""Largest sequence number the lake's int64 column holds."""
 
 
 class KafkaRecord(Protocol):
@@ -92,6 +103,7 @@ class NormalisedBatch:
     stale: int = 0
     gaps: int = 0
     out_of_order: int = 0
+    resets: int = 0
     first_offset: int = -1
     last_offset: int = -1
 
@@ -132,9 +144,10 @@ def normalise(
     exchange: list[str] = []
     dead: list[DeadLetter] = []
     max_seq = state.sequences.max_seq
+    max_ts = state.sequences.max_ts
     seen = state.sequences.seen
     mask = (1 << window) - 1
-    duplicates = stale = gaps = out_of_order = 0
+    duplicates = stale = gaps = out_of_order = resets = 0
     first_offset = last_offset = -1
     code_of = state.code_of
     key_cache: dict[bytes, str] = {}
@@ -164,8 +177,18 @@ def normalise(
                     )
                 )
                 continue
-        code = code_of(symbol)
         seq = tick.seq
+        if seq is not None and seq > SEQ_MAX:
+            dead.append(
+                _dead_letter(
+                    record,
+                    IngestRejectReason.SEQUENCE_OUT_OF_RANGE.value,
+                    f"seq {seq} does not fit a signed 64-bit integer",
+                )
+            )
+            continue
+        code = code_of(symbol)
+        ts = tick.ts_ns
         if seq is None:
             seq = -1
         else:
@@ -173,10 +196,16 @@ def normalise(
             if seq > top:
                 if top >= 0:
                     gaps += seq - top - 1
-                    seen[code] = ((seen[code] << (seq - top)) | 1) & mask
+                    jump = seq - top
+                    # a jump past the window forgets everything: never shift by it
+                    seen[code] = ((seen[code] << jump) | 1) & mask if jump < window else 1
                 else:
                     seen[code] = 1
                 max_seq[code] = seq
+            elif ts > max_ts[code]:
+                resets += 1
+                max_seq[code] = seq
+                seen[code] = 1
             else:
                 behind = top - seq
                 if behind >= window:
@@ -188,8 +217,10 @@ def normalise(
                     continue
                 seen[code] |= bit
                 out_of_order += 1
+            if ts > max_ts[code]:
+                max_ts[code] = ts
         codes.append(code)
-        ts_ns.append(tick.ts_ns)
+        ts_ns.append(ts)
         price.append(tick.price)
         size.append(tick.size)
         seq_col.append(seq)
@@ -224,6 +255,7 @@ def normalise(
         stale=stale,
         gaps=gaps,
         out_of_order=out_of_order,
+        resets=resets,
         first_offset=first_offset,
         last_offset=last_offset,
     )

@@ -44,6 +44,7 @@ class ProcessedBatch:
     stale: int = 0
     gaps: int = 0
     out_of_order: int = 0
+    resets: int = 0
 
     @property
     def next_offset(self) -> int:
@@ -136,4 +137,5 @@ class PartitionProcessor:
             stale=normalised.stale,
             gaps=normalised.gaps,
             out_of_order=normalised.out_of_order,
+            resets=normalised.resets,
         )

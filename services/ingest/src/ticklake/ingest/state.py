@@ -41,6 +41,8 @@ class SymbolSequences:
 
     max_seq: list[int] = field(default_factory=list)
     seen: list[int] = field(default_factory=list)
+    max_ts: list[int] = field(default_factory=list)
+    """Latest event time (UTC ns) seen per symbol: tells a restarted source from a re-send."""
 
 
 class FeatureCarry:
@@ -102,6 +104,7 @@ class PartitionState:
             self.symbol_index[symbol] = code
             self.sequences.max_seq.append(-1)
             self.sequences.seen.append(0)
+            self.sequences.max_ts.append(-1)
             self.carry.grow(code + 1)
         return code
 
@@ -125,6 +128,7 @@ class PartitionState:
             "max_seq": self.sequences.max_seq,
             # hex keeps arbitrarily wide bit sets exact in JSON
             "seen": [format(s, "x") for s in self.sequences.seen],
+            "max_ts": self.sequences.max_ts,
             "carry": slots,
             **(extra or {}),
         }
@@ -144,6 +148,7 @@ class PartitionState:
             state.code_of(symbol)
         state.sequences.max_seq = [int(v) for v in doc["max_seq"]]
         state.sequences.seen = [int(v, 16) for v in doc["seen"]]
+        state.sequences.max_ts = [int(v) for v in doc["max_ts"]]
         n = len(state.symbols)
         for name, values in doc["carry"].items():
             slot = state.carry.slot(name)
