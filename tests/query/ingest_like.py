@@ -85,7 +85,12 @@ class IngestLike:
         )
 
     def to_redis(
-        self, rows: list[dict[str, Any]], *, latest: bool = True, tail: bool = True, publish: bool = False
+        self,
+        rows: list[dict[str, Any]],
+        *,
+        latest: bool = True,
+        tail: bool = True,
+        publish: bool = False,
     ) -> None:
         """What ingest's Redis sink does for a batch: tail entries, latest hashes, one message."""
         assert self.redis is not None
@@ -108,7 +113,9 @@ class IngestLike:
             pipe.publish(TICKS_CHANNEL, encode_channel_message(list(newest.values())))
         pipe.execute()
 
-    def ingest(self, ticks: list[Tick], *, lake: bool = True, redis_: bool = True) -> list[dict[str, Any]]:
+    def ingest(
+        self, ticks: list[Tick], *, lake: bool = True, redis_: bool = True
+    ) -> list[dict[str, Any]]:
         rows = self.process(ticks)
         if lake:
             self.to_lake(rows)

@@ -18,9 +18,7 @@ class RunningApi:
     def __init__(self, settings: QuerySettings) -> None:
         port = free_port()
         self.settings = settings.model_copy(update={"http_port": port, "http_host": "127.0.0.1"})
-        self.server = build_server(
-            self.settings, log_level="warning", timeout_graceful_shutdown=2
-        )
+        self.server = build_server(self.settings, log_level="warning", timeout_graceful_shutdown=2)
         self.app = self.server.query_app
         self.url = f"http://127.0.0.1:{port}"
         self._thread = threading.Thread(target=self.server.run, name=f"api-{port}", daemon=True)
@@ -40,7 +38,7 @@ class RunningApi:
         assert not self._thread.is_alive(), "query API did not stop"
 
     @property
-    def metrics(self):  # noqa: ANN201 - the app's QueryMetrics
+    def metrics(self):
         return self.app.state.metrics
 
     def __enter__(self) -> RunningApi:

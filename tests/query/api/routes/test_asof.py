@@ -43,7 +43,9 @@ async def test_asof_matches_pandas_merge_asof(
     symbols, df = asof_data
     rng = random.Random(3)
     exact = df.ts_ns.sample(10, random_state=1).tolist()  # exactly on a tick: that tick
-    probes = exact + [rng.randrange(START - 600 * NS, START + 300 * 97 * NS + 600 * NS) for _ in range(30)]
+    probes = exact + [
+        rng.randrange(START - 600 * NS, START + 300 * 97 * NS + 600 * NS) for _ in range(30)
+    ]
     for symbol in symbols:
         want = reference(df, symbol, probes)
         for ts, expected in zip(probes, want, strict=True):
@@ -71,7 +73,9 @@ async def test_asof_for_several_symbols(
         assert item["tick"]["kafka_offset"] == reference(df, symbol, [ts])[0]
 
 
-async def test_asof_sees_ticks_still_only_in_redis(client: httpx.AsyncClient, ingest: IngestLike) -> None:
+async def test_asof_sees_ticks_still_only_in_redis(
+    client: httpx.AsyncClient, ingest: IngestLike
+) -> None:
     symbol = new_symbol()
     now = time.time_ns()
     rows = ingest.process(make_ticks(symbol, 10, start_ns=now - 20 * NS, step_ns=NS))

@@ -58,7 +58,15 @@ def bar_data(ingest: IngestLike) -> tuple[str, list[dict]]:
     symbol = new_symbol()
     ticks = make_ticks(symbol, 2400, start_ns=START, step_ns=3 * NS, seed=7)
     rows: list[dict] = []
-    for lo, hi in [(0, 100), (100, 101), (101, 700), (700, 1333), (1333, 1900), (1900, 2399), (2399, 2400)]:
+    for lo, hi in [
+        (0, 100),
+        (100, 101),
+        (101, 700),
+        (700, 1333),
+        (1333, 1900),
+        (1900, 2399),
+        (2399, 2400),
+    ]:
         part = ingest.process(ticks[lo:hi])
         ingest.to_lake(part)
         rows += part
@@ -81,8 +89,11 @@ async def test_bars_match_pandas(
 
 
 async def test_bars_from_ticks_when_the_lake_has_no_bar_files(
-    tmp_path: Path, bar_data: tuple[str, list[dict]], ingest: IngestLike,
-    query_redis_url: str, redis_password: str,
+    tmp_path: Path,
+    bar_data: tuple[str, list[dict]],
+    ingest: IngestLike,
+    query_redis_url: str,
+    redis_password: str,
 ) -> None:
     symbol, rows = bar_data
     ticks_only = tmp_path / "lake"

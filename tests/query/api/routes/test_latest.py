@@ -31,7 +31,9 @@ async def test_latest_comes_from_redis_with_typed_fields(
     assert "ema_fast" in tick  # ingest's feature columns come along
 
 
-async def test_lowercase_symbol_is_normalised(client: httpx.AsyncClient, ingest: IngestLike) -> None:
+async def test_lowercase_symbol_is_normalised(
+    client: httpx.AsyncClient, ingest: IngestLike
+) -> None:
     symbol = new_symbol()
     ingest.ingest(make_ticks(symbol, 2, start_ns=time.time_ns() - 10 * NS))
     r = await client.get(f"/latest/{symbol.lower()}")
@@ -90,7 +92,9 @@ async def test_latest_for_several_symbols_lists_the_missing(
     ingest.ingest(make_ticks(a, 2, start_ns=time.time_ns() - 10 * NS))
     ingest.ingest(make_ticks(b, 2, start_ns=time.time_ns() - 10 * NS))
     ingest.ingest(make_ticks(lake_only, 2, start_ns=time.time_ns() - 10 * NS), redis_=False)
-    r = await client.get("/latest", params={"symbols": f"{a},{b.lower()},{lake_only},{unknown},{a}"})
+    r = await client.get(
+        "/latest", params={"symbols": f"{a},{b.lower()},{lake_only},{unknown},{a}"}
+    )
     assert r.status_code == 200
     body = r.json()
     assert [(t["symbol"], t["source"]) for t in body["ticks"]] == [
@@ -115,7 +119,7 @@ def _fallbacks(api: RunningApi, reason: str) -> float:
     return value or 0.0
 
 
-async def test_redis_down_falls_back_to_the_lake(tmp_path, ingest: IngestLike) -> None:  # noqa: ANN001
+async def test_redis_down_falls_back_to_the_lake(tmp_path, ingest: IngestLike) -> None:
     """A private Redis, stopped mid-test: answers keep coming, from the lake."""
     private = RedisServer(tmp_path / "redis")
     private.start()

@@ -15,7 +15,7 @@ from query.ingest_like import NS, IngestLike, make_ticks, new_symbol
 from query.running_api import RunningApi
 
 
-async def _events(lines, want: int, timeout: float = 10.0) -> list[tuple[str, str]]:  # noqa: ANN001
+async def _events(lines, want: int, within_s: float = 10.0) -> list[tuple[str, str]]:
     """Read SSE frames (event name, data) and comments (':', text) until ``want`` were seen."""
     out: list[tuple[str, str]] = []
     event = "message"
@@ -33,21 +33,21 @@ async def _events(lines, want: int, timeout: float = 10.0) -> list[tuple[str, st
             if len(out) >= want:
                 return
 
-    await asyncio.wait_for(read(), timeout)
+    await asyncio.wait_for(read(), within_s)
     return out
 
 
-async def _until(lines, name: str, timeout: float = 10.0) -> list[tuple[str, str]]:  # noqa: ANN001
+async def _until(lines, name: str, within_s: float = 10.0) -> list[tuple[str, str]]:
     """Frames up to and including the first one called ``name``."""
     frames: list[tuple[str, str]] = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     while not frames or frames[-1][0] != name:
-        frames += await _events(lines, 1, timeout=max(0.1, deadline - time.monotonic()))
+        frames += await _events(lines, 1, within_s=max(0.1, deadline - time.monotonic()))
     return frames
 
 
-async def _gauge(api: RunningApi, value: float, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _gauge(api: RunningApi, value: float, within_s: float = 5.0) -> None:
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if api.metrics.registry.get_sample_value("ticklake_query_stream_clients") == value:
             return
@@ -93,7 +93,9 @@ async def test_sse_without_symbols_gets_everything(
     async with client.stream("GET", "/stream") as r:
         lines = r.aiter_lines()
         await _events(lines, 1)
-        rows = ingest.process(make_ticks(a, 1, start_ns=time.time_ns()) + make_ticks(b, 1, start_ns=time.time_ns()))
+        rows = ingest.process(
+            make_ticks(a, 1, start_ns=time.time_ns()) + make_ticks(b, 1, start_ns=time.time_ns())
+        )
         ingest.to_redis(rows, publish=True)
         seen: set[str] = set()
         while {a, b} - seen:
@@ -121,7 +123,9 @@ async def test_websocket_delivers_batches(api: RunningApi, ingest: IngestLike) -
 async def test_streams_end_cleanly_when_the_server_stops(
     query_redis_url: str, redis_password: str, lake_root: Path
 ) -> None:
-    settings = api_settings(redis_url=query_redis_url, redis_password=redis_password, lake_uri=str(lake_root))
+    settings = api_settings(
+        redis_url=query_redis_url, redis_password=redis_password, lake_uri=str(lake_root)
+    )
     running = RunningApi(settings).start()
     try:
         async with httpx.AsyncClient(base_url=running.url, timeout=10) as c:

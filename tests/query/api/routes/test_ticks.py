@@ -41,9 +41,7 @@ async def test_pages_walk_every_tick_once_in_order_across_days_and_files(
         ingest.to_lake(part)
         rows += part
     ingest.ingest(make_ticks(new_symbol(), 10, start_ns=DAY0 + 20 * 3600 * NS), redis_=False)
-    pages = await _all_pages(
-        client, symbol, start=DAY0, end=DAY0 + 2 * 86_400 * NS, limit=25
-    )
+    pages = await _all_pages(client, symbol, start=DAY0, end=DAY0 + 2 * 86_400 * NS, limit=25)
     assert [len(p) for p in pages] == [25, 25, 25, 15]
     got = [t["kafka_offset"] for p in pages for t in p]
     assert got == [r["kafka_offset"] for r in sorted(rows, key=lambda r: r["ts_ns"])]
@@ -113,7 +111,11 @@ async def test_tail_rows_page_with_lake_rows(client: httpx.AsyncClient, ingest: 
         ("arrow", None, "application/vnd.apache.arrow.stream"),
         (None, "text/csv", "text/csv"),
         (None, "application/vnd.apache.parquet", "application/vnd.apache.parquet"),
-        (None, "application/vnd.apache.arrow.stream;q=0.9, */*", "application/vnd.apache.arrow.stream"),
+        (
+            None,
+            "application/vnd.apache.arrow.stream;q=0.9, */*",
+            "application/vnd.apache.arrow.stream",
+        ),
         (None, "text/html, */*", "application/json"),
     ],
 )

@@ -93,24 +93,31 @@ def _parse_iso(name: str, raw: str) -> int:
     return seconds * NS_PER_S + frac_ns
 
 
+SYMBOL_ANY_CASE: Final = re.compile(SYMBOL_PATTERN.pattern.replace("A-Z", "A-Za-z"))
+"""What a symbol parameter may be: the tick contract's symbol shape in any case."""
+SYMBOL_PARAM_PATTERN: Final = f"^{SYMBOL_ANY_CASE.pattern}$"
+"""The same, anchored, for OpenAPI (a client sees exactly what is accepted)."""
+SYMBOL_LIST_PATTERN: Final = (
+    f"^{SYMBOL_ANY_CASE.pattern}(,{SYMBOL_ANY_CASE.pattern}){{0,{MAX_SYMBOLS_PER_REQUEST - 1}}}$"
+)
+"""``symbols=`` lists: comma-separated, no spaces, at most :data:`MAX_SYMBOLS_PER_REQUEST`."""
+
+
 def parse_symbol(text: str, *, name: str = "symbol", location: str = "path") -> str:
-    """Normalise a symbol (upper case) and check it has the shape ticks allow."""
-    symbol = text.strip().upper()
-    if SYMBOL_PATTERN.fullmatch(symbol) is None:
+    """A symbol parameter, upper-cased; 422 unless it has the shape ticks allow."""
+    if SYMBOL_ANY_CASE.fullmatch(text) is None:
         raise InvalidParameter(
             name,
             f"{text!r} is not a symbol: 1-20 of A-Z 0-9 . - / _ ^ = starting with a letter "
             "or digit",
             location=location,
         )
-    return symbol
+    return text.upper()
 
 
 def parse_symbol_list(text: str, *, name: str = "symbols") -> list[str]:
-    """``AAPL,MSFT`` -> ``["AAPL", "MSFT"]``: normalised, de-duplicated, order kept."""
-    parts = [p for p in (s.strip() for s in text.split(",")) if p]
-    if not parts:
-        raise InvalidParameter(name, "give at least one symbol, comma-separated")
+    """``AAPL,msft`` -> ``["AAPL", "MSFT"]``: upper-cased, de-duplicated, order kept."""
+    parts = text.split(",")
     if len(parts) > MAX_SYMBOLS_PER_REQUEST:
         raise InvalidParameter(
             name, f"{len(parts)} symbols; at most {MAX_SYMBOLS_PER_REQUEST} per request"

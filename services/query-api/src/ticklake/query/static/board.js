@@ -100,13 +100,15 @@ function connect() {
 
 const INTERVAL_S = { "1s": 1, "1m": 60, "5m": 300, "1h": 3600 };
 
+let drawTicket = 0;
+
 async function drawBars() {
   const symbol = $("chart-symbol").value;
   const interval = $("chart-interval").value;
   const canvas = $("chart");
   const ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
   if (!symbol) return;
+  const ticket = ++drawTicket;  // a newer request supersedes this one
   const nowNs = BigInt(Date.now()) * 1000000n;
   const startNs = nowNs - BigInt(INTERVAL_S[interval] * 120) * 1000000000n;
   let bars = [];
@@ -114,27 +116,35 @@ async function drawBars() {
     const r = await fetch(`/bars/${encodeURIComponent(symbol)}?interval=${interval}&start=${startNs}&end=${nowNs + 1000000000n}`);
     bars = r.ok ? (await r.json()).bars : [];
   } catch (e) { bars = []; }
+  if (ticket !== drawTicket) return;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
   $("chart-note").textContent = bars.length ? `${bars.length} bars, last 120 intervals (from the lake)` : "no bars in the lake for this window yet";
   if (!bars.length) return;
-  const W = canvas.width, H = canvas.height, pad = 40, volH = 60;
+  // A time axis of the last 120 intervals: a gap in trading shows as a gap.
+  const W = canvas.width, H = canvas.height, pad = 48, volH = 60, slots = 120;
+  const widthNs = INTERVAL_S[interval] * 1e9;
+  const t0 = Number(startNs);
   const hi = Math.max(...bars.map((b) => b.high)), lo = Math.min(...bars.map((b) => b.low));
   const vmax = Math.max(...bars.map((b) => b.volume)) || 1;
-  const y = (p) => pad / 2 + (hi - p) / ((hi - lo) || 1) * (H - pad - volH);
-  const step = (W - pad) / bars.length;
+  const y = (p) => 12 + (hi - p) / ((hi - lo) || 1) * (H - 24 - volH);
+  const step = (W - pad - 8) / slots;
+  const half = Math.max(1, step * 0.35);
   ctx.fillStyle = "#8a949e"; ctx.font = "11px system-ui";
   ctx.fillText(hi.toFixed(2), 2, y(hi) + 4); ctx.fillText(lo.toFixed(2), 2, y(lo));
-  bars.forEach((b, i) => {
-    const x = pad + i * step + step / 2;
+  const label = (ns) => new Date(ns / 1e6).toISOString().slice(11, 19);
+  ctx.fillText(label(t0), pad, H - 2); ctx.fillText(label(t0 + slots * widthNs) + " UTC", W - 90, H - 2);
+  for (const b of bars) {
+    const x = pad + ((b.start_ns - t0) / widthNs + 0.5) * step;
     const up = b.close >= b.open;
     ctx.strokeStyle = ctx.fillStyle = up ? "#3fb950" : "#f85149";
     ctx.beginPath(); ctx.moveTo(x, y(b.high)); ctx.lineTo(x, y(b.low)); ctx.stroke();
     const top = y(Math.max(b.open, b.close)), bodyH = Math.max(1, Math.abs(y(b.open) - y(b.close)));
-    ctx.fillRect(x - Math.max(1, step * 0.35), top, Math.max(2, step * 0.7), bodyH);
+    ctx.fillRect(x - half, top, 2 * half, bodyH);
     ctx.globalAlpha = 0.4;
-    const vh = b.volume / vmax * (volH - 10);
-    ctx.fillRect(x - Math.max(1, step * 0.35), H - vh, Math.max(2, step * 0.7), vh);
+    const vh = b.volume / vmax * (volH - 16);
+    ctx.fillRect(x - half, H - 14 - vh, 2 * half, vh);
     ctx.globalAlpha = 1;
-  });
+  }
 }
 
 $("chart-symbol").addEventListener("change", drawBars);

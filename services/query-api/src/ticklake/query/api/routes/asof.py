@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from ticklake.query.api.deps import LookupsDep, Symbol
+from ticklake.query.api.deps import LookupsDep, Symbol, SymbolList
 from ticklake.query.api.models import NOT_FOUND, UNAVAILABLE, AsOf, AsOfMany
 from ticklake.query.api.responses import OrjsonResponse
 from ticklake.query.api.routes.ticks import TIME_HELP
@@ -29,7 +29,7 @@ async def _one(lookups: Lookups, symbol: str, ts_ns: int) -> dict[str, Any]:
 async def asof_many(
     lookups: LookupsDep,
     ts: TsParam,
-    symbols: Annotated[str, Query(description="Comma-separated symbols.")],
+    symbols: SymbolList,
 ) -> Response:
     """As-of for several symbols at one time; unknown symbols are listed in ``missing``."""
     ts_ns = parse_time("ts", ts)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from starlette.responses import Response
 
-from ticklake.query.api.deps import LookupsDep, Symbol
+from ticklake.query.api.deps import LookupsDep, Symbol, SymbolList
 from ticklake.query.api.models import NOT_FOUND, UNAVAILABLE, Latest, LatestMany
 from ticklake.query.api.responses import OrjsonResponse
 from ticklake.query.params import parse_symbol_list
@@ -18,7 +16,7 @@ router = APIRouter(prefix="/latest", tags=["latest"])
 @router.get("", response_model=LatestMany, responses=UNAVAILABLE)
 async def latest_many(
     lookups: LookupsDep,
-    symbols: Annotated[str, Query(description="Comma-separated symbols, e.g. AAPL,MSFT.")],
+    symbols: SymbolList,
 ) -> Response:
     """Latest ticks of several symbols; symbols found nowhere are listed in ``missing``."""
     found, missing = await lookups.latest_many(parse_symbol_list(symbols))

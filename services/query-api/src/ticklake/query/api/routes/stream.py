@@ -12,21 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.responses import StreamingResponse
 
-from ticklake.query.api.deps import Runtime
+from ticklake.query.api.deps import OptionalSymbolList, Runtime
 from ticklake.query.params import InvalidParameter, parse_symbol_list
 from ticklake.query.stream_hub import CLOSED, StreamHub
 
 router = APIRouter(tags=["stream"])
-
-SymbolsFilter = Annotated[
-    str | None, Query(description="Comma-separated symbols; all symbols when omitted.")
-]
 
 
 def sse_event(event: str, data: Any) -> bytes:
@@ -69,7 +65,7 @@ async def _sse(
         }
     },
 )
-async def stream(runtime: Runtime, symbols: SymbolsFilter = None) -> StreamingResponse:
+async def stream(runtime: Runtime, symbols: OptionalSymbolList = None) -> StreamingResponse:
     """Live ticks as Server-Sent Events (``event: ticks``), with heartbeat comments."""
     wanted = _symbol_filter(symbols)
     return StreamingResponse(
