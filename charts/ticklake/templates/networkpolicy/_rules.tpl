@@ -11,7 +11,7 @@
     - {port: 53, protocol: TCP}
 {{- end }}
 {{- define "ticklake.np.kafka" -}}
-{{- if .Values.kafka.strimzi.enabled }}
+{{- if .Values.kafka.strimzi.enabled -}}
 # Kafka brokers (Strimzi labels its pods with the cluster name).
 - to:
     - podSelector:
@@ -20,7 +20,7 @@
           strimzi.io/kind: Kafka
   ports:
     - {port: {{ .Values.kafka.strimzi.listenerPort }}, protocol: TCP}
-{{- else }}
+{{- else -}}
 # External Kafka.
 - to:
     {{- range .Values.kafka.external.cidrs }}
@@ -33,14 +33,14 @@
 {{- end }}
 {{- end }}
 {{- define "ticklake.np.redis" -}}
-{{- if .Values.redis.enabled }}
+{{- if .Values.redis.enabled -}}
 - to:
     - podSelector:
         matchLabels:
           {{- include "ticklake.componentSelectorLabels" (list . "redis") | nindent 10 }}
   ports:
     - {port: {{ .Values.redis.service.port }}, protocol: TCP}
-{{- else }}
+{{- else -}}
 - to:
     {{- range .Values.redis.external.cidrs }}
     - ipBlock: {cidr: {{ . }}}
@@ -52,7 +52,7 @@
 {{- end }}
 {{- end }}
 {{- define "ticklake.np.s3" -}}
-{{- if eq .Values.lake.mode "s3" }}
+{{- if eq .Values.lake.mode "s3" -}}
 # The S3 lake.
 - to:
     {{- range .Values.lake.s3.cidrs }}
