@@ -8,13 +8,17 @@ aiokafka and the core contract directly: services never import each other.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -24,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ticklake.core.tick import Tick, encode_tick
 from ticklake.core.topics import tick_key
+from ticklake.devstack.ports import free_port
 from ticklake.ingest.settings import IngestSettings
 
 T0_NS = 1_735_828_200_000_000_000  # 2025-01-02T14:30:00Z
@@ -258,3 +263,44 @@ def ticks_frame(lake: Path | str) -> pd.DataFrame:
         return pd.DataFrame()
     df = table.to_pandas()
     return df.sort_values(["kafka_partition", "kafka_offset"]).reset_index(drop=True)
+
+
+# --- ingest as a real process (ticklake-ingest) ----------------------------------------
+
+
+def env_of(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"TICKLAKE_{name.upper()}"] = str(value)
+    env["TICKLAKE_LOG_LEVEL"] = "INFO"
+    return env
+
+
+def start_ingest(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ticklake.ingest.cli"],
+            env={**env, "TICKLAKE_HTTP_PORT": str(port)},
+            stdout=out,
+            stderr=out,
+        )
+    return proc, port
+
+
+async def wait_assigned(port: int, timeout_s: float = 60.0) -> None:
+    """Until the process owns at least one partition (so a kill hits real work)."""
+
+    async def assigned() -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=1.0) as client:
+                body = (await client.get(f"http://127.0.0.1:{port}/readyz")).json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        return bool(body.get("assigned_partitions"))
+
+    await wait_until(assigned, timeout_s, "partitions assigned", interval_s=0.05)

@@ -21,7 +21,10 @@ from ingest_kit import (
 
 from ticklake.core import topics
 
-GOOD = '{"v":1,"symbol":"SYM","ts_ns":1735828200000000000,"price":10.0,"size":1.0,"exchange":"XNAS","seq":1'
+GOOD = (
+    '{"v":1,"symbol":"SYM","ts_ns":1735828200000000000,"price":10.0,"size":1.0,'
+    '"exchange":"XNAS","seq":1'
+)
 
 
 def variant(old: str, new: str) -> bytes:

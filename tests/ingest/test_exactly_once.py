@@ -10,74 +10,33 @@ of one uninterrupted run (the pandas reference on the produced stream).
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from ingest_kit import (
     create_topic,
+    env_of,
     lake_row_count,
     produce,
     reference_features,
     settings_for,
+    start_ingest,
     tick_messages,
     tick_stream,
     ticks_frame,
     unique_prefix,
     unique_topic,
+    wait_assigned,
     wait_until,
 )
 
-from ticklake.devstack.ports import free_port
-
 TOTAL = 12_000
 KILLS = 5
-
-
-def env_of(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"TICKLAKE_{name.upper()}"] = str(value)
-    env["TICKLAKE_LOG_LEVEL"] = "INFO"
-    return env
-
-
-def start_ingest(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ticklake.ingest.cli"],
-            env={**env, "TICKLAKE_HTTP_PORT": str(port)},
-            stdout=out,
-            stderr=out,
-        )
-    return proc, port
-
-
-async def wait_assigned(port: int, timeout_s: float = 60.0) -> None:
-    """Until the process owns at least one partition (so a kill hits real work)."""
-
-    async def assigned() -> bool:
-        try:
-            async with httpx.AsyncClient(timeout=1.0) as client:
-                body = (await client.get(f"http://127.0.0.1:{port}/readyz")).json()
-        except (httpx.HTTPError, ValueError):
-            return False
-        return bool(body.get("assigned_partitions"))
-
-    await wait_until(assigned, timeout_s, "partitions assigned", interval_s=0.05)
 
 
 @pytest.mark.slow

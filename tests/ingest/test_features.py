@@ -3,6 +3,8 @@ the stream is cut into batches or checkpointed in between."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -35,7 +37,7 @@ def run(df: pd.DataFrame, cuts: list[int], checkpoint: bool = False) -> pd.DataF
     state = PartitionState(0)
     parts = []
     bounds = [0, *sorted(set(cuts)), len(df)]
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         chunk = df.iloc[start:end]
         codes = np.array([state.code_of(s) for s in chunk["symbol"]], dtype=np.int64)
         out = compute_features(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +116,39 @@ async def test_ticks_reach_the_lake_and_redis_with_features_like_the_reference(
     bars = ds.dataset(tmp_path / "lake" / "bars_1m", partitioning="hive").to_table().to_pandas()
     assert bars["tick_count"].sum() == 3_000
     assert running.counter("ticklake_ingest_e2e_latency_seconds_count") >= 3_000
+
+
+async def test_a_failing_lake_holds_commits_back_and_loses_nothing(
+    kafka_bootstrap: str, ingest_redis: str, redis_password: str, tmp_path: Path
+) -> None:
+    topic = unique_topic()
+    await create_topic(kafka_bootstrap, topic, 1)
+    ticks = tick_stream([unique_prefix()], 600, seed=8)
+    lake = tmp_path / "lake"
+    settings = settings_for(kafka_bootstrap, topic, lake, ingest_redis, redis_password)
+    async with RunningIngest(settings) as running:
+        await produce(kafka_bootstrap, topic, tick_messages(ticks[:200]))
+        await wait_until(lambda: lake_row_count(lake) >= 200, 60, "first ticks")
+        committed = running.service.consumer.committed[0]
+        assert committed == 200
+
+        # the disk "fails": the ticks dataset cannot be written (works as root too)
+        shutil.move(lake / "ticks", tmp_path / "ticks-aside")
+        (lake / "ticks").write_bytes(b"in the way")
+        await produce(kafka_bootstrap, topic, tick_messages(ticks[200:400]))
+        await wait_until(
+            lambda: running.counter("ticklake_ingest_lake_errors_total") >= 2, 30, "lake errors"
+        )
+        report = await running.service.readiness()
+        assert not report["ready"] and not report["checks"]["lake_writable"]
+        assert "offsets" in report["lake_error"]
+        assert running.service.consumer.committed[0] == committed
+
+        (lake / "ticks").unlink()
+        shutil.move(tmp_path / "ticks-aside", lake / "ticks")
+        await produce(kafka_bootstrap, topic, tick_messages(ticks[400:]))
+        await wait_until(lambda: lake_row_count(lake) >= 600, 60, "everything after recovery")
+        await wait_until(lambda: running.service.consumer.committed[0] == 600, 30, "committed")
+        assert (await running.service.readiness())["checks"]["lake_writable"]
+    df = ticks_frame(lake)
+    assert df["seq"].tolist() == list(range(1, 601))

@@ -49,7 +49,7 @@ def files(root: Path) -> list[str]:
 
 
 async def test_a_flush_writes_a_checkpoint_then_files_named_by_offsets(tmp_path: Path) -> None:
-    writer, sink, processor = make(tmp_path)
+    _, sink, processor = make(tmp_path)
     sink.add(processor.process(records(150), 1))
     assert sink.due() == [0]
     job = sink.take(0)
@@ -75,7 +75,7 @@ async def test_a_flush_writes_a_checkpoint_then_files_named_by_offsets(tmp_path:
 
 
 async def test_replaying_the_same_records_rewrites_the_same_files(tmp_path: Path) -> None:
-    writer, sink, processor = make(tmp_path)
+    _, sink, processor = make(tmp_path)
     sink.add(processor.process(records(120), 1))
     await sink.write(sink.take(0))  # type: ignore[arg-type]
     before = files(tmp_path / "lake")
@@ -162,7 +162,7 @@ async def test_a_flush_over_midnight_writes_one_file_per_utc_day(tmp_path: Path)
 async def test_an_unwritable_lake_raises_a_clear_error_and_the_job_can_be_retried(
     tmp_path: Path,
 ) -> None:
-    writer, sink, processor = make(tmp_path)
+    _, sink, processor = make(tmp_path)
     blocker = tmp_path / "lake" / "ticks"
     blocker.write_bytes(b"not a directory")  # fails for root too, unlike chmod
     sink.add(processor.process(records(10), 1))
