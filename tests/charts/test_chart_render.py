@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
+import yaml
 from chartkit import CHART, NAMESPACE, RELEASE, VALUE_SETS, helm_template, render, run, tool
 
 
@@ -92,3 +96,35 @@ def test_redis_password_is_generated_once_per_install() -> None:
     second = helm_template(show_only="templates/redis/secret.yaml")
     assert "redis-password:" in first
     assert first != second
+
+
+def rendered_notes(tmp_path: Path, *sets: str) -> str:
+    """NOTES.txt as helm install prints it. helm template skips NOTES.txt, so a
+    copy of the chart renders it through tpl as an ordinary template."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "NOTES.txt").rename(chart / "notes.txt")
+    (chart / "templates" / "notes-as-yaml.yaml").write_text(
+        'notes: {{ tpl (.Files.Get "notes.txt") . | toJson }}\n'
+    )
+    args = [tool("helm"), "template", RELEASE, str(chart), "--namespace", NAMESPACE]
+    args += [a for s in sets for a in ("--set", s)]
+    args += ["--show-only", "templates/notes-as-yaml.yaml"]
+    result = run(args)
+    assert result.returncode == 0, result.stderr
+    return str(yaml.safe_load(result.stdout)["notes"])
+
+
+def test_notes_print_the_exact_port_forward_command(tmp_path: Path) -> None:
+    notes = rendered_notes(tmp_path)
+    assert "kubectl -n ticklake port-forward svc/ticklake-query-api 8000:8000" in notes, notes
+    assert "kubectl -n ticklake wait kafka/ticklake --for=condition=Ready" in notes
+    assert "helm test ticklake -n ticklake" in notes
+    services = {o["metadata"]["name"] for o in render("defaults") if o["kind"] == "Service"}
+    assert "ticklake-query-api" in services
+    external = rendered_notes(
+        tmp_path / "external",
+        "kafka.strimzi.enabled=false",
+        "kafka.external.bootstrapServers=k:9092",
+    )
+    assert "external, k:9092" in external
