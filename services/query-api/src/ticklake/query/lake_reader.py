@@ -139,22 +139,29 @@ class LakeReader:
         return self._rows(sql, params, files)
 
     def newest_tick(self, symbol: str) -> dict[str, Any] | None:
-        """The newest tick of ``symbol`` anywhere in the lake (by event time).
+        """The newest tick of ``symbol`` anywhere in the lake (by event time)."""
+        return self.newest_ticks([symbol]).get(symbol)
 
-        Walks the day partitions from the newest back, so a symbol that stopped
-        trading days ago is still found, without reading the whole lake for
-        a symbol that trades today.
+    def newest_ticks(self, symbols: list[str]) -> dict[str, dict[str, Any]]:
+        """The newest tick of each symbol anywhere in the lake; absent symbols are left out.
+
+        Walks the day partitions from the newest back, one query per day for
+        all symbols still missing, so a symbol that stopped trading days ago is
+        still found without reading the whole lake for one that trades today.
         """
         sql = (
-            "SELECT * EXCLUDE (filename) FROM {rel} WHERE symbol = $symbol "
-            + _ORDER_DESC
-            + " LIMIT 1"
+            "SELECT * EXCLUDE (filename) FROM {rel} WHERE list_contains($symbols, symbol) "
+            "QUALIFY row_number() OVER (PARTITION BY symbol " + _ORDER_DESC + ") = 1"
         )
+        found: dict[str, dict[str, Any]] = {}
+        missing = list(dict.fromkeys(symbols))
         for day in reversed(self.dates(TICKS_DATASET)):
-            rows = self._rows(sql, {"symbol": symbol}, self.files(TICKS_DATASET, [day]))
-            if rows:
-                return rows[0]
-        return None
+            if not missing:
+                break
+            for row in self._rows(sql, {"symbols": missing}, self.files(TICKS_DATASET, [day])):
+                found[row["symbol"]] = row
+            missing = [s for s in missing if s not in found]
+        return found
 
     def tick_at_or_before(
         self, symbol: str, ts_ns: int, lookback_days: int

@@ -146,18 +146,19 @@ class Lookups:
         except RedisUnavailable:
             cached = [None] * len(symbols)
             reason = "redis_down"
+        absent = [s for s, row in zip(symbols, cached, strict=True) if row is None]
+        if absent:
+            self.metrics.fallbacks.labels(reason).inc(len(absent))
+        from_lake = await self.in_lake(self.lake.newest_ticks, absent) if absent else {}
         found: list[tuple[str, dict[str, Any], Source]] = []
         missing: list[str] = []
         for symbol, row in zip(symbols, cached, strict=True):
             if row is not None:
                 found.append((symbol, row, "redis"))
-                continue
-            self.metrics.fallbacks.labels(reason).inc()
-            lake_row = await self.in_lake(self.lake.newest_tick, symbol)
-            if lake_row is None:
-                missing.append(symbol)
+            elif symbol in from_lake:
+                found.append((symbol, with_timestamp(from_lake[symbol]), "lake"))
             else:
-                found.append((symbol, with_timestamp(lake_row), "lake"))
+                missing.append(symbol)
         return found, missing
 
     # -- history -------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""``ticklake-query``: the client commands against a running API."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from query.ingest_like import NS, IngestLike, make_ticks, new_symbol
+from query.running_api import RunningApi
+from ticklake.query.cli import build_parser, main, request_for
+
+
+@pytest.mark.parametrize(
+    ("argv", "path", "params"),
+    [
+        (["latest", "AAPL"], "/latest/AAPL", {}),
+        (["latest", "EUR/USD"], "/latest/EUR%2FUSD", {}),
+        (["latest", "AAPL", "MSFT"], "/latest", {"symbols": "AAPL,MSFT"}),
+        (["bars", "AAPL", "--interval", "5m"], "/bars/AAPL", {"interval": "5m"}),
+        (["ticks", "AAPL", "--limit", "5"], "/ticks/AAPL", {"limit": 5}),
+        (["asof", "AAPL", "--ts", "now"], "/asof/AAPL", {"ts": "now"}),
+        (["asof", "A", "B", "--ts", "now"], "/asof", {"ts": "now", "symbols": "A,B"}),
+        (["symbols"], "/symbols", {}),
+    ],
+)
+def test_commands_map_to_requests(argv: list[str], path: str, params: dict) -> None:
+    assert request_for(build_parser().parse_args(argv)) == (path, params)
+
+
+def test_latest_and_bars_against_the_api(
+    api: RunningApi, ingest: IngestLike, capsys: pytest.CaptureFixture[str]
+) -> None:
+    symbol = new_symbol()
+    rows = ingest.ingest(
+        make_ticks(symbol, 30, start_ns=time.time_ns() - 600 * NS, step_ns=10 * NS)
+    )
+    assert main(["--url", api.url, "latest", symbol]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["tick"]["price"] == rows[-1]["price"]
+    assert main(["--url", api.url, "bars", symbol, "--interval", "1m"]) == 0
+    bars = json.loads(capsys.readouterr().out)["bars"]
+    assert sum(b["tick_count"] for b in bars) == 30
+
+
+def test_errors_and_unreachable_servers_have_exit_codes(
+    api: RunningApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--url", api.url, "latest", new_symbol("NOPE")]) == 1
+    assert "404" in capsys.readouterr().err
+    assert main(["--url", "http://127.0.0.1:9", "--timeout", "2", "symbols"]) == 2
+    assert "cannot reach" in capsys.readouterr().err
