@@ -237,6 +237,10 @@ class TickPublisher:
             # The batch never reached the client's queue (timed out waiting for room).
             self._record_failure(count, e)
             return
+        except asyncio.CancelledError as e:
+            # Stopping while blocked on a full queue: these ticks will never be sent.
+            self._record_failure(count, e)
+            raise
         self._pending.add(future)
         future.add_done_callback(functools.partial(self._on_delivery, count=count, started=started))
 

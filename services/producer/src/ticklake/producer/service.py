@@ -137,6 +137,7 @@ class ProducerService:
         self._progress_out = progress_out
         self._show_progress = show_progress
         self._state: Literal["starting", "running", "stopping", "stopped"] = "starting"
+        self._stop_requested_at: float | None = None
 
     # -- HealthSource -------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -157,6 +158,7 @@ class ProducerService:
         """What SIGTERM does: the feed stops at its next slice, then everything is flushed."""
         if not self.stop_requested.is_set():
             log.info("stop requested: finishing the current slice, then flushing")
+            self._stop_requested_at = time.monotonic()
         self.stop_requested.set()
 
     async def run(self, feed: SimulateFeed | ReplayFeed) -> RunResult:
@@ -175,40 +177,38 @@ class ProducerService:
     async def _run(self, feed: SimulateFeed | ReplayFeed) -> RunResult:
         s = self.settings
         started = time.monotonic()
+        # Bad simulation parameters fail here, before anything connects.
+        simulator = self._simulator() if isinstance(feed, SimulateFeed) else None
         if self._serve_http:
             self._http = HttpServer(self, s.http_host, s.http_port)
             await self._http.start()
-        writer: TickFileWriter | None = None
-        reporter: asyncio.Task[None] | None = None
-        # Bad simulation parameters fail here, before anything connects.
-        simulator = self._simulator() if isinstance(feed, SimulateFeed) else None
+        writer = (
+            TickFileWriter(feed.record_to)
+            if isinstance(feed, SimulateFeed) and feed.record_to is not None
+            else None
+        )
+        work = asyncio.create_task(self._connect_and_feed(feed, simulator, writer), name="feed")
+        stop_wait = asyncio.create_task(self.stop_requested.wait(), name="stop-wait")
         try:
-            sink: TickSink
-            if isinstance(feed, SimulateFeed) and feed.record_to is not None:
-                writer = TickFileWriter(feed.record_to)
-                sink = FileSink(writer)
-            else:
-                await self._connect()
-                sink = KafkaSink(self.publisher)
-                if self._show_progress:
-                    reporter = asyncio.create_task(
-                        report_progress(
-                            self.publisher, self.progress, s.progress_interval_s, self._progress_out
-                        ),
-                        name="producer-progress",
+            await asyncio.wait({work, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                # Stop requested: the feed ends at its next slice. It can only be slower when
+                # it is blocked on Kafka (no room for a batch) or still connecting.
+                await asyncio.wait({work}, timeout=s.shutdown_timeout_s / 2)
+                if not work.done():
+                    log.warning(
+                        "feed did not stop within %.0fs; cancelling it", s.shutdown_timeout_s / 2
                     )
-            self._state = "running"
-            if isinstance(feed, SimulateFeed):
-                assert simulator is not None
-                await self._simulate(feed, simulator, sink)
-            else:
-                await self._replay(feed, sink)
+                    work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
         finally:
+            stop_wait.cancel()
             self._state = "stopping"
-            if reporter is not None:
-                reporter.cancel()
+            if not work.done():
+                work.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await reporter
+                    await work
             if writer is not None:
                 writer.close()
             await self._shutdown()
@@ -224,6 +224,40 @@ class ProducerService:
         )
         log.info("done: %s", result)
         return result
+
+    async def _connect_and_feed(
+        self,
+        feed: SimulateFeed | ReplayFeed,
+        simulator: MarketSimulator | None,
+        writer: TickFileWriter | None,
+    ) -> None:
+        s = self.settings
+        sink: TickSink
+        reporter: asyncio.Task[None] | None = None
+        if writer is not None:
+            sink = FileSink(writer)
+        else:
+            await self._connect()
+            sink = KafkaSink(self.publisher)
+            if self._show_progress:
+                reporter = asyncio.create_task(
+                    report_progress(
+                        self.publisher, self.progress, s.progress_interval_s, self._progress_out
+                    ),
+                    name="producer-progress",
+                )
+        self._state = "running"
+        try:
+            if isinstance(feed, SimulateFeed):
+                assert simulator is not None
+                await self._simulate(feed, simulator, sink)
+            else:
+                await self._replay(feed, sink)
+        finally:
+            if reporter is not None:
+                reporter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reporter
 
     async def _connect(self) -> None:
         s = self.settings
@@ -297,7 +331,11 @@ class ProducerService:
 
     async def _shutdown(self) -> None:
         try:
-            await asyncio.wait_for(self.publisher.stop(), self.settings.shutdown_timeout_s)
+            # The whole stop (feed + flush) stays within shutdown_timeout_s of the signal.
+            budget = self.settings.shutdown_timeout_s
+            if self._stop_requested_at is not None:
+                budget -= time.monotonic() - self._stop_requested_at
+            await asyncio.wait_for(self.publisher.stop(), max(budget, 1.0))
         except TimeoutError:
             log.error(
                 "flush did not finish within %.0fs; %d ticks were not confirmed",
