@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ticklake.producer import pacing
 from ticklake.producer.pacing import NS_PER_S, Bursts, RatePlan
@@ -96,3 +98,27 @@ def test_replay_offsets_follow_speed_and_never_go_back() -> None:
 def test_due_prefix() -> None:
     offsets = np.array([0, 10, 10, 30])
     assert [pacing.due_prefix(offsets, t) for t in (-1, 0, 9, 10, 29, 30)] == [0, 1, 1, 3, 3, 4]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.floats(min_value=0.5, max_value=200_000),
+    slice_ms=st.integers(min_value=1, max_value=100),
+    slices=st.integers(min_value=1, max_value=500),
+    burst=st.one_of(
+        st.none(),
+        st.tuples(
+            st.floats(min_value=0.2, max_value=5),
+            st.floats(min_value=0.05, max_value=0.9),
+            st.floats(min_value=0.1, max_value=20),
+        ),
+    ),
+)
+def test_slices_never_lose_or_invent_ticks(
+    rate: float, slice_ms: int, slices: int, burst: tuple[float, float, float] | None
+) -> None:
+    bursts = None if burst is None else Bursts(burst[0], burst[0] * burst[1], burst[2])
+    plan = RatePlan(rate, bursts)
+    counts = [pacing.slice_at(plan, slice_ms * MS, i).count for i in range(slices)]
+    assert all(c >= 0 for c in counts)
+    assert sum(counts) == plan.due(slices * slice_ms * MS)

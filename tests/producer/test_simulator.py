@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ticklake.core.tick import decode_tick, encode_tick, tick_to_dict
 from ticklake.producer.simulator import (
@@ -150,3 +152,24 @@ def test_arrow_table_matches_the_ticks() -> None:
         del row["v"]
         expected.append(row)
     assert w.to_arrow().to_pylist() == expected
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    counts=st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_size=12),
+    symbols=st.integers(min_value=1, max_value=12),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_any_window_sizes_keep_seq_gap_free_and_ticks_valid(
+    counts: list[int], symbols: int, seed: int
+) -> None:
+    names = [f"S{i}" for i in range(symbols)]
+    sim = MarketSimulator(build_market(names), seed=seed)
+    seen: dict[str, list[int]] = {}
+    for i, n in enumerate(counts):
+        for tick in sim.generate(n, T0 + i * MS, T0 + (i + 1) * MS).to_ticks():
+            assert decode_tick(encode_tick(tick)) == tick
+            seen.setdefault(tick.symbol, []).append(tick.seq)
+    assert sum(len(v) for v in seen.values()) == sum(counts) == sim.ticks_generated
+    for seqs in seen.values():
+        assert seqs == list(range(1, len(seqs) + 1))
