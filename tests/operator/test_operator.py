@@ -401,3 +401,43 @@ async def test_liveness_and_metrics(
         in text
     )
     assert "ticklake_operator_reconcile_errors_total" in text
+
+
+async def test_pods_follow_the_replicas(
+    api: client.ApiClient,
+    operator: Any,
+    kube_server: Any,
+    namespace: str,
+    kafka_bootstrap: str,
+    new_topic: NewTopic,
+) -> None:
+    """With controller-manager, scheduler and kwok, the scale reaches running Pods."""
+    if not kube_server.workloads:
+        pytest.fail("kube-controller-manager, kube-scheduler or kwok did not build")
+    topic = await new_topic(3)
+    await _setup(api, namespace, kafka_bootstrap, topic)
+    core = client.CoreV1Api(api)
+
+    async def running() -> int:
+        pods = await core.list_namespaced_pod(
+            namespace, label_selector="app.kubernetes.io/instance=ingest"
+        )
+        return sum(
+            1
+            for p in pods.items
+            if p.status.phase == "Running" and p.metadata.deletion_timestamp is None
+        )
+
+    await eventually(running, lambda n: n == 3, what="3 running ingest Pods")
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_partitions({topic: NewPartitions(total_count=5)})
+    finally:
+        await admin.close()
+    await eventually(running, lambda n: n == 5, what="5 running ingest Pods")
+    await eventually(
+        lambda: client.AppsV1Api(api).read_namespaced_deployment_status("ingest", namespace),
+        lambda d: d.status.ready_replicas == 5,
+        what="the Deployment reports 5 ready replicas",
+    )

@@ -79,8 +79,8 @@ spec:
       addresses:
       - type: InternalIP
         address: {{ NodeIP | Quote }}
-      allocatable: {cpu: "64", memory: 256Gi, pods: "250"}
-      capacity: {cpu: "64", memory: 256Gi, pods: "250"}
+      allocatable: {cpu: "64", memory: 256Gi, pods: "1000"}
+      capacity: {cpu: "64", memory: 256Gi, pods: "1000"}
       phase: Running
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1
@@ -451,9 +451,10 @@ class KubeAPIServer:
             f"--service-account-signing-key-file={d / 'sa.key'}",
             "--authorization-mode=RBAC",
             "--allow-privileged=true",
-            # No controller-manager creates the token controller's objects, so
-            # the ServiceAccount admission plugin would refuse every Pod.
-            "--disable-admission-plugins=ServiceAccount",
+            # ServiceAccount: Pods would wait for tokens no kubelet mounts.
+            # TaintNodesByCondition: new Nodes start tainted not-ready and only
+            # the node lifecycle controller (off, see below) lifts that.
+            "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
             # v1.37 refuses a loopback advertise address when it maintains the
             # `kubernetes` Service endpoints; nothing here needs them.
             "--endpoint-reconciler-type=none",
