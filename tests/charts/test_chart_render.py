@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chartkit import CHART, NAMESPACE, RELEASE, VALUE_SETS, helm_template, render, run, tool
+from chartkit import CHART, NAMESPACE, RELEASE, VALUE_SETS, helm_template, parse, render, run, tool
 
 
 def test_every_ci_values_file_is_a_rendered_value_set() -> None:
@@ -128,3 +128,36 @@ def test_notes_print_the_exact_port_forward_command(tmp_path: Path) -> None:
         "kafka.external.bootstrapServers=k:9092",
     )
     assert "external, k:9092" in external
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ["producer.enabled=false", "queryApi.enabled=false"],
+        ["operator.enabled=false"],
+        ["ingest.enabled=false"],
+        ["redis.enabled=false", "redis.external.url=redis://r:6379/0"],
+        [
+            "lake.mode=s3",
+            "lake.s3.uri=s3://bkt/p",
+            "lake.s3.accessKeyId=a",
+            "lake.s3.secretAccessKey=s",
+        ],
+        [
+            "lake.pvc.existingClaim=shared-lake",
+            "networkPolicy.enabled=false",
+            "tests.enabled=false",
+        ],
+        [
+            "fullnameOverride=a-very-long-release-name-that-keeps-going-well-past-the-dns-label-limit"
+        ],
+    ],
+)
+def test_other_combinations_render_with_unique_valid_names(sets: list[str]) -> None:
+    objects = parse(helm_template(sets=sets))
+    keys = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert len(keys) == len(set(keys)), "two objects of one kind share a name"
+    for kind, name in keys:
+        # RBAC names are path segments (253); everything else here is a DNS label.
+        limit = 253 if kind in ("ClusterRole", "ClusterRoleBinding") else 63
+        assert len(name) <= limit and name == name.lower(), name

@@ -26,11 +26,12 @@ name already contains the chart name it is not repeated. */}}
 {{- end }}
 {{- end }}
 
-{{/* Name of a component's objects: <fullname>-<component>. The fullname is cut
-so that the longest suffix ("-query-api", 10 characters) still fits in 63. */}}
+{{/* Name of an object of a component: <fullname>-<component>, with the
+fullname cut so that the whole still fits the 63-character DNS label limit. */}}
 {{- define "ticklake.componentName" -}}
-{{- $root := index . 0 }}{{- $component := index . 1 }}
-{{- printf "%s-%s" (include "ticklake.fullname" $root | trunc 52 | trimSuffix "-") $component }}
+{{- $root := index . 0 }}{{- $suffix := printf "-%s" (index . 1) }}
+{{- $room := sub 63 (len $suffix) | int }}
+{{- printf "%s%s" (include "ticklake.fullname" $root | trunc $room | trimSuffix "-") $suffix }}
 {{- end }}
 
 {{- define "ticklake.chart" -}}
