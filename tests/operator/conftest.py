@@ -8,12 +8,6 @@ it runs in a cluster; tests talk to the API as the admin.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -22,7 +16,7 @@ import pytest
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kubernetes_asyncio import client, config
-from opkit import eventually
+from opkit import OperatorProcess, eventually
 
 from ticklake.devstack import kubeapi
 
@@ -32,7 +26,6 @@ CRD_FILES = [
     *sorted((Path(__file__).parent / "crds").glob("*.yaml")),
 ]
 OPERATOR_USER = "ticklake-operator"
-RECONCILE_INTERVAL_S = 1.0
 
 
 @pytest.fixture(scope="session")
@@ -99,79 +92,6 @@ async def _install_rbac(api_client: client.ApiClient) -> None:
             ],
         }
     )
-
-
-class OperatorProcess:
-    """``ticklake-operator run`` as a child process, restartable."""
-
-    def __init__(self, kubeconfig: Path, logdir: Path) -> None:
-        self.kubeconfig = kubeconfig
-        self.logdir = logdir
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.metrics_port = kubeapi.free_port()
-        self.liveness_port = kubeapi.free_port()
-        self.starts = 0
-
-    @property
-    def log_path(self) -> Path:
-        return self.logdir / f"operator-{self.starts}.log"
-
-    def logs(self) -> str:
-        return "".join(
-            (self.logdir / f"operator-{i}.log").read_text(errors="replace")
-            for i in range(1, self.starts + 1)
-        )
-
-    def start(self) -> None:
-        self.starts += 1
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
-            "TICKLAKE_OPERATOR_RECONCILE_INTERVAL_S": str(RECONCILE_INTERVAL_S),
-            "TICKLAKE_OPERATOR_RETRY_DELAY_S": "1",
-            "TICKLAKE_OPERATOR_KAFKA_TIMEOUT_S": "10",
-            "TICKLAKE_OPERATOR_METRICS_HOST": "127.0.0.1",
-            "TICKLAKE_OPERATOR_METRICS_PORT": str(self.metrics_port),
-            "TICKLAKE_OPERATOR_LIVENESS_HOST": "127.0.0.1",
-            "TICKLAKE_OPERATOR_LIVENESS_PORT": str(self.liveness_port),
-        }
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ticklake.operator.cli", "run", "--verbose"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"operator exited {self.proc.returncode}:\n{self.logs()[-3000:]}"
-                )
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2
-                ):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"operator not live after 60s:\n{self.logs()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        # SIGINT/SIGTERM make kopf stop its watchers and exit cleanly.
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
 
 @pytest.fixture(scope="session")

@@ -8,19 +8,23 @@ serves them all, reconciling every second.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 from aiokafka.structs import OffsetAndMetadata
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from opkit import (
+    OperatorProcess,
     create_scaler,
     deployment,
     events_for,
@@ -32,6 +36,7 @@ from opkit import (
 )
 
 NewTopic = Callable[..., Awaitable[str]]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _setup(
@@ -441,3 +446,80 @@ async def test_pods_follow_the_replicas(
         lambda d: d.status.ready_replicas == 5,
         what="the Deployment reports 5 ready replicas",
     )
+
+
+async def test_namespaced_operator_runs_with_a_role_and_kafkatopic_v1(
+    api: client.ApiClient,
+    operator: Any,
+    kube_server: Any,
+    namespace: str,
+    kafka_bootstrap: str,
+    new_topic: NewTopic,
+    tmp_path: Path,
+) -> None:
+    """The chart's default shape: one namespace, a Role there, discovery cluster-wide."""
+    user = f"ns-operator-{namespace}"
+    rules = yaml.safe_load((ROOT / "operator" / "deploy" / "rbac.yaml").read_text())["rules"]
+    cluster_scoped = {"customresourcedefinitions", "namespaces"}
+    in_ns = [r for r in rules if not cluster_scoped & set(r["resources"])]
+    discovery = [r for r in rules if cluster_scoped & set(r["resources"])]
+    rbac = client.RbacAuthorizationV1Api(api)
+    subject = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+    await rbac.create_namespaced_role(namespace, {"metadata": {"name": "op"}, "rules": in_ns})
+    await rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "op"}, "subjects": subject,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "op"},
+    })  # fmt: skip
+    await rbac.create_cluster_role({"metadata": {"name": f"{user}-discovery"}, "rules": discovery})
+    await rbac.create_cluster_role_binding({
+        "metadata": {"name": f"{user}-discovery"}, "subjects": subject,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": f"{user}-discovery"},
+    })  # fmt: skip
+
+    topic = await new_topic(4)
+    custom = client.CustomObjectsApi(api)
+    kafka_topic = {
+        "apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic",
+        "metadata": {"name": "ticks"},
+        "spec": {"topicName": topic, "partitions": 4, "replicas": 1},
+    }  # fmt: skip
+    await custom.create_namespaced_custom_object(
+        "kafka.strimzi.io", "v1", namespace, "kafkatopics", kafka_topic
+    )
+    await client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment("ingest"))
+    await create_scaler(api, namespace, scaler(
+        "ingest", "ingest", kafka_bootstrap, "unused", "g", topicRef={"name": "ticks"},
+    ))  # fmt: skip
+
+    # Only one operator may scale a namespace; the cluster-wide one pauses.
+    operator.stop()
+    ns_op = OperatorProcess(
+        kube_server.user_kubeconfig(user),
+        tmp_path,
+        env={
+            "TICKLAKE_OPERATOR_NAMESPACES": json.dumps([namespace]),
+            "TICKLAKE_OPERATOR_KAFKA_TOPIC_VERSION": "v1",
+        },
+    )
+    try:
+        ns_op.start()
+        await eventually(
+            lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 4, what="4 replicas"
+        )
+        await custom.patch_namespaced_custom_object(
+            "kafka.strimzi.io", "v1", namespace, "kafkatopics", "ticks",
+            {"spec": {"partitions": 6}}, _content_type="application/merge-patch+json",
+        )  # fmt: skip
+        await eventually(
+            lambda: asyncio.to_thread(ns_op.logs),
+            lambda log: "KafkaTopic ticks partitions 4 -> 6" in log,
+            what="the v1 KafkaTopic field handler",
+        )
+        await eventually(
+            lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 6, what="6 replicas"
+        )
+        assert "403" not in ns_op.logs() and "Forbidden" not in ns_op.logs(), ns_op.logs()[-3000:]
+    finally:
+        ns_op.stop()
+        operator.start()
