@@ -8,6 +8,8 @@ that feed them series and check which alerts fire.
 from __future__ import annotations
 
 import importlib.util
+import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -58,8 +60,6 @@ def test_dashboard_is_generated_from_tools_helm_dashboard_py() -> None:
 
 
 def dashboard_expressions() -> list[str]:
-    import json
-
     board = json.loads(DASHBOARD_JSON.read_text())
     return [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
 
@@ -70,7 +70,7 @@ def test_dashboard_has_the_panels_the_issue_asks_for() -> None:
         "ticklake_producer_ticks_sent_total",  # throughput
         "histogram_quantile(0.50, sum by (le) (rate(ticklake_ingest_e2e_latency_seconds_bucket",
         "histogram_quantile(0.99, sum by (le) (rate(ticklake_ingest_e2e_latency_seconds_bucket",
-        "max by (partition) (ticklake_ingest_committed_lag)",
+        "max by (partition) (ticklake_ingest_committed_lag{",
         "ticklake_ingest_dead_letters_total",
         "ticklake_ingest_lake_files_total",
         "ticklake_ingest_lake_bytes_total",
@@ -78,6 +78,12 @@ def test_dashboard_has_the_panels_the_issue_asks_for() -> None:
         "sum by (route, le) (rate(ticklake_query_request_duration_seconds_bucket",
     ):
         assert needle in exprs, needle
+
+
+def test_every_dashboard_metric_is_scoped_to_the_chosen_namespace() -> None:
+    for expr in dashboard_expressions():
+        for match in re.finditer(r"ticklake_[a-z0-9_]+", expr):
+            assert expr[match.end() :].startswith('{namespace=~"$namespace"}'), expr
 
 
 def test_dashboard_expressions_pass_promtool_check(promtool: str, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ Usage: ``uv run python tools/helm/dashboard.py`` (rewrites the file).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,9 +161,20 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
 )
 
 
+NAMESPACE_SELECTOR = '{namespace=~"$namespace"}'
+"""Added to every metric: the dashboard's namespace variable picks a release's
+namespace. "All" is ``.*``, which also matches series with no namespace label
+(compose.yaml's Prometheus), so one dashboard serves both."""
+
+
+def scoped(expr: str) -> str:
+    """``expr`` with every ticklake metric restricted to the chosen namespace."""
+    return re.sub(r"\b(ticklake_[a-z0-9_]+)\b(?!\{)", rf"\1{NAMESPACE_SELECTOR}", expr)
+
+
 def expressions() -> list[str]:
     """Every PromQL expression of the dashboard, in panel order."""
-    return [expr for _, panels in ROWS for panel in panels for expr, _ in panel.queries]
+    return [scoped(expr) for _, panels in ROWS for panel in panels for expr, _ in panel.queries]
 
 
 def build() -> dict[str, object]:
@@ -197,7 +209,7 @@ def build() -> dict[str, object]:
                         {
                             "refId": chr(ord("A") + n),
                             "datasource": DATASOURCE,
-                            "expr": expr,
+                            "expr": scoped(expr),
                             "legendFormat": legend,
                         }
                         for n, (expr, legend) in enumerate(panel.queries)
@@ -225,7 +237,24 @@ def build() -> dict[str, object]:
                     "query": "prometheus",
                     "current": {},
                     "hide": 0,
-                }
+                },
+                {
+                    "name": "namespace",
+                    "label": "Namespace",
+                    "type": "query",
+                    "datasource": DATASOURCE,
+                    "query": {
+                        "query": "label_values(ticklake_ingest_processed_total, namespace)",
+                        "refId": "namespace",
+                    },
+                    "definition": "label_values(ticklake_ingest_processed_total, namespace)",
+                    "includeAll": True,
+                    "allValue": ".*",
+                    "multi": True,
+                    "refresh": 2,
+                    "current": {"text": "All", "value": "$__all"},
+                    "hide": 0,
+                },
             ]
         },
         "annotations": {"list": []},
