@@ -14,7 +14,7 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "redis": True, "lake": True}
+    assert ready.json() == {"status": "ready", "redis": True, "lake": True, "stream": True}
 
 
 async def test_metrics_count_requests_per_route_template(

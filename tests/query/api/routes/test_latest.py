@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -133,7 +134,7 @@ async def test_redis_down_falls_back_to_the_lake(tmp_path, ingest: IngestLike) -
         from ticklake.core.latest_hash import encode_latest_hash
         from ticklake.core.redis_keys import SYMBOLS_KEY, latest_key
 
-        direct.hset(latest_key(symbol), mapping=encode_latest_hash(rows[-1]))
+        direct.hset(latest_key(symbol), mapping=encode_latest_hash(rows[-1]))  # no publish
         direct.sadd(SYMBOLS_KEY, symbol)
         direct.close()
         settings = api_settings(
@@ -149,6 +150,11 @@ async def test_redis_down_falls_back_to_the_lake(tmp_path, ingest: IngestLike) -
                 assert up["tick"]["kafka_offset"] == rows[-1]["kafka_offset"]
 
                 private.stop()
+                # the stream hub notices and stops trusting its in-process copy
+                for _ in range(100):
+                    if not (await c.get("/readyz")).json()["stream"]:
+                        break
+                    await asyncio.sleep(0.05)
 
                 down = await c.get(f"/latest/{symbol}")
                 assert down.status_code == 200
@@ -166,3 +172,33 @@ async def test_redis_down_falls_back_to_the_lake(tmp_path, ingest: IngestLike) -
                 assert ready.status_code == 200 and ready.json()["status"] == "degraded"
     finally:
         private.stop()
+
+
+async def test_a_published_update_is_served_at_once_and_the_fast_path_matches_the_route(
+    api: RunningApi, client: httpx.AsyncClient, ingest: IngestLike
+) -> None:
+    symbol = new_symbol()
+    rows = ingest.process(make_ticks(symbol, 3, start_ns=time.time_ns() - 10 * NS))
+    ingest.to_redis(rows[:1], publish=False)  # not announced: only Redis has it
+    mirror = api.app.state.runtime.mirror
+    assert mirror.get(symbol) is None
+    via_route = await client.get(f"/latest/{symbol}")  # miss: FastAPI route, HGETALL
+    assert mirror.get(symbol) is not None  # kept: the channel subscription is up
+    via_fast = await client.get(f"/latest/{symbol}")  # now mirrored: the fast path
+    assert via_route.content == via_fast.content
+    assert via_route.headers["content-type"] == via_fast.headers["content-type"]
+    assert via_fast.json()["tick"]["kafka_offset"] == rows[0]["kafka_offset"]
+
+    ingest.to_redis(rows[1:])  # announced on the channel, as ingest does
+    for _ in range(100):
+        body = (await client.get(f"/latest/{symbol}")).json()
+        if body["tick"]["kafka_offset"] == rows[-1]["kafka_offset"]:
+            break
+        await asyncio.sleep(0.02)
+    assert body["tick"]["kafka_offset"] == rows[-1]["kafka_offset"]
+    assert body["tick"]["price"] == rows[-1]["price"]
+    count = api.metrics.registry.get_sample_value(
+        "ticklake_query_requests_total",
+        {"route": "/latest/{symbol:path}", "method": "GET", "status": "200"},
+    )
+    assert count and count >= 3

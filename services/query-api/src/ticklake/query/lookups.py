@@ -17,6 +17,7 @@ import duckdb
 
 from ticklake.query.cursor import RowKey, encode_cursor
 from ticklake.query.lake_reader import LakeReader
+from ticklake.query.latest_mirror import LatestMirror
 from ticklake.query.metrics import QueryMetrics
 from ticklake.query.params import iso_from_ns
 from ticklake.query.redis_cache import HotCache, RedisUnavailable
@@ -68,8 +69,10 @@ class Lookups:
         cache: HotCache,
         lake: LakeReader,
         metrics: QueryMetrics,
+        mirror: LatestMirror | None = None,
     ) -> None:
         self.settings = settings
+        self.mirror = mirror if mirror is not None else LatestMirror(ttl_s=0.0)
         self.cache = cache
         self.lake = lake
         self.metrics = metrics
@@ -122,9 +125,14 @@ class Lookups:
 
     async def latest(self, symbol: str) -> tuple[dict[str, Any], Source]:
         """The newest tick of ``symbol``: the Redis hash, else the newest lake row."""
+        mirrored = self.mirror.get(symbol)
+        if mirrored is not None:
+            return mirrored, "redis"
+        generation = self.mirror.generation
         try:
             row = await self.cache.latest(symbol)
             if row is not None:
+                self.mirror.offer(symbol, row, generation)
                 return row, "redis"
             reason = "missing"
         except RedisUnavailable:
@@ -140,12 +148,22 @@ class Lookups:
         self, symbols: list[str]
     ) -> tuple[list[tuple[str, dict[str, Any], Source]], list[str]]:
         """Latest ticks of several symbols, and the symbols found nowhere."""
-        try:
-            cached = await self.cache.latest_many(symbols)
-            reason = "missing"
-        except RedisUnavailable:
-            cached = [None] * len(symbols)
-            reason = "redis_down"
+        cached: list[dict[str, Any] | None] = [self.mirror.get(s) for s in symbols]
+        ask = [s for s, row in zip(symbols, cached, strict=True) if row is None]
+        reason = "missing"
+        if ask:
+            generation = self.mirror.generation
+            try:
+                fetched = dict(zip(ask, await self.cache.latest_many(ask), strict=True))
+            except RedisUnavailable:
+                fetched, reason = {}, "redis_down"
+            for symbol, row in fetched.items():
+                if row is not None:
+                    self.mirror.offer(symbol, row, generation)
+            cached = [
+                row if row is not None else fetched.get(s)
+                for s, row in zip(symbols, cached, strict=True)
+            ]
         absent = [s for s, row in zip(symbols, cached, strict=True) if row is None]
         if absent:
             self.metrics.fallbacks.labels(reason).inc(len(absent))

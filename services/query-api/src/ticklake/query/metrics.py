@@ -55,7 +55,14 @@ class QueryMetrics:
         )
 
 
+ROUTE_LABEL_KEY: Final = "ticklake.route"
+"""Scope key a layer that answers before the router sets to its route template."""
+
+
 def route_template(scope: Scope) -> str:
+    label = scope.get(ROUTE_LABEL_KEY)
+    if isinstance(label, str):
+        return label
     route: Any = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else "unmatched"

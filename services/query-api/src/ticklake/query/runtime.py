@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from ticklake.core.lake_fs import Lake, open_lake
 from ticklake.query.lake_reader import LakeReader
+from ticklake.query.latest_mirror import LatestMirror
 from ticklake.query.lookups import Lookups
 from ticklake.query.metrics import QueryMetrics
 from ticklake.query.redis_cache import HotCache, make_client
@@ -41,13 +42,15 @@ class QueryRuntime:
         self.duckdb = open_duckdb(settings)
         self.redis: aioredis.Redis = make_client(settings)
         self._pubsub_redis: aioredis.Redis = make_client(settings, for_pubsub=True)
+        self.mirror = LatestMirror(settings.latest_mirror_ttl_s)
         self.cache = HotCache(self.redis)
         self.lake_reader = LakeReader(self.lake, self.duckdb)
-        self.lookups = Lookups(settings, self.cache, self.lake_reader, metrics)
+        self.lookups = Lookups(settings, self.cache, self.lake_reader, metrics, self.mirror)
         self.hub = StreamHub(
             self._pubsub_redis,
             queue_max=settings.stream_queue_max,
             on_clients_changed=metrics.stream_clients.set,
+            mirror=self.mirror if settings.latest_mirror_ttl_s > 0 else None,
         )
         self._closed = False
 

@@ -49,6 +49,14 @@ class QuerySettings(RedisFields, LakeFields, HttpFields):
         gt=0,
         description="Redis socket timeout, seconds; past it /latest falls back to the lake.",
     )
+    latest_mirror_ttl_s: float = Field(
+        2.0,
+        ge=0,
+        description=(
+            "Seconds a latest tick copied from the Redis channel is served from memory without "
+            "a channel update; 0 turns the in-process copy off (every /latest asks Redis)."
+        ),
+    )
     lake_query_concurrency: int = Field(
         4, ge=1, description="Lake (DuckDB) queries run at once; more wait their turn."
     )

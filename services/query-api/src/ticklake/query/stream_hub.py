@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from ticklake.core.latest_hash import decode_channel_message
 from ticklake.core.redis_keys import TICKS_CHANNEL
+from ticklake.query.latest_mirror import LatestMirror
 from ticklake.query.tick_rows import clean_row
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class StreamHub:
         *,
         queue_max: int,
         on_clients_changed: Callable[[int], None] | None = None,
+        mirror: LatestMirror | None = None,
     ) -> None:
         self._client = client
         self._queue_max = queue_max
@@ -72,6 +74,7 @@ class StreamHub:
         self._on_clients_changed = on_clients_changed or (lambda n: None)
         self.connected = asyncio.Event()
         self.messages = 0
+        self.mirror = mirror
 
     async def start(self) -> None:
         if self._task is not None:
@@ -123,10 +126,17 @@ class StreamHub:
     def publish_local(self, batch: list[dict[str, Any]]) -> None:
         """Deliver ``batch`` to every interested client (what the Redis reader calls)."""
         self.messages += 1
+        if self.mirror is not None:
+            self.mirror.apply(batch)
         for sub in self._subs:
             rows = filter_batch(batch, sub.symbols)
             if rows:
                 self._offer(sub, rows)
+
+    def _went_dark(self) -> None:
+        self.connected.clear()
+        if self.mirror is not None:
+            self.mirror.go_dark()
 
     async def _run(self) -> None:
         backoff = _BACKOFF_MIN_S
@@ -135,6 +145,8 @@ class StreamHub:
             try:
                 await pubsub.subscribe(TICKS_CHANNEL)
                 self.connected.set()
+                if self.mirror is not None:
+                    self.mirror.go_live()
                 backoff = _BACKOFF_MIN_S
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
@@ -146,9 +158,10 @@ class StreamHub:
                         continue
                     self.publish_local(batch)
             except (RedisError, OSError) as e:
-                self.connected.clear()
+                self._went_dark()
                 log.warning("stream hub lost Redis (%s); retrying in %.1fs", e, backoff)
             finally:
+                self._went_dark()
                 with contextlib.suppress(Exception):
                     await asyncio.shield(pubsub.aclose())
             await asyncio.sleep(backoff)

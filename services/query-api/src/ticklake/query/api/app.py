@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from ticklake.query.api.errors import install_error_handlers
+from ticklake.query.api.fast_latest import FastLatest
 from ticklake.query.api.responses import OrjsonResponse
 from ticklake.query.api.routes import asof, bars, board, health, latest, stream, symbols, ticks
 from ticklake.query.metrics import MetricsMiddleware, QueryMetrics
@@ -42,6 +43,8 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         default_response_class=OrjsonResponse,
     )
     app.state.metrics = metrics
+    # Outermost last: metrics see every request, the fast path included.
+    app.add_middleware(FastLatest)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
     for module in (latest, symbols, ticks, bars, asof, stream, health, board):

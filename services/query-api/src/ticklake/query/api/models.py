@@ -98,6 +98,7 @@ class Ready(BaseModel):
     status: Literal["ready", "degraded", "unready"]
     redis: bool
     lake: bool
+    stream: bool = Field(description="Subscribed to the Redis tick channel.")
 
 
 class ErrorMessage(BaseModel):

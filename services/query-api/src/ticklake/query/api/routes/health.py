@@ -38,7 +38,12 @@ async def readyz(runtime: Runtime) -> Response:
         lake_ok = False
     status = "unready" if not lake_ok else ("ready" if redis_ok else "degraded")
     return OrjsonResponse(
-        {"status": status, "redis": redis_ok, "lake": lake_ok},
+        {
+            "status": status,
+            "redis": redis_ok,
+            "lake": lake_ok,
+            "stream": runtime.hub.connected.is_set(),
+        },
         status_code=200 if lake_ok else 503,
     )
 

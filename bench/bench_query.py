@@ -1,0 +1,282 @@
+"""Query API benchmark: /latest latency and throughput, /bars over 10 million ticks.
+
+    uv run python bench/bench_query.py [--repeats 3] [--ticks 10000000] [--json bench/results/query.json]
+
+Each figure stands beside a reference measured in the same run:
+
+* ``/latest/AAPL`` (answered from Redis) at a fixed 1,000 requests/s, open loop
+  (latency from the *scheduled* send time): p50/p99, beside the bare uvicorn
+  app of ``bench/query_bare_app.py`` at the same rate. Targets: p99 <= 2 ms.
+* maximum throughput of ``/latest/AAPL`` and of the bare app, with ``wrk``
+  (Debian's package) or, when it is missing, the closed-loop Python client of
+  ``bench/query_loadgen.py``. Target: /latest >= half of the bare app.
+* ``/bars/AAPL?interval=1m`` over one day of 10 million ticks: through the API
+  (HTTP, JSON out) from a lake of ticks only (bars computed from ticks) and
+  from a lake with ingest's ``bars_1m`` files; beside the same DuckDB query run
+  directly on the files, and pandas reading the same files. Targets: <= 1 s
+  and within 1.5x of direct DuckDB.
+
+Servers run as separate processes (uvicorn, uvloop, httptools, no access
+log) on 127.0.0.1 with a private Redis; generated lakes are cached in
+``~/.cache/ticklake/bench-data/``. Every figure is the median of ``--repeats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pandas as pd
+import redis
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from query_data import DAY_NS, DAY_START_NS, SYMBOL, ensure_lakes  # noqa: E402
+from query_loadgen import fixed_rate, max_rate  # noqa: E402
+
+from ticklake.core.latest_hash import encode_latest_hash  # noqa: E402
+from ticklake.core.redis_keys import SYMBOLS_KEY, latest_key  # noqa: E402
+from ticklake.devstack.ports import free_port, port_open, wait_until  # noqa: E402
+from ticklake.devstack.redis import RedisServer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LATEST_ROW = {
+    "symbol": SYMBOL, "ts_ns": DAY_START_NS + 52_200 * 10**9, "price": 189.1, "size": 100.0,
+    "exchange": "XNAS", "seq": 123456, "bid": 189.09, "ask": 189.11, "bid_size": 300.0,
+    "ask_size": 200.0, "kafka_partition": 3, "kafka_offset": 987654321,
+    "ingest_ns": DAY_START_NS + 52_200 * 10**9 + 4_000_000, "mid": 189.1, "spread": 0.02,
+    "spread_bps": 1.05, "prev_price": 189.05, "ret_simple": 0.00026, "ret_log": 0.00026,
+    "ema_fast": 189.07, "ema_slow": 189.0, "vol_ewma": 0.0004, "volume_day": 1.2e6,
+    "notional_day": 2.27e8, "vwap_day": 189.02, "ticks_day": 52000,
+}  # fmt: skip
+
+# The query a user would run on the lake without the API: same result as /bars.
+DIRECT_BARS_SQL = """
+SELECT (ts_ns // 60000000000) * 60000000000 AS start_ns,
+       arg_min(price, (kafka_partition, kafka_offset)) AS open, max(price) AS high,
+       min(price) AS low, arg_max(price, (kafka_partition, kafka_offset)) AS close,
+       sum(size) AS volume, sum(price * size) AS notional, count(*) AS tick_count
+FROM read_parquet($glob, hive_partitioning = true)
+WHERE symbol = $symbol AND ts_ns >= $lo AND ts_ns < $hi
+GROUP BY 1 ORDER BY 1
+"""
+
+
+def start_process(argv: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+    wait_until(lambda: port_open(port), 30, f"{argv[-1]} on {port}")
+    return proc
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def api_process(port: int, redis_server: RedisServer, lake: Path) -> subprocess.Popen[bytes]:
+    env = {
+        "TICKLAKE_HTTP_PORT": str(port),
+        "TICKLAKE_REDIS_URL": redis_server.url,
+        "TICKLAKE_REDIS_PASSWORD": redis_server.password,
+        "TICKLAKE_LAKE_URI": str(lake),
+        "TICKLAKE_LOG_LEVEL": "WARNING",
+    }
+    return start_process([sys.executable, "-m", "ticklake.query.cli", "serve"], env, port)
+
+
+def wrk_rps(url: str, seconds: int) -> float:
+    out = subprocess.run(
+        ["wrk", "-t1", "-c32", f"-d{seconds}s", url], capture_output=True, text=True, check=True
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not match or "Non-2xx" in out:
+        raise RuntimeError(f"wrk output not understood or had errors:\n{out}")
+    return float(match.group(1))
+
+
+def throughput(port: int, path: str, seconds: int) -> float:
+    if shutil.which("wrk"):
+        return wrk_rps(f"http://127.0.0.1:{port}{path}", seconds)
+    return uvloop.run(max_rate("127.0.0.1", port, path, seconds))
+
+
+def bench_latest(
+    redis_server: RedisServer, lake: Path, repeats: int, seconds: int
+) -> dict[str, Any]:
+    client = redis.Redis.from_url(redis_server.url, password=redis_server.password)
+    client.hset(latest_key(SYMBOL), mapping=encode_latest_hash(LATEST_ROW))
+    client.sadd(SYMBOLS_KEY, SYMBOL)
+    client.close()
+    api_port, bare_port = free_port(), free_port()
+    api = api_process(api_port, redis_server, lake)
+    bare = start_process(
+        [sys.executable, str(ROOT / "bench" / "query_bare_app.py"), str(bare_port)], {}, bare_port
+    )
+    targets = {"latest": (api_port, f"/latest/{SYMBOL}"), "bare": (bare_port, "/")}
+    try:
+        assert httpx.get(f"http://127.0.0.1:{api_port}/latest/{SYMBOL}").json()["source"] == "redis"
+        results: dict[str, Any] = {}
+        for name, (port, path) in targets.items():
+            uvloop.run(fixed_rate("127.0.0.1", port, path, 1000, 2))  # warm-up
+            runs = [
+                uvloop.run(fixed_rate("127.0.0.1", port, path, 1000, seconds))
+                for _ in range(repeats)
+            ]
+            rps = [throughput(port, path, seconds) for _ in range(repeats)]
+            results[name] = {
+                "fixed_1000rps": {
+                    key: round(statistics.median(r[key] for r in runs), 3)
+                    for key in ("achieved_rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors")
+                },
+                "p99_ms_runs": [round(r["p99_ms"], 3) for r in runs],
+                "max_rps": round(statistics.median(rps)),
+                "max_rps_runs": [round(x) for x in rps],
+            }
+        results["load_generator"] = {
+            "fixed_rate": "bench/query_loadgen.py open loop, 16 keep-alive connections",
+            "max_rate": "wrk -t1 -c32"
+            if shutil.which("wrk")
+            else "bench/query_loadgen.py, 32 connections",
+        }
+        return results
+    finally:
+        stop_process(api)
+        stop_process(bare)
+
+
+def time_it(fn, repeats: int) -> tuple[float, list[float], Any]:  # noqa: ANN001
+    fn()  # warm-up: file metadata and OS page cache
+    samples, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples), samples, result
+
+
+def bench_bars(redis_server: RedisServer, n: int, repeats: int) -> dict[str, Any]:
+    ticks_lake, bars_lake = ensure_lakes(n)
+    lo, hi = DAY_START_NS, DAY_START_NS + DAY_NS
+    out: dict[str, Any] = {"ticks": n, "bars_per_request": 1440}
+
+    conn = duckdb.connect()
+
+    def direct() -> int:
+        rows = conn.sql(
+            DIRECT_BARS_SQL,
+            params={
+                "glob": f"{ticks_lake}/ticks/*/*.parquet",
+                "symbol": SYMBOL,
+                "lo": lo,
+                "hi": hi,
+            },
+        ).fetchall()
+        return sum(r[-1] for r in rows)
+
+    def with_pandas() -> int:
+        df = pd.read_parquet(
+            ticks_lake / "ticks",
+            columns=["symbol", "ts_ns", "price", "size", "kafka_partition", "kafka_offset"],
+            filters=[("symbol", "==", SYMBOL)],
+        )
+        df = df[(df.ts_ns >= lo) & (df.ts_ns < hi)].sort_values(["kafka_partition", "kafka_offset"])
+        df["start_ns"] = df.ts_ns // 60_000_000_000 * 60_000_000_000
+        df["notional"] = df.price * df["size"]
+        g = df.groupby("start_ns")
+        bars = pd.DataFrame({"open": g.price.first(), "high": g.price.max(), "low": g.price.min(),
+                             "close": g.price.last(), "volume": g["size"].sum(),
+                             "notional": g.notional.sum(), "tick_count": g.size()})  # fmt: skip
+        return int(bars.tick_count.sum())
+
+    for name, fn in (("direct_duckdb", direct), ("pandas", with_pandas)):
+        median, samples, total = time_it(fn, repeats)
+        assert total == n, (name, total)
+        out[name] = {"median_s": round(median, 4), "runs_s": [round(s, 4) for s in samples]}
+
+    for name, lake in (("api_from_ticks", ticks_lake), ("api_from_bars_1m", bars_lake)):
+        port = free_port()
+        proc = api_process(port, redis_server, lake)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+
+                def via_api(client: httpx.Client = client) -> dict[str, Any]:
+                    r = client.get(
+                        f"/bars/{SYMBOL}", params={"interval": "1m", "start": lo, "end": hi}
+                    )
+                    r.raise_for_status()
+                    return r.json()
+
+                median, samples, body = time_it(via_api, repeats)
+        finally:
+            stop_process(proc)
+        assert sum(b["tick_count"] for b in body["bars"]) == n, name
+        out[name] = {
+            "median_s": round(median, 4),
+            "runs_s": [round(s, 4) for s in samples],
+            "source": body["source"],
+            "bars": len(body["bars"]),
+        }
+    out["api_from_ticks"]["vs_direct_duckdb"] = round(
+        out["api_from_ticks"]["median_s"] / out["direct_duckdb"]["median_s"], 3
+    )
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each load run")
+    parser.add_argument("--ticks", type=int, default=10_000_000)
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "query.json")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis_server:
+        empty_lake = Path(tmp) / "lake"
+        latest = bench_latest(redis_server, empty_lake, args.repeats, args.seconds)
+        bars = bench_bars(redis_server, args.ticks, max(args.repeats, 5))
+
+    api, bare = latest["latest"], latest["bare"]
+    checks = {
+        "latest_p99_le_2ms_at_1000rps": api["fixed_1000rps"]["p99_ms"] <= 2.0,
+        "latest_max_rps_ge_half_bare": api["max_rps"] >= bare["max_rps"] / 2,
+        "bars_1m_10m_ticks_le_1s": bars["api_from_ticks"]["median_s"] <= 1.0,
+        "bars_within_1_5x_direct_duckdb": bars["api_from_ticks"]["vs_direct_duckdb"] <= 1.5,
+    }
+    result = {
+        "benchmark": "query API",
+        "command": "uv run python bench/bench_query.py " + " ".join(sys.argv[1:]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },  # fmt: skip
+        "latest": latest,
+        "latest_max_rps_ratio_to_bare": round(api["max_rps"] / bare["max_rps"], 3),
+        "bars_1m": bars,
+        "targets_met": checks,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""An in-process copy of the Redis latest hashes, kept current by the tick channel.
+
+Every ingest batch publishes the new latest rows on
+:data:`ticklake.core.redis_keys.TICKS_CHANNEL` right after writing the hashes,
+so a process subscribed to the channel can answer ``/latest`` from memory
+instead of paying a Redis round trip per request (redis-py's asyncio client
+costs a few hundred microseconds per command, more than the rest of the
+request). The copy is only trusted while the subscription is up:
+
+* when the subscription (re)connects or drops, the copy is emptied and its
+  *generation* moves on; reads then go to Redis (or the lake) as before;
+* a row read from Redis is kept only if the subscription was up, in the same
+  generation, when the read started, and only if no newer row (by Kafka
+  position) arrived meanwhile: so no channel update can be lost or undone;
+* an entry older than ``ttl_s`` without a channel update is read from Redis
+  again, which bounds staleness if something changes Redis behind ingest's back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+MAX_SYMBOLS: Final = 200_000
+"""Entries kept at most (a symbol costs about 2 KB)."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    row: dict[str, Any]
+    stored_at: float
+    body: bytes | None = None
+
+
+def _is_older(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether ``new`` is an earlier Kafka record than ``old`` of the same partition."""
+    if new.get("kafka_partition") != old.get("kafka_partition"):
+        return False
+    new_off, old_off = new.get("kafka_offset"), old.get("kafka_offset")
+    return new_off is not None and old_off is not None and new_off < old_off
+
+
+def latest_body(symbol: str, row: dict[str, Any]) -> bytes:
+    """The /latest/{symbol} JSON answer for a row Redis gave (the one place it is shaped)."""
+    return orjson.dumps({"symbol": symbol, "source": "redis", "tick": row})
+
+
+class LatestMirror:
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self.generation = 0
+        self.live = False
+        self._entries: dict[str, _Entry] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def go_live(self) -> None:
+        """The channel subscription is up: start collecting from an empty copy."""
+        self.generation += 1
+        self._entries.clear()
+        self.live = True
+
+    def go_dark(self) -> None:
+        """The subscription is down: forget everything until it is back."""
+        self.generation += 1
+        self._entries.clear()
+        self.live = False
+
+    def apply(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Rows from one channel message."""
+        if not self.live:
+            return
+        now = time.monotonic()
+        for row in rows:
+            symbol = row.get("symbol")
+            if isinstance(symbol, str):
+                self._put(symbol, row, now)
+
+    def offer(self, symbol: str, row: dict[str, Any], generation: int) -> None:
+        """A row read from Redis by a read that started in ``generation``."""
+        if self.live and generation == self.generation:
+            self._put(symbol, row, time.monotonic())
+
+    def _put(self, symbol: str, row: dict[str, Any], now: float) -> None:
+        old = self._entries.get(symbol)
+        if old is not None and _is_older(row, old.row):
+            return
+        if old is None and len(self._entries) >= MAX_SYMBOLS:
+            return
+        self._entries[symbol] = _Entry(row, now)
+
+    def get(self, symbol: str) -> dict[str, Any] | None:
+        entry = self._entries.get(symbol)
+        if entry is None or time.monotonic() - entry.stored_at > self.ttl_s:
+            return None
+        return entry.row
+
+    def body(self, symbol: str) -> bytes | None:
+        """The ready /latest JSON for ``symbol``, encoded once per update."""
+        entry = self._entries.get(symbol)
+        if entry is None or time.monotonic() - entry.stored_at > self.ttl_s:
+            return None
+        if entry.body is None:
+            entry.body = latest_body(symbol, entry.row)
+        return entry.body
