@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
-from producer_kit import consume_all, producer_settings, unique_topic
+from producer_kit import consume_all, partitions_of, producer_settings, unique_topic
 
 from ticklake.core.tick import decode_tick
 from ticklake.producer.publisher import PublisherConfig, TickPublisher
@@ -76,15 +75,7 @@ async def test_topics_are_created_once_and_existing_ones_are_left_alone(
     await ensure_topics(kafka_bootstrap, specs, 10_000)
     # A second producer (or ingest) racing to create them is fine, and changes nothing.
     await ensure_topics(kafka_bootstrap, [TopicSpec(topic, 7, 1)], 10_000)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        described = {
-            t["topic"]: len(t["partitions"])
-            for t in await admin.describe_topics([topic, f"{topic}.dlq"])
-        }
-    finally:
-        await admin.close()
+    described = {t: len(await partitions_of(kafka_bootstrap, t)) for t in (topic, f"{topic}.dlq")}
     assert described == {topic: 3, f"{topic}.dlq": 1}
 
 

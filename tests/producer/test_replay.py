@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ticklake.core.lake_layout import SOURCE_FIELDS, TICK_BASE_FIELDS
+from ticklake.core.lake_layout import SOURCE_FIELDS, TICK_BASE_FIELDS, LakeFile
 from ticklake.core.tick import Tick
 from ticklake.producer.replay import ReplayInputError, read_ticks
 
@@ -108,6 +108,10 @@ def _lake_table(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(full, schema=schema.set(0, pa.field("symbol", pa.string())))
 
 
+T = 1764000000000000000
+DAY = 86_400_000_000_000
+
+
 def _row(seq: int, **over) -> dict:
     base = dict(symbol="AAPL", ts_ns=1764000000000000000 + seq, price=190.0, size=1.0,
                 exchange="XNAS", seq=seq, bid=None, ask=None)  # fmt: skip
@@ -125,13 +129,40 @@ def test_lake_parquet_extra_columns_are_ignored_and_bad_rows_named_by_row(tmp_pa
     ]
 
 
-def test_a_folder_replays_every_file_in_path_order(tmp_path: Path) -> None:
-    day = tmp_path / "ticks" / "date=2025-11-24"
-    day.mkdir(parents=True)
-    pq.write_table(_lake_table([_row(3), _row(4)]), day / "p0001-b.parquet")
-    pq.write_table(_lake_table([_row(1), _row(2)]), day / "p0000-a.parquet")
-    ticks, _ = _read_all(tmp_path / "ticks")
-    assert [t.seq for t in ticks] == [1, 2, 3, 4]
+def _lake_file(day: Path, partition: int, first: int, rows: list[dict]) -> None:
+    day.mkdir(parents=True, exist_ok=True)
+    name = LakeFile("ticks", day.name[5:], partition, first, first + len(rows) - 1).name
+    pq.write_table(_lake_table(rows), day / name)
+
+
+def test_a_lake_folder_is_merged_by_event_time_across_partitions(tmp_path: Path) -> None:
+    ticks_dir = tmp_path / "ticks"
+    d1, d2 = ticks_dir / "date=2025-11-24", ticks_dir / "date=2025-11-25"
+    # Partition 0 holds AAPL, partition 1 MSFT; each partition spans two files and two days.
+    _lake_file(d1, 0, 0, [_row(1, ts_ns=T + 10), _row(2, ts_ns=T + 30)])
+    _lake_file(d1, 0, 2, [_row(3, ts_ns=T + 50)])
+    _lake_file(d2, 0, 3, [_row(4, ts_ns=T + DAY + 10)])
+    _lake_file(
+        d1, 1, 0, [_row(1, symbol="MSFT", ts_ns=T + 20), _row(2, symbol="MSFT", ts_ns=T + 40)]
+    )
+    _lake_file(d2, 1, 2, [_row(3, symbol="MSFT", ts_ns=T + DAY + 5)])
+    ticks, bad = _read_all(ticks_dir, chunk_rows=2)
+    assert bad == []
+    assert [(t.symbol, t.seq) for t in ticks] == [
+        ("AAPL", 1), ("MSFT", 1), ("AAPL", 2), ("MSFT", 2), ("AAPL", 3), ("MSFT", 3), ("AAPL", 4),
+    ]  # fmt: skip
+
+
+def test_other_files_in_a_folder_are_merged_by_time_too(tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    pq.write_table(_lake_table([_row(2, ts_ns=T + 2), _row(4, ts_ns=T + 4)]), folder / "b.parquet")
+    (folder / "a.csv").write_text(
+        f"symbol,ts_ns,price,size,exchange,seq\nAAPL,{T + 1},1,1,X,1\nAAPL,{T + 3},0,1,X,3\n"
+    )
+    ticks, bad = _read_all(folder)
+    assert [t.seq for t in ticks] == [1, 2, 4]
+    assert bad == [f"{folder / 'a.csv'}:3: non_positive_price: price 0.0 must be > 0"]
 
 
 def test_missing_file_and_unreadable_parquet(tmp_path: Path) -> None:

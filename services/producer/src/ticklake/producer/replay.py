@@ -4,8 +4,8 @@ Accepted input:
 
 * **Parquet** with the lake's tick columns (:data:`TICK_BASE_FIELDS`; extra
   columns such as ``kafka_offset`` or feature columns are ignored), a single
-  file or a folder of them (e.g. the lake's ``ticks/`` dataset, read file by
-  file in path order);
+  file or a folder of them (e.g. the lake's ``ticks/`` dataset, merged by
+  event time across partitions);
 * **CSV** with a header row naming the same columns. ``ts`` (ISO-8601 with an
   offset) may stand in for ``ts_ns``. Empty optional cells are ``None``.
 
@@ -18,6 +18,7 @@ physical line number, header = line 1; Parquet: row number, first row = 1).
 from __future__ import annotations
 
 import csv
+import heapq
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,8 +29,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ticklake.core.errors import TickDecodeError
-from ticklake.core.lake_layout import TICK_BASE_FIELDS
-from ticklake.core.tick import Tick, decode_tick, encode_tick, parse_iso_ns
+from ticklake.core.lake_layout import (
+    PARTITION_COLUMN,
+    TICK_BASE_FIELDS,
+    TICKS_DATASET,
+    parse_file_name,
+)
+from ticklake.core.tick import MIN_TS_NS, Tick, decode_tick, encode_tick, parse_iso_ns
 
 OnBadRow = Literal["skip", "fail"]
 
@@ -87,41 +93,80 @@ def replay_files(path: Path) -> list[Path]:
     return [path]
 
 
+def replay_streams(files: list[Path]) -> list[list[Path]]:
+    """Group files into streams that are each in time order on their own.
+
+    Lake files (``pNNNN-<first>-<last>.parquet``) of one Kafka partition form
+    one stream, in (day, first offset) order: a partition is in produce order
+    across its files. Any other file is a stream of its own.
+    """
+    by_partition: dict[int, list[tuple[str, int, Path]]] = {}
+    others: list[list[Path]] = []
+    for file in files:
+        day = file.parent.name.removeprefix(f"{PARTITION_COLUMN}=")
+        lake_file = parse_file_name(TICKS_DATASET, day, file.name)
+        if lake_file is None:
+            others.append([file])
+        else:
+            by_partition.setdefault(lake_file.partition, []).append(
+                (day, lake_file.first_offset, file)
+            )
+    lake_streams = [[f for _, _, f in sorted(v)] for _, v in sorted(by_partition.items())]
+    return lake_streams + others
+
+
 def read_ticks(
     path: Path, *, on_bad_row: OnBadRow = "skip", chunk_rows: int = 5000
 ) -> Iterator[ReplayChunk]:
-    """Validated ticks of ``path`` (file or folder) in file order, ``chunk_rows`` at a time.
+    """Validated ticks of ``path``, ``chunk_rows`` at a time.
 
-    With ``on_bad_row="fail"`` the first bad row raises :class:`ReplayInputError`.
+    A file is read in file order. A folder (e.g. the lake's ``ticks/`` dataset)
+    is merged by event time across its streams (:func:`replay_streams`), so a
+    replay at the original pace plays the day once, not once per partition;
+    within a stream the order is kept. With ``on_bad_row="fail"`` the first bad
+    row raises :class:`ReplayInputError`.
     """
-    for file in replay_files(path):
+    streams = [_stream_rows(files, chunk_rows) for files in replay_streams(replay_files(path))]
+    rows = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda r: r[0])
+    chunk = ReplayChunk()
+    for _, item in rows:
+        if isinstance(item, BadRow):
+            if on_bad_row == "fail":
+                raise ReplayInputError(f"bad input row {item}", item)
+            chunk.bad_rows.append(item)
+            continue
+        tick, payload = item
+        chunk.ticks.append(tick)
+        chunk.payloads.append(payload)
+        if len(chunk.ticks) >= chunk_rows:
+            yield chunk
+            chunk = ReplayChunk()
+    if chunk.ticks or chunk.bad_rows:
+        yield chunk
+
+
+_Row = tuple[int, tuple[Tick, bytes] | BadRow]
+"""(merge key, valid tick and its bytes, or a bad row). A bad row carries the key of the
+row before it, so it is reported where it sits in its stream."""
+
+
+def _stream_rows(files: list[Path], chunk_rows: int) -> Iterator[_Row]:
+    last_ts = MIN_TS_NS
+    for file in files:
         if file.suffix.lower() == ".csv":
             rows: Iterator[tuple[int, dict[str, Any] | BadRow]] = _csv_rows(file)
         elif file.suffix.lower() == ".parquet":
             rows = _parquet_rows(file, chunk_rows)
         else:
             raise ReplayInputError(f"{file}: unknown file type (use .csv or .parquet)")
-        chunk = ReplayChunk()
+        unit = _unit_of(file)
         for line, row in rows:
-            if isinstance(row, BadRow):
-                bad = row
-            else:
-                tick_or_bad = _validated_tick(row, str(file), line, _unit_of(file))
-                if isinstance(tick_or_bad, BadRow):
-                    bad = tick_or_bad
-                else:
-                    tick, payload = tick_or_bad
-                    chunk.ticks.append(tick)
-                    chunk.payloads.append(payload)
-                    if len(chunk.ticks) >= chunk_rows:
-                        yield chunk
-                        chunk = ReplayChunk()
-                    continue
-            if on_bad_row == "fail":
-                raise ReplayInputError(f"bad input row {bad}", bad)
-            chunk.bad_rows.append(bad)
-        if chunk.ticks or chunk.bad_rows:
-            yield chunk
+            item = row if isinstance(row, BadRow) else _validated_tick(row, str(file), line, unit)
+            if not isinstance(item, BadRow):
+                # Never decrease within a stream: heapq.merge needs sorted inputs, and an
+                # out-of-order row keeps its place in the file.
+                last_ts = max(last_ts, item[0].ts_ns)
+            yield last_ts, item
 
 
 def _unit_of(file: Path) -> str:

@@ -1,11 +1,15 @@
 """Create the ticks topic and the dead-letter topic when they are missing.
 
 Several producers (and ingest) may race to create the same topic at start;
-``TOPIC_ALREADY_EXISTS`` is therefore success, not an error.
+``TOPIC_ALREADY_EXISTS`` is therefore success, not an error. A busy controller
+can answer with a retriable error (``REQUEST_TIMED_OUT`` ...) although it goes
+on to create the topic; those topics are asked for again, and on the next
+round usually come back as already existing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -16,6 +20,7 @@ log = logging.getLogger(__name__)
 
 _NO_ERROR = 0
 _TOPIC_ALREADY_EXISTS = 36
+_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,21 +39,33 @@ async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec], timeout_
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
     await admin.start()
     try:
-        response = await admin.create_topics(
-            [NewTopic(s.name, s.partitions, s.replication_factor) for s in specs],
-            timeout_ms=timeout_ms,
-        )
+        pending = {s.name: s for s in specs}
+        for attempt in range(1, _ATTEMPTS + 1):
+            response = await admin.create_topics(
+                [NewTopic(s.name, s.partitions, s.replication_factor) for s in pending.values()],
+                timeout_ms=timeout_ms,
+            )
+            retry: dict[str, TopicSpec] = {}
+            for entry in response.topic_errors:
+                name, code = entry[0], entry[1]
+                message = entry[2] if len(entry) > 2 else None
+                if code == _NO_ERROR:
+                    log.info("created topic %s", name)
+                    continue
+                if code == _TOPIC_ALREADY_EXISTS:
+                    log.debug("topic %s already exists", name)
+                    continue
+                error: type[KafkaError] = for_code(code)
+                if error.retriable and attempt < _ATTEMPTS:
+                    log.warning("creating topic %s: %s, retrying", name, error.__name__)
+                    retry[name] = pending[name]
+                    continue
+                raise TopicSetupError(
+                    f"could not create topic {name!r}: {error.__name__} ({message or 'no detail'})"
+                )
+            if not retry:
+                return
+            pending = retry
+            await asyncio.sleep(0.5 * attempt)
     finally:
         await admin.close()
-    for entry in response.topic_errors:
-        name, code = entry[0], entry[1]
-        message = entry[2] if len(entry) > 2 else None
-        if code == _NO_ERROR:
-            log.info("created topic %s", name)
-        elif code == _TOPIC_ALREADY_EXISTS:
-            log.debug("topic %s already exists", name)
-        else:
-            error: type[KafkaError] = for_code(code)
-            raise TopicSetupError(
-                f"could not create topic {name!r}: {error.__name__} ({message or 'no detail'})"
-            )
