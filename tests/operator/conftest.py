@@ -28,6 +28,26 @@ CRD_FILES = [
 OPERATOR_USER = "ticklake-operator"
 
 
+_HERE = Path(__file__).resolve().parent
+_last_item: list[str] = []
+_running: list[OperatorProcess | kubeapi.KubeAPIServer] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = [i.nodeid for i in items if Path(i.path).resolve().is_relative_to(_HERE)]
+    _last_item[:] = here[-1:]
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    # The fixtures below are session-scoped (the API server takes seconds to
+    # start), but the operator reconciling every second and the control plane
+    # must not load the 2-core machine while the rest of the suite runs: stop
+    # them after the last test of this folder. Their own teardown is a no-op then.
+    if _last_item and item.nodeid == _last_item[0]:
+        for thing in reversed(_running):
+            thing.stop()
+
+
 @pytest.fixture(scope="session")
 def kube_server() -> Iterator[kubeapi.KubeAPIServer]:
     build = ROOT / "tools" / "k8s" / "build.sh"
@@ -40,6 +60,7 @@ def kube_server() -> Iterator[kubeapi.KubeAPIServer]:
         kubeapi.ensure_binaries(build)
         workloads = False
     with kubeapi.KubeAPIServer(workloads=workloads) as server:
+        _running.append(server)
         yield server
 
 
@@ -103,6 +124,7 @@ def operator(
     kubeconfig = kube_server.user_kubeconfig(OPERATOR_USER)
     op = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"))
     op.start()
+    _running.append(op)
     try:
         yield op
     finally:

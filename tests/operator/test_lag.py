@@ -76,3 +76,19 @@ async def test_unreachable_kafka_is_reported_not_hung() -> None:
 
     with pytest.raises(lag.KafkaUnavailable):
         await lag.read_topic_lag(f"127.0.0.1:{free_port()}", "t", "g", timeout_s=3)
+
+
+async def test_reading_a_missing_topic_does_not_create_it(kafka_bootstrap: str) -> None:
+    """The session broker auto-creates topics on a named metadata request."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    topic = f"never.{uuid.uuid4().hex[:8]}"
+    for _ in range(2):
+        with pytest.raises(lag.TopicNotFound):
+            await lag.read_topic_lag(kafka_bootstrap, topic, "g", timeout_s=20)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        assert topic not in await admin.list_topics()
+    finally:
+        await admin.close()

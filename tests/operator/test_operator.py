@@ -523,3 +523,39 @@ async def test_namespaced_operator_runs_with_a_role_and_kafkatopic_v1(
     finally:
         ns_op.stop()
         operator.start()
+
+
+async def test_kafka_problems_are_reported_and_retried(
+    api: client.ApiClient,
+    operator: Any,
+    namespace: str,
+    kafka_bootstrap: str,
+    new_topic: NewTopic,
+) -> None:
+    """No broker, no topic: Ready=False with the reason; the topic appears: it scales."""
+    from ticklake.devstack.kubeapi import free_port
+
+    await client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment("ingest"))
+    await create_scaler(
+        api, namespace, scaler("down", "ingest", f"127.0.0.1:{free_port()}", "t", "g")
+    )
+    obj = await eventually(
+        lambda: get_scaler(api, namespace, "down"),
+        lambda o: (ready(o) or {}).get("reason") == "KafkaUnavailable",
+        what="KafkaUnavailable",
+    )
+    assert ready(obj)["status"] == "False"
+
+    topic = f"later.{uuid.uuid4().hex[:8]}"
+    await client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment("ingest2"))
+    await create_scaler(api, namespace, scaler("later", "ingest2", kafka_bootstrap, topic, "g"))
+    await eventually(
+        lambda: get_scaler(api, namespace, "later"),
+        lambda o: (ready(o) or {}).get("reason") == "TopicNotFound",
+        what="TopicNotFound",
+    )
+    await new_topic(3, name=topic)
+    await eventually(
+        lambda: replicas_of(api, namespace, "ingest2"), lambda r: r == 3, what="3 replicas"
+    )
+    assert (ready(await get_scaler(api, namespace, "later")) or {}).get("status") == "True"

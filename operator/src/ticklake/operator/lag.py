@@ -102,7 +102,10 @@ async def _read(bootstrap_servers: str, topic: str, group: str) -> TopicLag:
     try:
         await consumer.start()
         try:
-            described = await admin.describe_topics([topic])
+            # All topics, not [topic]: a metadata request that names a topic
+            # makes a broker with auto.create.topics.enable create it, and the
+            # operator must never create the topic it watches.
+            described = await admin.describe_topics()
             meta = next((t for t in described if t["topic"] == topic), None)
             # error_code 3 = UNKNOWN_TOPIC_OR_PARTITION
             if meta is None or meta["error_code"] == 3 or not meta["partitions"]:

@@ -183,6 +183,10 @@ async def reconcile(
             timeout_s=settings.kafka_timeout_s,
         )
         scale = await k.get_scale(namespace, s.target_ref)
+    except lag.TopicNotFound as e:
+        # Strimzi or a setup job may still be creating it: retry, and say so.
+        await fail("kafka", "TopicNotFound", str(e))
+        raise kopf.TemporaryError(str(e), delay=settings.retry_delay_s) from e
     except lag.KafkaUnavailable as e:
         await fail("kafka", "KafkaUnavailable", str(e))
         raise kopf.TemporaryError(str(e), delay=settings.retry_delay_s) from e
