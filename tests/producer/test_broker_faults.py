@@ -81,7 +81,7 @@ async def test_every_tick_arrives_exactly_once_across_a_broker_restart(
     result = await asyncio.wait_for(run, 180)
 
     assert acked_before_crash < total  # the crash really happened mid-run
-    assert (result.acked, result.failed, result.unconfirmed) == (total, 0, 0)
+    assert (result.acked, result.failed, result.unconfirmed, result.not_sent) == (total, 0, 0, 0)
     records = await consume_all(private_broker.bootstrap, topic)
     seen = Counter((t.symbol, t.seq) for t in (decode_tick(r.value) for r in records))
     duplicates = {k: n for k, n in seen.items() if n > 1}

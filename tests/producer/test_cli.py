@@ -118,7 +118,10 @@ def test_sigterm_flushes_everything_then_exits_cleanly(kafka_bootstrap: str) -> 
     assert proc.returncode == 0, stderr
     assert "| rate " in stderr and "errors 0" in stderr  # the progress line
     summary = stderr.strip().splitlines()[-1]
-    assert summary.startswith("ticklake-producer: ") and " 0 failed, 0 unconfirmed" in summary
+    assert (
+        summary.startswith("ticklake-producer: ")
+        and " 0 failed, 0 unconfirmed, 0 not sent" in summary
+    )
     sent = int(summary.split()[1].replace(",", ""))
     assert sent > 3000
     import asyncio

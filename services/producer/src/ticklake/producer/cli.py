@@ -168,7 +168,8 @@ def feed_from(args: argparse.Namespace, settings: ProducerSettings) -> SimulateF
 
 
 def exit_code(result: RunResult) -> int:
-    return EXIT_SEND_FAILED if result.failed or result.unconfirmed else EXIT_OK
+    lost = result.failed or result.unconfirmed or result.not_sent
+    return EXIT_SEND_FAILED if lost else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BROKER_UNAVAILABLE
     print(
         f"ticklake-producer: {result.acked:,} ticks sent, {result.failed:,} failed, "
-        f"{result.unconfirmed:,} unconfirmed, {result.bad_rows:,} bad rows "
+        f"{result.unconfirmed:,} unconfirmed, {result.not_sent:,} not sent, "
+        f"{result.bad_rows:,} bad rows "
         f"in {result.elapsed_s:.1f}s",
         file=sys.stderr,
     )

@@ -74,6 +74,8 @@ class RunResult:
     failed: int
     unconfirmed: int
     """Ticks handed to Kafka whose outcome was still unknown at exit (flush timed out)."""
+    not_sent: int
+    """Ticks generated or read but never handed to Kafka (a stop cut a blocked send short)."""
     bad_rows: int
     elapsed_s: float
     stopped_by_signal: bool
@@ -218,6 +220,7 @@ class ProducerService:
             acked=stats.acked,
             failed=stats.failed,
             unconfirmed=stats.in_flight,
+            not_sent=0 if writer is not None else max(0, self.progress.generated - stats.submitted),
             bad_rows=self.progress.bad_rows,
             elapsed_s=time.monotonic() - started,
             stopped_by_signal=self.stop_requested.is_set(),
