@@ -17,9 +17,11 @@ from chartkit import (
     Manifest,
     component_name,
     container_env,
+    helm_template,
     matches,
     named,
     of_kind,
+    parse,
     pod_labels,
     pod_templates,
     render,
@@ -525,3 +527,14 @@ def test_every_value_has_a_comment() -> None:
         if not documented(i) and not ancestors_documented:
             undocumented.append(f"values.yaml:{i + 1}: {line.strip()}")
     assert not undocumented, "\n".join(undocumented)
+
+
+def test_pods_roll_when_their_settings_change() -> None:
+    def checksum(*sets: str) -> str:
+        d = named(parse(helm_template(sets=sets)), "Deployment", component_name("producer"))
+        return str(d["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+    base = checksum()
+    assert checksum("producer.extraSettings.TICKLAKE_FEED_RATE=5") != base
+    assert checksum("logLevel=DEBUG") != base
+    assert checksum("queryApi.replicaCount=3") == base

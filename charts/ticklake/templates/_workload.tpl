@@ -59,7 +59,7 @@ spec:
         {{- end }}
       annotations:
         # Roll the pods when their settings change.
-        checksum/config: {{ .settings | sha256sum }}
+        checksum/config: {{ printf "%s\n%s" .settings (toJson $v.extraSettings) | sha256sum }}
         {{- with $v.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
