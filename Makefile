@@ -26,3 +26,11 @@ stack-up: install
 
 stack-down:
 	uv run --frozen ticklake-stack down
+
+## bench: every benchmark scenario on the real local stack -> bench/results/latest.json, docs/benchmarks.md
+bench: install
+	uv run --frozen python bench/run_all.py
+
+## bench-quick: the same scenarios and data sizes with shorter windows (< 5 min once data is cached)
+bench-quick: install
+	uv run --frozen python bench/run_all.py --quick
