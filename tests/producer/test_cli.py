@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -10,9 +11,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from producer_kit import consume_all, unique_topic
 
+from ticklake.core.tick import decode_tick
 from ticklake.devstack.ports import free_port
 from ticklake.producer import cli
 
@@ -72,8 +75,6 @@ def test_record_to_parquet_needs_no_broker(tmp_path: Path) -> None:
     done = _run_cli("simulate", "--count", "5000", "--seed", "3", "--start-ns", str(T0),
                     "--to-parquet", str(out), "--bootstrap-servers", "127.0.0.1:1")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    import pyarrow.parquet as pq
-
     assert pq.read_metadata(out).num_rows == 5000
 
 
@@ -124,7 +125,29 @@ def test_sigterm_flushes_everything_then_exits_cleanly(kafka_bootstrap: str) -> 
     )
     sent = int(summary.split()[1].replace(",", ""))
     assert sent > 3000
-    import asyncio
-
     records = asyncio.run(consume_all(kafka_bootstrap, topic))
     assert len(records) == sent
+
+
+def test_serve_takes_everything_from_the_environment(kafka_bootstrap: str) -> None:
+    topic = unique_topic()
+    env = {
+        **_clean_env(),
+        "TICKLAKE_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "TICKLAKE_TICKS_TOPIC": topic,
+        "TICKLAKE_DEAD_LETTER_TOPIC": f"{topic}.dlq",
+        "TICKLAKE_TOPIC_PARTITIONS": "2",
+        "TICKLAKE_FEED_SYMBOLS": "AAPL,MSFT,NVDA",
+        "TICKLAKE_FEED_RATE": "0",
+        "TICKLAKE_FEED_COUNT": "1500",
+        "TICKLAKE_HTTP_PORT": str(free_port()),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "ticklake.producer.cli", "serve"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "serving /healthz and /metrics" in done.stderr
+    records = asyncio.run(consume_all(kafka_bootstrap, topic))
+    assert len(records) == 1500
+    assert {decode_tick(r.value).symbol for r in records} == {"AAPL", "MSFT", "NVDA"}
