@@ -46,6 +46,7 @@ from ticklake.producer.runner import FeedProgress, KafkaSink, run_simulation
 from ticklake.producer.simulator import MarketSimulator, build_market
 from ticklake.producer.topic_setup import TopicSpec, ensure_topics
 
+ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 6
 BATCH_BYTES = 262_144
 TARGET_TICKS_PER_S = 100_000
@@ -141,7 +142,7 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=500_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compression", nargs="+", default=["zstd", "lz4"])
-    parser.add_argument("--json", type=Path, default=Path("bench/results/produce.json"))
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "produce.json")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-produce-") as tmp:
