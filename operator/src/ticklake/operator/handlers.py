@@ -62,7 +62,8 @@ async def cleanup(memo: Any, **_: Any) -> None:
 
 @kopf.on.probe(id="kubernetes")
 async def kube_reachable(memo: Any, **_: Any) -> bool:
-    # Liveness (/healthz) reports this; kopf itself fails it if its loop hangs.
+    # Reported by /healthz. A hung event loop stops answering /healthz at all,
+    # which the kubelet's liveness probe turns into a restart.
     return hasattr(memo, "kube")
 
 
