@@ -24,7 +24,6 @@ log) on 127.0.0.1 with a private Redis; generated lakes are cached in
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -45,13 +44,13 @@ import redis
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from query_data import DAY_NS, DAY_START_NS, SYMBOL, ensure_lakes  # noqa: E402
-from query_loadgen import fixed_rate, max_rate  # noqa: E402
+from query_data import DAY_NS, DAY_START_NS, SYMBOL, ensure_lakes
+from query_loadgen import fixed_rate, max_rate
 
-from ticklake.core.latest_hash import encode_latest_hash  # noqa: E402
-from ticklake.core.redis_keys import SYMBOLS_KEY, latest_key  # noqa: E402
-from ticklake.devstack.ports import free_port, port_open, wait_until  # noqa: E402
-from ticklake.devstack.redis import RedisServer  # noqa: E402
+from ticklake.core.latest_hash import encode_latest_hash
+from ticklake.core.redis_keys import SYMBOLS_KEY, latest_key
+from ticklake.devstack.ports import free_port, port_open, wait_until
+from ticklake.devstack.redis import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 LATEST_ROW = {
@@ -67,8 +66,8 @@ LATEST_ROW = {
 # The query a user would run on the lake without the API: same result as /bars.
 DIRECT_BARS_SQL = """
 SELECT (ts_ns // 60000000000) * 60000000000 AS start_ns,
-       arg_min(price, (kafka_partition, kafka_offset)) AS open, max(price) AS high,
-       min(price) AS low, arg_max(price, (kafka_partition, kafka_offset)) AS close,
+       arg_min(price, kafka_offset) AS open, max(price) AS high,
+       min(price) AS low, arg_max(price, kafka_offset) AS close,
        sum(size) AS volume, sum(price * size) AS notional, count(*) AS tick_count
 FROM read_parquet($glob, hive_partitioning = true)
 WHERE symbol = $symbol AND ts_ns >= $lo AND ts_ns < $hi
@@ -161,7 +160,7 @@ def bench_latest(
         stop_process(bare)
 
 
-def time_it(fn, repeats: int) -> tuple[float, list[float], Any]:  # noqa: ANN001
+def time_it(fn, repeats: int) -> tuple[float, list[float], Any]:
     fn()  # warm-up: file metadata and OS page cache
     samples, result = [], None
     for _ in range(repeats):

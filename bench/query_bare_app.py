@@ -17,7 +17,7 @@ BODY = b'{"symbol":"AAPL","source":"redis","tick":{"price":189.1}}' + b" " * 700
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
 
 
-async def app(scope, receive, send) -> None:  # noqa: ANN001 - the bare ASGI signature
+async def app(scope, receive, send) -> None:
     if scope["type"] == "lifespan":
         while True:
             message = await receive()

@@ -82,28 +82,39 @@ class LakeReader:
 
     # -- running queries -------------------------------------------------------
 
-    def _rows(self, sql: str, params: dict[str, Any], files: list[str]) -> list[dict[str, Any]]:
-        """Run ``sql`` with ``{rel}`` standing for the rows of ``files``."""
+    def _rows(
+        self, sql: str, params: dict[str, Any], files: list[str], *, with_filename: bool = False
+    ) -> list[dict[str, Any]]:
+        """Run ``sql`` with ``{rel}`` standing for the rows of ``files``.
+
+        ``with_filename`` adds a ``filename`` column (the file's path).
+        """
         if not files:
             return []
         cur = self._conn.cursor()
         try:
             if self._lake.is_local:
-                rel = "read_parquet($files, union_by_name = true, filename = true)"
+                rel = (
+                    "read_parquet($files, union_by_name = true, filename = true)"
+                    if with_filename
+                    else "read_parquet($files, union_by_name = true)"
+                )
                 params = {**params, "files": files}
             else:
-                cur.register("lake_rows", self._read_remote(files))
+                cur.register("lake_rows", self._read_remote(files, with_filename))
                 rel = "lake_rows"
             table = cur.sql(sql.format(rel=rel), params=params).to_arrow_table()
         finally:
             cur.close()
         return [clean_row(r) for r in table.to_pylist()]
 
-    def _read_remote(self, files: list[str]) -> pa.Table:
+    def _read_remote(self, files: list[str], with_filename: bool) -> pa.Table:
         tables = []
         for path in files:
             table = pq.read_table(path, filesystem=self._lake.fs)
-            tables.append(table.append_column("filename", pa.array([path] * table.num_rows)))
+            if with_filename:
+                table = table.append_column("filename", pa.array([path] * table.num_rows))
+            tables.append(table)
         return pa.concat_tables(tables, promote_options="default")
 
     # -- ticks -------------------------------------------------------------
@@ -131,7 +142,7 @@ class LakeReader:
                 "aoff": after.kafka_offset,
             }
         sql = (
-            "SELECT * EXCLUDE (filename) FROM {rel} "
+            "SELECT * FROM {rel} "
             "WHERE symbol = $symbol AND ts_ns >= $start AND ts_ns < $end "
             f"{after_clause} "
             "ORDER BY ts_ns, kafka_partition, kafka_offset LIMIT $limit"
@@ -150,7 +161,7 @@ class LakeReader:
         still found without reading the whole lake for one that trades today.
         """
         sql = (
-            "SELECT * EXCLUDE (filename) FROM {rel} WHERE list_contains($symbols, symbol) "
+            "SELECT * FROM {rel} WHERE list_contains($symbols, symbol) "
             "QUALIFY row_number() OVER (PARTITION BY symbol " + _ORDER_DESC + ") = 1"
         )
         found: dict[str, dict[str, Any]] = {}
@@ -171,7 +182,7 @@ class LakeReader:
         Searches the day of ``ts_ns`` and at most ``lookback_days`` days before it.
         """
         sql = (
-            "SELECT * EXCLUDE (filename) FROM {rel} WHERE symbol = $symbol AND ts_ns <= $ts "
+            "SELECT * FROM {rel} WHERE symbol = $symbol AND ts_ns <= $ts "
             + _ORDER_DESC
             + " LIMIT 1"
         )
@@ -215,7 +226,7 @@ class LakeReader:
         params = {"symbol": symbol, "width": width_ns, "low": low, "high": end_ns}
         bar_files = self.files(dataset, self._dates_between(dataset, low, end_ns))
         if bar_files:
-            return self._rows(_BARS_FROM_BARS, params, bar_files), dataset
+            return self._rows(_BARS_FROM_BARS, params, bar_files, with_filename=True), dataset
         # Whole bars: the last one takes its ticks up to its own end, past end_ns.
         high = -(-end_ns // width_ns) * width_ns
         tick_files = self.files(TICKS_DATASET, self._dates_between(TICKS_DATASET, low, high))
@@ -239,14 +250,16 @@ WHERE symbol = $symbol AND start_ns >= $low AND start_ns < $high
 GROUP BY 1 ORDER BY 1
 """
 
-# Open and close are the first and last tick in source order (Kafka position),
-# the order ingest applies them, not the event-time order.
+# Open and close are the first and last tick in source order, the order ingest
+# applies them (not event-time order). A symbol's ticks all live in one Kafka
+# partition (key = symbol), so the offset alone gives that order; ordering by
+# a (partition, offset) pair would double the cost of the query for nothing.
 _BARS_FROM_TICKS: Final = """
 SELECT (ts_ns // $width) * $width AS start_ns,
-       arg_min(price, (kafka_partition, kafka_offset)) AS open,
+       arg_min(price, kafka_offset) AS open,
        max(price) AS high,
        min(price) AS low,
-       arg_max(price, (kafka_partition, kafka_offset)) AS close,
+       arg_max(price, kafka_offset) AS close,
        sum(size) AS volume,
        sum(price * size) AS notional,
        count(*) AS tick_count

@@ -1,0 +1,87 @@
+"""LakeReader: the same answers through DuckDB's Parquet reader (local lakes) and
+through pyarrow's filesystem (the path ``s3://`` lakes take)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow.fs as pafs
+import pytest
+
+from query.ingest_like import NS, IngestLike, make_ticks, new_symbol
+from ticklake.core.lake_fs import Lake
+from ticklake.query.cursor import RowKey
+from ticklake.query.lake_reader import LakeReader
+
+START = 1_736_200_000 * NS
+
+
+@pytest.fixture(scope="module")
+def lake_with_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, list[dict]]:
+    root = tmp_path_factory.mktemp("reader-lake")
+    writer = IngestLike(root, None)
+    symbol = new_symbol()
+    rows = []
+    ticks = make_ticks(symbol, 300, start_ns=START, step_ns=400 * NS)  # crosses two midnights
+    for lo in range(0, 300, 77):
+        part = writer.process(ticks[lo : lo + 77] + make_ticks(new_symbol(), 3, start_ns=START))
+        writer.to_lake(part)
+        rows += [r for r in part if r["symbol"] == symbol]
+    # a temporary file as ingest leaves it mid-write must be ignored
+    day = next((root / "ticks").iterdir())
+    (day / ".p0000-00000000000000000000-00000000000000000001.parquet.abc.tmp").write_bytes(b"x")
+    return root, symbol, rows
+
+
+def readers(root: Path) -> list[LakeReader]:
+    local = Lake(fs=pafs.LocalFileSystem(), base=str(root), uri=str(root))
+    # Not a LocalFileSystem instance, so the reader takes its remote (pyarrow) path.
+    remote = Lake(
+        fs=pafs.SubTreeFileSystem("/", pafs.LocalFileSystem()),
+        base=str(root).lstrip("/"),
+        uri=f"test://{root}",
+    )
+    assert local.is_local and not remote.is_local
+    return [LakeReader(local, duckdb.connect()), LakeReader(remote, duckdb.connect())]
+
+
+def test_both_paths_give_the_same_answers(lake_with_data: tuple[Path, str, list[dict]]) -> None:
+    root, symbol, rows = lake_with_data
+    answers = []
+    for reader in readers(root):
+        ts = sorted(r["ts_ns"] for r in rows)
+        page = reader.ticks_page(symbol, ts[10], ts[200], RowKey(ts[20], 0, 0), 50)
+        answers.append(
+            (
+                reader.dates("ticks"),
+                [r["kafka_offset"] for r in page],
+                reader.newest_tick(symbol)["kafka_offset"],
+                reader.tick_at_or_before(symbol, ts[150] + 1, 7)["ts_ns"],
+                reader.bars(symbol, 3600 * NS, START, START + 86_400 * NS),
+                symbol in reader.symbols(),
+            )
+        )
+    local_bars, remote_bars = answers[0][4][0], answers[1][4][0]
+    assert [(b["start_ns"], b["open"], b["close"], b["tick_count"]) for b in local_bars] == [
+        (b["start_ns"], b["open"], b["close"], b["tick_count"]) for b in remote_bars
+    ]
+    # sums may add up in another order: equal to rounding
+    assert [b["notional"] for b in local_bars] == pytest.approx(
+        [b["notional"] for b in remote_bars]
+    )
+    assert answers[0][:4] + answers[0][5:] == answers[1][:4] + answers[1][5:]
+    dates, offsets, newest, asof, (bars, source), listed = answers[0]
+    assert len(dates) == 3 and listed
+    assert len(offsets) == 50
+    assert newest == max(rows, key=lambda r: r["ts_ns"])["kafka_offset"]
+    assert asof == sorted(r["ts_ns"] for r in rows)[150]
+    assert source == "bars_1m" and sum(b["tick_count"] for b in bars) == len(rows)
+
+
+def test_an_empty_lake_answers_nothing(tmp_path: Path) -> None:
+    for reader in readers(tmp_path):
+        assert reader.dates("ticks") == []
+        assert reader.newest_tick("AAPL") is None
+        assert reader.ticks_page("AAPL", START, START + NS, None, 10) == []
+        assert reader.bars("AAPL", 60 * NS, START, START + 3600 * NS) == ([], "ticks")
