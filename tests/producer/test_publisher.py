@@ -6,12 +6,12 @@ from collections import defaultdict
 
 import pytest
 from aiokafka.partitioner import murmur2
-from producer_kit import consume_all, partitions_of, producer_settings, unique_topic
+from producer_kit import consume_all, producer_settings, unique_topic
 
 from ticklake.core.tick import decode_tick
 from ticklake.producer.publisher import PublisherConfig, TickPublisher
 from ticklake.producer.service import ProducerService, SimulateFeed
-from ticklake.producer.topic_setup import TopicSetupError, TopicSpec, ensure_topics
+from ticklake.producer.topic_setup import TopicSpec, ensure_topics
 
 SYMBOLS = "AAPL,MSFT,AMZN,GOOGL,META,NVDA,TSLA,JPM,BRK.B,BTC-USD"
 
@@ -65,23 +65,6 @@ async def test_publisher_partition_matches_the_java_client(kafka_bootstrap: str)
         assert publisher.partitions == [0, 1, 2, 3, 4]
         for symbol in ["AAPL", "MSFT", "EUR/USD", "^SPX", "X"]:
             assert publisher.partition_for(symbol) == kafka_partition(symbol, 5)
-
-
-async def test_topics_are_created_once_and_existing_ones_are_left_alone(
-    kafka_bootstrap: str,
-) -> None:
-    topic = unique_topic()
-    specs = [TopicSpec(topic, 3, 1), TopicSpec(f"{topic}.dlq", 1, 1)]
-    await ensure_topics(kafka_bootstrap, specs, 10_000)
-    # A second producer (or ingest) racing to create them is fine, and changes nothing.
-    await ensure_topics(kafka_bootstrap, [TopicSpec(topic, 7, 1)], 10_000)
-    described = {t: len(await partitions_of(kafka_bootstrap, t)) for t in (topic, f"{topic}.dlq")}
-    assert described == {topic: 3, f"{topic}.dlq": 1}
-
-
-async def test_impossible_topic_is_a_clear_error(kafka_bootstrap: str) -> None:
-    with pytest.raises(TopicSetupError, match=r"could not create topic.*InvalidReplicationFactor"):
-        await ensure_topics(kafka_bootstrap, [TopicSpec(unique_topic(), 1, 3)], 10_000)
 
 
 async def test_publish_before_start_is_refused(kafka_bootstrap: str) -> None:
