@@ -200,7 +200,7 @@ TICKLAKE_LOG_LEVEL: {{ $root.Values.logLevel | quote }}
 
 {{/* Secret-backed env entries (env:, not envFrom, so each names its key). */}}
 {{- define "ticklake.redisSecretEnv" -}}
-{{- if include "ticklake.redisAuth" . }}
+{{- if include "ticklake.redisAuth" . -}}
 - name: TICKLAKE_REDIS_PASSWORD
   valueFrom:
     secretKeyRef:
@@ -210,7 +210,7 @@ TICKLAKE_LOG_LEVEL: {{ $root.Values.logLevel | quote }}
 {{- end }}
 
 {{- define "ticklake.s3SecretEnv" -}}
-{{- if and (eq .Values.lake.mode "s3") (or .Values.lake.s3.existingSecret .Values.lake.s3.accessKeyId) }}
+{{- if and (eq .Values.lake.mode "s3") (or .Values.lake.s3.existingSecret .Values.lake.s3.accessKeyId) -}}
 - name: TICKLAKE_S3_ACCESS_KEY_ID
   valueFrom:
     secretKeyRef:

@@ -5,7 +5,10 @@ and Redis out. */}}
 its own shutdown deadline is the pod's grace period less 5 s. */}}
 {{- $grace := sub (int .Values.ingest.terminationGracePeriodSeconds) 5 }}
 {{- $settings := printf "%s\n%s\n%s\n%s\nTICKLAKE_CONSUMER_GROUP: %s\nTICKLAKE_SHUTDOWN_GRACE_SECONDS: %s" (include "ticklake.kafkaSettings" .) (include "ticklake.redisSettings" .) (include "ticklake.lakeSettings" .) (include "ticklake.httpSettings" (list . .Values.ingest.port)) (.Values.ingest.consumerGroup | quote) ($grace | quote) }}
-{{- $secretEnv := printf "%s\n%s" (include "ticklake.redisSecretEnv" .) (include "ticklake.s3SecretEnv" .) | trim }}
+{{- /* The pod name as Kafka client id: broker logs and group listings then
+say which replica a consumer is. */}}
+{{- $clientId := "- name: TICKLAKE_CLIENT_ID\n  valueFrom:\n    fieldRef:\n      fieldPath: metadata.name" }}
+{{- $secretEnv := list $clientId (include "ticklake.redisSecretEnv" .) (include "ticklake.s3SecretEnv" .) | compact | join "\n" }}
 {{- $omitReplicas := and .Values.operator.enabled .Values.operator.ingestScaler.create }}
 {{- dict "component" "ingest" "settings" $settings "secretEnv" $secretEnv "lake" (eq .Values.lake.mode "pvc") "lakeReadOnly" false "omitReplicas" $omitReplicas "liveness" "/healthz" "readiness" "/readyz" | toYaml }}
 {{- end }}

@@ -5,6 +5,6 @@ and the lake (read-only). */}}
 before the kubelet's SIGKILL. */}}
 {{- $grace := sub (int .Values.queryApi.terminationGracePeriodSeconds) 5 }}
 {{- $settings := printf "%s\n%s\n%s\nTICKLAKE_SHUTDOWN_GRACE_S: %s" (include "ticklake.redisSettings" .) (include "ticklake.lakeSettings" .) (include "ticklake.httpSettings" (list . .Values.queryApi.port)) ($grace | toString | quote) }}
-{{- $secretEnv := printf "%s\n%s" (include "ticklake.redisSecretEnv" .) (include "ticklake.s3SecretEnv" .) | trim }}
+{{- $secretEnv := list (include "ticklake.redisSecretEnv" .) (include "ticklake.s3SecretEnv" .) | compact | join "\n" }}
 {{- dict "component" "query-api" "settings" $settings "secretEnv" $secretEnv "lake" (eq .Values.lake.mode "pvc") "lakeReadOnly" true "liveness" "/healthz" "readiness" "/readyz" | toYaml }}
 {{- end }}
