@@ -1,6 +1,6 @@
 {{/* Arguments to the shared workload templates for the producer: it only
-publishes to Kafka. It has no /readyz: /healthz answers 503 while Kafka is
-unreachable, so it serves both probes. */}}
+publishes to Kafka. It has no /readyz: /healthz answers 503 until it is
+connected and publishing, so it serves every probe. */}}
 {{- define "ticklake.producer.args" -}}
 {{- $grace := sub (int .Values.producer.terminationGracePeriodSeconds) 5 }}
 {{- $t := .Values.kafka.strimzi.topics }}
