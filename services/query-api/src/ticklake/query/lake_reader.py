@@ -222,15 +222,15 @@ class LakeReader:
         Rows hold ``start_ns, open, high, low, close, volume, notional, tick_count``.
         """
         low = start_ns - start_ns % width_ns
+        # Whole bars: the last one takes its rows up to its own end, past end_ns.
+        high = -(-end_ns // width_ns) * width_ns
         dataset = BARS_DATASETS["1s"] if width_ns < 60 * NS_PER_S else BARS_DATASETS["1m"]
-        params = {"symbol": symbol, "width": width_ns, "low": low, "high": end_ns}
-        bar_files = self.files(dataset, self._dates_between(dataset, low, end_ns))
+        params = {"symbol": symbol, "width": width_ns, "low": low, "high": high}
+        bar_files = self.files(dataset, self._dates_between(dataset, low, high))
         if bar_files:
             return self._rows(_BARS_FROM_BARS, params, bar_files, with_filename=True), dataset
-        # Whole bars: the last one takes its ticks up to its own end, past end_ns.
-        high = -(-end_ns // width_ns) * width_ns
         tick_files = self.files(TICKS_DATASET, self._dates_between(TICKS_DATASET, low, high))
-        return self._rows(_BARS_FROM_TICKS, params | {"high": high}, tick_files), TICKS_DATASET
+        return self._rows(_BARS_FROM_TICKS, params, tick_files), TICKS_DATASET
 
 
 # Partial rows of one bar (its ticks were flushed in two files) are merged in
