@@ -55,7 +55,9 @@ def first(*values: Any) -> Any:
 
 def figures(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The suite's dotted keys, read from each scenario's own output."""
-    d, p, i, lat, q = (outputs.get(k, {}) for k in ("decode", "produce", "ingest", "latency", "query"))
+    d, p, i, lat, q = (
+        outputs.get(k, {}) for k in ("decode", "produce", "ingest", "latency", "query")
+    )
     f: dict[str, Any] = {
         "decode.us_per_tick": dig(d, "decode", "us_per_tick"),
         "decode.stdlib_json_us_per_tick": dig(d, "decode", "stdlib_json_us_per_tick"),
@@ -93,7 +95,9 @@ def figures(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "history.duckdb_direct_s": dig(q, "bars_1m", "direct_duckdb", "median_s"),
         "history.pandas_s": dig(q, "bars_1m", "pandas", "median_s"),
         "history.ticks_one_day_s": dig(q, "ticks_one_day", "api", "median_s"),
-        "history.ticks_one_day_duckdb_direct_s": dig(q, "ticks_one_day", "direct_duckdb", "median_s"),
+        "history.ticks_one_day_duckdb_direct_s": dig(
+            q, "ticks_one_day", "direct_duckdb", "median_s"
+        ),
         "history.ticks_one_day_pandas_s": dig(q, "ticks_one_day", "pandas", "median_s"),
     }
     for rate in LATENCY_RATES:

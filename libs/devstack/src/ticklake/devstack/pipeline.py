@@ -7,6 +7,7 @@ way it runs in a pod, and logs to ``<data_dir>/logs/<service>.log``.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import shutil
 import subprocess
@@ -14,6 +15,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 from ticklake.core import topics
 from ticklake.devstack import metrics_text, ports, process
@@ -73,6 +77,30 @@ class _Rates:
         return max(0.0, (value - before[1]) / (now - before[0]))
 
 
+def create_topics(bootstrap: str, partitions: int) -> None:
+    """Create the ticks topic and its dead-letter topic; existing ones are kept."""
+
+    async def create() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            wanted = [
+                NewTopic(topics.TICKS_TOPIC, partitions, 1),
+                NewTopic(topics.DEAD_LETTER_TOPIC, 1, 1),
+            ]
+            missing = [t for t in wanted if t.name not in existing]
+            if missing:
+                try:
+                    await admin.create_topics(missing)
+                except TopicAlreadyExistsError:
+                    pass  # another process created it between list and create
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+
+
 class Pipeline:
     def __init__(self, options: PipelineOptions) -> None:
         self.options = options
@@ -80,6 +108,7 @@ class Pipeline:
         self.redis: RedisServer | None = None
         self.services: list[_Service] = []
         self._rates = _Rates()
+        self._last_latency_buckets: dict[float, float] = {}
 
     @property
     def bootstrap(self) -> str:
@@ -108,13 +137,17 @@ class Pipeline:
             "TICKLAKE_LAKE_URI": str(o.data_dir / "lake"),
             "TICKLAKE_TOPIC_PARTITIONS": str(o.partitions),
         }
+        # Topics exist before any service starts, as the chart's KafkaTopics do in
+        # Kubernetes: a consumer that subscribes to a missing topic would only see it
+        # at its next metadata refresh.
+        create_topics(self.bootstrap, o.partitions)
         producer_env = {**common, "TICKLAKE_HTTP_PORT": str(o.producer_port),
-                        "TICKLAKE_RATE": str(o.rate)}  # fmt: skip
+                        "TICKLAKE_FEED_RATE": str(o.rate)}  # fmt: skip
         if o.symbols:
-            producer_env["TICKLAKE_SYMBOLS"] = o.symbols
+            producer_env["TICKLAKE_FEED_SYMBOLS"] = o.symbols
         wanted = [
             # ingest first so it is subscribed when the first ticks arrive
-            ("ingest", "ticklake-ingest", ["run"],
+            ("ingest", "ticklake-ingest", [],
              {**common, "TICKLAKE_HTTP_PORT": str(o.ingest_port)}, o.ingest_port),
             ("query-api", "ticklake-query", ["serve"],
              {**common, "TICKLAKE_HTTP_PORT": str(o.query_port)}, o.query_port),
@@ -151,15 +184,15 @@ class Pipeline:
         by_name = {s.name: s for s in self.services}
         if "query-api" in by_name:
             lines += [
-                f"  live board      http://127.0.0.1:{o.query_port}/",
-                f"  API docs        http://127.0.0.1:{o.query_port}/docs",
-                f"  latest AAPL     http://127.0.0.1:{o.query_port}/latest/AAPL",
+                f"  live board        http://127.0.0.1:{o.query_port}/",
+                f"  API docs          http://127.0.0.1:{o.query_port}/docs",
+                f"  latest AAPL       http://127.0.0.1:{o.query_port}/latest/AAPL",
             ]
         for s in self.services:
-            lines.append(f"  {s.name + ' metrics':<16}http://127.0.0.1:{s.port}/metrics")
+            lines.append(f"  {s.name + ' metrics':<18}http://127.0.0.1:{s.port}/metrics")
         if prometheus_url:
-            lines.append(f"  Prometheus      {prometheus_url}")
-        lines += [f"  logs            {o.data_dir / 'logs'}", "Ctrl-C stops everything.", ""]
+            lines.append(f"  Prometheus        {prometheus_url}")
+        lines += [f"  logs              {o.data_dir / 'logs'}", "Ctrl-C stops everything.", ""]
         return "\n".join(lines)
 
     def progress_line(self) -> str:
@@ -173,8 +206,13 @@ class Pipeline:
         if ingested is not None:
             total = metrics_text.sample_sum(ingested, INGESTED_TOTAL)
             lag = metrics_text.sample_sum(ingested, LAG)
-            p50 = metrics_text.histogram_quantile(ingested, E2E_LATENCY, 0.5)
-            p99 = metrics_text.histogram_quantile(ingested, E2E_LATENCY, 0.99)
+            # Quantiles of the last interval only: the histogram is cumulative, and
+            # start-up would otherwise dominate the tail for the whole run.
+            buckets = metrics_text.histogram_buckets(ingested, E2E_LATENCY)
+            window = metrics_text.bucket_delta(buckets, self._last_latency_buckets)
+            self._last_latency_buckets = buckets
+            p50 = metrics_text.quantile(window, 0.5)
+            p99 = metrics_text.quantile(window, 0.99)
             parts.append(f"ingested {self._rates.rate('i', total):>8.0f}/s ({total:.0f})")
             parts.append(f"lag {lag:.0f}")
             if not math.isnan(p50):
