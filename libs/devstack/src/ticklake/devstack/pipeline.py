@@ -27,7 +27,7 @@ from ticklake.devstack.redis import RedisServer
 # Names of the figures the progress line shows; each is defined by its service.
 PRODUCED_TOTAL = "ticklake_producer_ticks_sent_total"
 INGESTED_TOTAL = "ticklake_ingest_processed_total"
-LAG = "ticklake_ingest_consumer_lag"
+LAG = "ticklake_ingest_committed_lag"
 E2E_LATENCY = "ticklake_ingest_e2e_latency_seconds"
 
 
