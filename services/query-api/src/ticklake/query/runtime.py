@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 def open_duckdb(settings: QuerySettings) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB; the lake files are read per query, never imported."""
-    config: dict[str, str | int] = {"memory_limit": settings.duckdb_memory_limit}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": settings.duckdb_memory_limit
+    }
     if settings.duckdb_threads:
         config["threads"] = settings.duckdb_threads
     return duckdb.connect(":memory:", config=config)

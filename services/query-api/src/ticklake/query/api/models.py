@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -105,5 +105,9 @@ class ErrorMessage(BaseModel):
     detail: str
 
 
-NOT_FOUND = {404: {"model": ErrorMessage, "description": "Unknown symbol."}}
-UNAVAILABLE = {503: {"model": ErrorMessage, "description": "The lake could not be read."}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorMessage, "description": "Unknown symbol."}
+}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorMessage, "description": "The lake could not be read."}
+}
