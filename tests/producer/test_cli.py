@@ -76,6 +76,7 @@ def test_record_to_parquet_needs_no_broker(tmp_path: Path) -> None:
                     "--to-parquet", str(out), "--bootstrap-servers", "127.0.0.1:1")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert pq.read_metadata(out).num_rows == 5000
+    assert f"ticklake-producer: 5,000 ticks written to {out} in " in done.stderr
 
 
 def test_fatal_bad_row_exits_2_with_file_and_line(kafka_bootstrap: str, tmp_path: Path) -> None:

@@ -203,13 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerUnavailableError as e:
         print(f"ticklake-producer: {e}", file=sys.stderr)
         return EXIT_BROKER_UNAVAILABLE
-    print(
-        f"ticklake-producer: {result.acked:,} ticks sent, {result.failed:,} failed, "
-        f"{result.unconfirmed:,} unconfirmed, {result.not_sent:,} not sent, "
-        f"{result.bad_rows:,} bad rows "
-        f"in {result.elapsed_s:.1f}s",
-        file=sys.stderr,
-    )
+    if isinstance(feed, SimulateFeed) and feed.record_to is not None:
+        summary = f"{result.generated:,} ticks written to {feed.record_to}"
+    else:
+        summary = (
+            f"{result.acked:,} ticks sent, {result.failed:,} failed, "
+            f"{result.unconfirmed:,} unconfirmed, {result.not_sent:,} not sent, "
+            f"{result.bad_rows:,} bad rows"
+        )
+    print(f"ticklake-producer: {summary} in {result.elapsed_s:.1f}s", file=sys.stderr)
     return exit_code(result)
 
 
