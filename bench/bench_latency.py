@@ -1,0 +1,238 @@
+"""End-to-end latency (event time → visible in Redis) at fixed rates, and ingest's memory.
+
+    uv run python bench/bench_latency.py [--quick] [--rates 1000 5000 20000]
+                                         [--json bench/results/latency.json]
+
+Starts a private Kafka broker and Redis (``ticklake.devstack``), one
+``ticklake-ingest`` process with its defaults (lake and Redis on), and for
+each offered rate one ``ticklake-producer simulate`` process paced at that
+rate (1 ms slices, so an event time is at most 1 ms old when it is sent).
+
+The latency is ingest's own histogram ``ticklake_ingest_e2e_latency_seconds``
+(event time → the Redis pipeline that makes the tick visible has returned),
+taken over the measuring window only (bucket counts after the warm-up are
+subtracted), with PromQL-style interpolation inside buckets.
+
+Beside it, in the same run on the same broker: Kafka's own
+``org.apache.kafka.tools.EndToEndLatency`` at the same record size. That tool
+sends one record at a time and waits for it (it has no rate option), so it is
+the floor the broker and the Java client give for one record, not a paced run.
+
+Memory: the 5,000 ticks/s phase is held for ``--soak-seconds`` (300 s full, as
+the suite asks; 45 s quick) and ingest's resident set (VmRSS) is read at its
+end, with its peak over the soak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from ticklake.core.tick import Tick, encode_tick
+from ticklake.devstack import metrics_text, ports, process
+from ticklake.devstack.kafka import KafkaBroker, java_command
+from ticklake.devstack.redis import RedisServer
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+E2E = "ticklake_ingest_e2e_latency_seconds"
+PROCESSED = "ticklake_ingest_processed_total"
+PARTITIONS = 4
+_KAFKA_PCT = re.compile(r"Percentiles: 50th = (\d+), 99th = (\d+), 99.9th = (\d+)")
+_KAFKA_AVG = re.compile(r"Avg latency: ([\d.]+) ms")
+
+
+def record_size() -> int:
+    """Bytes of one encoded tick with a full book, as the producer sends it."""
+    tick = Tick(symbol="AAPL", ts_ns=time.time_ns(), price=189.12, size=100.0, exchange="XNAS",
+                seq=123456, bid=189.11, ask=189.13, bid_size=300.0, ask_size=200.0)  # fmt: skip
+    return len(encode_tick(tick))
+
+
+async def create_topic(bootstrap: str, name: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+
+
+def scrape(port: int) -> str:
+    text = metrics_text.scrape(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    if text is None:
+        raise RuntimeError(f"ingest /metrics on port {port} does not answer")
+    return text
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def kafka_end_to_end(bootstrap: str, records: int, size: int) -> dict[str, float]:
+    topic = f"e2e-{uuid.uuid4().hex[:8]}"
+    argv = java_command(
+        "org.apache.kafka.tools.EndToEndLatency",
+        "--bootstrap-server", bootstrap, "--topic", topic, "--num-records", str(records),
+        "--producer-acks", "all", "--record-size", str(size),
+    )  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    out = result.stdout + result.stderr
+    pct, avg = _KAFKA_PCT.search(out), _KAFKA_AVG.search(out)
+    if pct is None or avg is None:
+        raise RuntimeError(f"EndToEndLatency output not understood:\n{out[-2000:]}")
+    return {
+        "kafka_e2e_avg_ms": float(avg.group(1)),
+        "kafka_e2e_p50_ms": float(pct.group(1)),
+        "kafka_e2e_p99_ms": float(pct.group(2)),
+        "kafka_e2e_p999_ms": float(pct.group(3)),
+        "kafka_e2e_records": records,
+    }
+
+
+def run_rate(
+    bootstrap: str, topic: str, rate: int, warmup_s: float, measure_s: float,
+    ingest_port: int, ingest_pid: int, logs: Path,
+) -> dict[str, Any]:  # fmt: skip
+    producer = process.spawn(
+        [str(BIN / "ticklake-producer"), "simulate", "--rate", str(rate),
+         "--duration", str(warmup_s + measure_s + 5), "--slice-ms", "1",
+         "--bootstrap-servers", bootstrap, "--topic", topic, "--quiet"],
+        logs / f"producer-{rate}.log",
+    )  # fmt: skip
+    try:
+        time.sleep(warmup_s)
+        before = scrape(ingest_port)
+        started = time.monotonic()
+        peak_rss = rss_mb(ingest_pid)
+        while time.monotonic() - started < measure_s:
+            time.sleep(min(5.0, measure_s - (time.monotonic() - started)) or 0.1)
+            peak_rss = max(peak_rss, rss_mb(ingest_pid))
+        after = scrape(ingest_port)
+        elapsed = time.monotonic() - started
+    finally:
+        process.stop(producer, timeout=30)
+    window = metrics_text.bucket_delta(
+        metrics_text.histogram_buckets(after, E2E), metrics_text.histogram_buckets(before, E2E)
+    )
+    processed = metrics_text.sample_sum(after, PROCESSED) - metrics_text.sample_sum(
+        before, PROCESSED
+    )
+    return {
+        "offered_rate": rate,
+        "achieved_rate": round(processed / elapsed, 1),
+        "p50_ms": round(metrics_text.quantile(window, 0.50) * 1000, 3),
+        "p99_ms": round(metrics_text.quantile(window, 0.99) * 1000, 3),
+        "p999_ms": round(metrics_text.quantile(window, 0.999) * 1000, 3),
+        "ticks_measured": int(processed),
+        "window_s": round(elapsed, 1),
+        "ingest_rss_mb_end": round(rss_mb(ingest_pid), 1),
+        "ingest_rss_mb_peak": round(peak_rss, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short windows (bench-quick)")
+    parser.add_argument("--rates", type=int, nargs="+", default=[1000, 5000, 20000])
+    parser.add_argument("--soak-seconds", type=float, default=None)
+    parser.add_argument("--json", type=Path, default=ROOT / "bench/results/latency.json")
+    args = parser.parse_args()
+    warmup_s, measure_s = (3.0, 10.0) if args.quick else (5.0, 30.0)
+    soak_s = args.soak_seconds or (45.0 if args.quick else 300.0)
+    size = record_size()
+
+    with tempfile.TemporaryDirectory(prefix="ticklake-latency-") as tmp:
+        base = Path(tmp)
+        logs = base / "logs"
+        broker = KafkaBroker(base / "kafka")
+        redis = RedisServer(base / "redis")
+        broker.start()
+        redis.start()
+        topic = f"latency-{uuid.uuid4().hex[:8]}"
+        asyncio.run(create_topic(broker.bootstrap, topic))
+        ingest_port = ports.free_port()
+        ingest = process.spawn(
+            [str(BIN / "ticklake-ingest")],
+            logs / "ingest.log",
+            env={
+                "TICKLAKE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+                "TICKLAKE_TICKS_TOPIC": topic,
+                "TICKLAKE_CONSUMER_GROUP": f"bench-{topic}",
+                "TICKLAKE_REDIS_URL": redis.url,
+                "TICKLAKE_REDIS_PASSWORD": redis.password,
+                "TICKLAKE_LAKE_URI": str(base / "lake"),
+                "TICKLAKE_HTTP_PORT": str(ingest_port),
+                "TICKLAKE_LOG_LEVEL": "WARNING",
+            },
+        )
+        results: dict[str, Any] = {}
+        try:
+            ports.wait_until(lambda: ready(ingest_port), 60, "ingest /readyz")
+            for rate in args.rates:
+                measure = soak_s if rate == 5000 else measure_s
+                print(f"rate {rate}/s: warm-up {warmup_s:.0f} s, measuring {measure:.0f} s",
+                      flush=True)  # fmt: skip
+                row = run_rate(broker.bootstrap, topic, rate, warmup_s, measure,
+                               ingest_port, ingest.pid, logs)  # fmt: skip
+                records = max(2000, min(20000, int(rate * measure_s / 10)))
+                row.update(kafka_end_to_end(broker.bootstrap, records, size))
+                results[str(rate)] = row
+                print(f"  ticklake p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms "
+                      f"p99.9 {row['p999_ms']} ms at {row['achieved_rate']}/s | Kafka "
+                      f"EndToEndLatency p50 {row['kafka_e2e_p50_ms']} p99 "
+                      f"{row['kafka_e2e_p99_ms']} ms", flush=True)  # fmt: skip
+        finally:
+            process.stop(ingest, timeout=30)
+            redis.stop()
+            broker.stop()
+
+    soak = results.get("5000", {})
+    report = {
+        "latency": results,
+        "memory": {
+            "ingest_rss_mb": soak.get("ingest_rss_mb_end"),
+            "ingest_rss_mb_peak": soak.get("ingest_rss_mb_peak"),
+            "soak_seconds_at_5000": soak_s,
+            "target_mb": 300,
+        },
+        "record_bytes": size,
+        "partitions": PARTITIONS,
+        "load_generator": "ticklake-producer simulate (separate process, 1 ms slices)",
+        "latency_source": f"{E2E} (ingest's own histogram), window after warm-up",
+        "kafka_reference": "org.apache.kafka.tools.EndToEndLatency, acks=all, one record at a time",
+        "command": " ".join(["uv run python bench/bench_latency.py", *sys.argv[1:]]),
+        "load_average": list(os.getloadavg()),
+    }
+    report["medians_note"] = "each figure is a quantile over every tick of its window"
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
