@@ -32,6 +32,10 @@ Source = Literal["redis", "lake"]
 _UNKNOWN_TTL_S: Final = 2.0
 """Seconds a symbol found nowhere is remembered as unknown (bounds repeated lake scans)."""
 _UNKNOWN_MAX: Final = 10_000
+_LAKE_LATEST_TTL_S: Final = 1.0
+"""Seconds a newest-lake-row answer is reused: a storm of /latest requests during
+a Redis outage costs one lake query per symbol per second, not one per request
+(ingest flushes the lake every few seconds at most, so nothing fresher is lost)."""
 
 
 class UnknownSymbol(LookupError):
@@ -78,6 +82,7 @@ class Lookups:
         self.metrics = metrics
         self._lake_slots = asyncio.Semaphore(settings.lake_query_concurrency)
         self._known: set[str] = set()
+        self._lake_latest: dict[str, tuple[float, dict[str, Any]]] = {}
         self._unknown_until: dict[str, float] = {}
 
     async def in_lake(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -138,11 +143,29 @@ class Lookups:
         except RedisUnavailable:
             reason = "redis_down"
         self.metrics.fallbacks.labels(reason).inc()
-        found = await self.in_lake(self.lake.newest_tick, symbol)
+        found = (await self._newest_in_lake([symbol])).get(symbol)
         if found is None:
             raise UnknownSymbol(symbol)
         self._known.add(symbol)
-        return with_timestamp(found), "lake"
+        return found, "lake"
+
+    async def _newest_in_lake(self, symbols: list[str]) -> dict[str, dict[str, Any]]:
+        """Newest lake rows (with ``timestamp``), reusing answers younger than 1 s."""
+        now = time.monotonic()
+        found: dict[str, dict[str, Any]] = {}
+        for symbol in symbols:
+            hit = self._lake_latest.get(symbol)
+            if hit is not None and hit[0] > now:
+                found[symbol] = hit[1]
+        ask = [s for s in symbols if s not in found]
+        if ask:
+            fresh = await self.in_lake(self.lake.newest_ticks, ask)
+            if len(self._lake_latest) > _UNKNOWN_MAX:
+                self._lake_latest.clear()
+            for symbol, row in fresh.items():
+                found[symbol] = with_timestamp(row)
+                self._lake_latest[symbol] = (now + _LAKE_LATEST_TTL_S, found[symbol])
+        return found
 
     async def latest_many(
         self, symbols: list[str]
@@ -167,14 +190,14 @@ class Lookups:
         absent = [s for s, row in zip(symbols, cached, strict=True) if row is None]
         if absent:
             self.metrics.fallbacks.labels(reason).inc(len(absent))
-        from_lake = await self.in_lake(self.lake.newest_ticks, absent) if absent else {}
+        from_lake = await self._newest_in_lake(absent) if absent else {}
         found: list[tuple[str, dict[str, Any], Source]] = []
         missing: list[str] = []
         for symbol, row in zip(symbols, cached, strict=True):
             if row is not None:
                 found.append((symbol, row, "redis"))
             elif symbol in from_lake:
-                found.append((symbol, with_timestamp(from_lake[symbol]), "lake"))
+                found.append((symbol, from_lake[symbol], "lake"))
             else:
                 missing.append(symbol)
         return found, missing
