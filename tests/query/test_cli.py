@@ -51,3 +51,37 @@ def test_errors_and_unreachable_servers_have_exit_codes(
     assert "404" in capsys.readouterr().err
     assert main(["--url", "http://127.0.0.1:9", "--timeout", "2", "symbols"]) == 2
     assert "cannot reach" in capsys.readouterr().err
+
+
+def test_serve_runs_the_api_and_stops_cleanly_on_sigterm(
+    query_redis_url: str, redis_password: str, tmp_path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from ticklake.devstack.ports import free_port, port_open, wait_until
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "TICKLAKE_HTTP_PORT": str(port),
+        "TICKLAKE_REDIS_URL": query_redis_url,
+        "TICKLAKE_REDIS_PASSWORD": redis_password,
+        "TICKLAKE_LAKE_URI": str(tmp_path / "lake"),
+        "TICKLAKE_LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "ticklake.query.cli", "serve"], env=env)
+    try:
+        wait_until(lambda: port_open(port), 30, "ticklake-query serve")
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["status"] == "ready"
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn shuts down (lifespan included), then re-raises the signal it
+        # caught so a supervisor sees how the process ended.
+        assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
