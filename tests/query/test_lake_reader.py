@@ -59,7 +59,7 @@ def test_both_paths_give_the_same_answers(lake_with_data: tuple[Path, str, list[
                 reader.newest_tick(symbol)["kafka_offset"],
                 reader.tick_at_or_before(symbol, ts[150] + 1, 7)["ts_ns"],
                 reader.bars(symbol, 3600 * NS, START, START + 86_400 * NS),
-                symbol in reader.symbols(),
+                symbol in reader.symbols(recent_days=30),
             )
         )
     local_bars, remote_bars = answers[0][4][0], answers[1][4][0]

@@ -200,9 +200,11 @@ class LakeReader:
                 return rows[0]
         return None
 
-    def symbols(self) -> list[str]:
-        """Every symbol in the lake's ticks (the fallback when Redis is down)."""
-        files = self.files(TICKS_DATASET, self.dates(TICKS_DATASET))
+    def symbols(self, recent_days: int) -> list[str]:
+        """Symbols in the newest ``recent_days`` day partitions of ticks (the fallback
+        when Redis is down; bounded so it never reads a whole long history)."""
+        days = self.dates(TICKS_DATASET)[-recent_days:] if recent_days > 0 else []
+        files = self.files(TICKS_DATASET, days)
         rows = self._rows("SELECT DISTINCT symbol FROM {rel} ORDER BY symbol", {}, files)
         return [r["symbol"] for r in rows]
 

@@ -102,7 +102,8 @@ class Lookups:
                 return found, "redis"
         except RedisUnavailable:
             pass
-        return await self.in_lake(self.lake.symbols), "lake"
+        days = max(1, self.settings.asof_lookback_days)
+        return await self.in_lake(self.lake.symbols, days), "lake"
 
     async def require_known(self, symbol: str) -> None:
         """Raise :class:`UnknownSymbol` unless Redis or the lake knows ``symbol``."""
