@@ -37,7 +37,10 @@ class QuerySettings(RedisFields, LakeFields, HttpFields):
     asof_lookback_days: int = Field(
         7,
         ge=0,
-        description="How many UTC days before ts an as-of lookup searches (bounds the scan).",
+        description=(
+            "UTC days before ts an as-of lookup searches; also how many newest days the "
+            "lake's symbol list covers when Redis is down (bounds the scans)."
+        ),
     )
     tail_read_max: int = Field(
         20_000,
