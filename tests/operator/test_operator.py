@@ -86,6 +86,22 @@ async def _commit_to_end(kafka_bootstrap: str, topic: str, group: str) -> None:
         await consumer.stop()
 
 
+async def _status_after_scale(
+    api: client.ApiClient, namespace: str, name: str, replicas: int
+) -> dict[str, Any]:
+    """The status of the reconcile that scaled to ``replicas`` (written just after the scale)."""
+    obj = await eventually(
+        lambda: get_scaler(api, namespace, name),
+        lambda o: (
+            (o.get("status") or {}).get("currentReplicas") == replicas
+            and "lastScaleTime" in o["status"]
+        ),
+        what=f"status after scaling to {replicas}",
+    )
+    status: dict[str, Any] = obj["status"]
+    return status
+
+
 async def test_replicas_follow_partitions_at_start(
     api: client.ApiClient, operator: Any, namespace: str, kafka_bootstrap: str, new_topic: NewTopic
 ) -> None:
@@ -219,7 +235,7 @@ async def test_lag_scales_up_and_down_after_the_window(
     # Nothing produced: no lag, minReplicas.
     obj = await eventually(
         lambda: get_scaler(api, namespace, name),
-        lambda o: ready(o) is not None,
+        lambda o: (ready(o) or {}).get("status") == "True",
         what="first reconcile",
     )
     assert obj["status"]["totalLag"] == 0
@@ -232,7 +248,12 @@ async def test_lag_scales_up_and_down_after_the_window(
         lambda r: r == 4,
         what="4 replicas for 350 messages of lag",
     )
-    obj = await get_scaler(api, namespace, name)
+    # The scale is patched before the status: wait for the status of that round.
+    obj = await eventually(
+        lambda: get_scaler(api, namespace, name),
+        lambda o: o["status"].get("currentReplicas") == 4,
+        what="status after the scale-up",
+    )
     assert obj["status"]["totalLag"] == 350
     assert {p["partition"]: p["lag"] for p in obj["status"]["lagPerPartition"]}[0] == 150
 
@@ -271,7 +292,7 @@ async def test_steady_state_does_not_flap(
     await eventually(
         lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 3, what="3 replicas"
     )
-    first = (await get_scaler(api, namespace, name))["status"]["lastScaleTime"]
+    first = (await _status_after_scale(api, namespace, name, 3))["lastScaleTime"]
     await asyncio.sleep(4)  # four reconciles
     obj = await get_scaler(api, namespace, name)
     assert obj["status"]["lastScaleTime"] == first
@@ -303,7 +324,7 @@ async def test_invalid_resource_is_refused_by_the_schema(
     assert complaint in e.value.body
 
 
-async def test_spec_the_schema_cannot_see_is_reported_as_permanent(
+async def test_missing_target_is_reported_then_scaled_when_it_appears(
     api: client.ApiClient, operator: Any, namespace: str, kafka_bootstrap: str, new_topic: NewTopic
 ) -> None:
     """A target that does not exist is temporary; the status says why."""
@@ -347,7 +368,7 @@ async def test_operator_restart_picks_up_where_it_left_off(
     await eventually(
         lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 5, what="5 replicas"
     )
-    scaled_at = (await get_scaler(api, namespace, name))["status"]["lastScaleTime"]
+    scaled_at = (await _status_after_scale(api, namespace, name, 5))["lastScaleTime"]
 
     operator.stop()
     # While it is down, ingest catches up: the lower count must still wait
