@@ -580,3 +580,42 @@ async def test_kafka_problems_are_reported_and_retried(
         lambda: replicas_of(api, namespace, "ingest2"), lambda r: r == 3, what="3 replicas"
     )
     assert (ready(await get_scaler(api, namespace, "later")) or {}).get("status") == "True"
+
+
+async def test_statefulset_target_and_suspend(
+    api: client.ApiClient,
+    operator: Any,
+    namespace: str,
+    kafka_bootstrap: str,
+    new_topic: NewTopic,
+) -> None:
+    """A StatefulSet scales through its /scale the same way; suspend only reports."""
+    topic = await new_topic(4)
+    apps = client.AppsV1Api(api)
+    sts = deployment("ingest-sts")
+    sts["kind"] = "StatefulSet"
+    sts["spec"]["serviceName"] = "ingest-sts"
+    await apps.create_namespaced_stateful_set(namespace, sts)
+    body = scaler("sts", "ingest-sts", kafka_bootstrap, topic, "g", suspend=True)
+    body["spec"]["targetRef"]["kind"] = "StatefulSet"
+    await create_scaler(api, namespace, body)
+
+    obj = await eventually(
+        lambda: get_scaler(api, namespace, "sts"),
+        lambda o: (ready(o) or {}).get("reason") == "Suspended",
+        what="a suspended reconcile",
+    )
+    assert obj["status"]["desiredReplicas"] == 4
+    assert obj["status"]["currentReplicas"] == 1
+    await asyncio.sleep(2)
+    assert (await apps.read_namespaced_stateful_set("ingest-sts", namespace)).spec.replicas == 1
+
+    await client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        "ticklake.dev", "v1alpha1", namespace, "ingestscalers", "sts",
+        {"spec": {"suspend": False}}, _content_type="application/merge-patch+json",
+    )  # fmt: skip
+    await eventually(
+        lambda: apps.read_namespaced_stateful_set("ingest-sts", namespace),
+        lambda s: s.spec.replicas == 4,
+        what="StatefulSet scaled to 4",
+    )
