@@ -101,17 +101,26 @@ class LakeReader:
                 )
                 params = {**params, "files": files}
             else:
-                cur.register("lake_rows", self._read_remote(files, with_filename))
+                cur.register("lake_rows", self._read_remote(files, with_filename, params))
                 rel = "lake_rows"
             table = cur.sql(sql.format(rel=rel), params=params).to_arrow_table()
         finally:
             cur.close()
         return [clean_row(r) for r in table.to_pylist()]
 
-    def _read_remote(self, files: list[str], with_filename: bool) -> pa.Table:
+    def _read_remote(
+        self, files: list[str], with_filename: bool, params: dict[str, Any]
+    ) -> pa.Table:
+        # Push the symbol filter into the Parquet reader (row-group statistics),
+        # so a remote lake sends the row groups of the asked symbols, not whole files.
+        filters: list[tuple[str, str, Any]] | None = None
+        if "symbol" in params:
+            filters = [("symbol", "==", params["symbol"])]
+        elif "symbols" in params:
+            filters = [("symbol", "in", list(params["symbols"]))]
         tables = []
         for path in files:
-            table = pq.read_table(path, filesystem=self._lake.fs)
+            table = pq.read_table(path, filesystem=self._lake.fs, filters=filters)
             if with_filename:
                 table = table.append_column("filename", pa.array([path] * table.num_rows))
             tables.append(table)
