@@ -67,3 +67,22 @@ def test_entries_expire_without_updates() -> None:
     assert m.get("A") is not None
     time.sleep(0.08)
     assert m.get("A") is None and m.body("A") is None
+
+
+def test_a_channel_row_always_wins() -> None:
+    """Ingest publishes only rows its (seq, offset) guard accepted, so even a lower
+    offset (a recreated topic) replaces the copy."""
+    m = LatestMirror(ttl_s=10)
+    m.go_live()
+    m.apply([row(9)])
+    m.apply([row(2, 4.0)])
+    assert m.get("A") == row(2, 4.0)
+
+
+def test_an_expired_entry_is_replaced_by_a_redis_read() -> None:
+    m = LatestMirror(ttl_s=0.05)
+    m.go_live()
+    m.apply([row(1)])
+    time.sleep(0.08)
+    m.offer("A", row(3, 7.0), m.generation)
+    assert m.get("A") == row(3, 7.0)

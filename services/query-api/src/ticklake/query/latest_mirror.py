@@ -9,9 +9,11 @@ request). The copy is only trusted while the subscription is up:
 
 * when the subscription (re)connects or drops, the copy is emptied and its
   *generation* moves on; reads then go to Redis (or the lake) as before;
+* a row from the channel always replaces the copy: ingest publishes exactly
+  the rows its guarded hash update accepted (newer by ``(seq, kafka_offset)``);
 * a row read from Redis is kept only if the subscription was up, in the same
-  generation, when the read started, and only if no newer row (by Kafka
-  position) arrived meanwhile: so no channel update can be lost or undone;
+  generation, when the read started, and only if no fresh row arrived from the
+  channel meanwhile: so no channel update can be lost or undone;
 * an entry older than ``ttl_s`` without a channel update is read from Redis
   again, which bounds staleness if something changes Redis behind ingest's back.
 """
@@ -34,14 +36,6 @@ class _Entry:
     row: dict[str, Any]
     stored_at: float
     body: bytes | None = None
-
-
-def _is_older(new: dict[str, Any], old: dict[str, Any]) -> bool:
-    """Whether ``new`` is an earlier Kafka record than ``old`` of the same partition."""
-    if new.get("kafka_partition") != old.get("kafka_partition"):
-        return False
-    new_off, old_off = new.get("kafka_offset"), old.get("kafka_offset")
-    return new_off is not None and old_off is not None and new_off < old_off
 
 
 def latest_body(symbol: str, row: dict[str, Any]) -> bytes:
@@ -78,21 +72,21 @@ class LatestMirror:
         now = time.monotonic()
         for row in rows:
             symbol = row.get("symbol")
-            if isinstance(symbol, str):
-                self._put(symbol, row, now)
+            if isinstance(symbol, str) and (
+                symbol in self._entries or len(self._entries) < MAX_SYMBOLS
+            ):
+                self._entries[symbol] = _Entry(row, now)
 
     def offer(self, symbol: str, row: dict[str, Any], generation: int) -> None:
-        """A row read from Redis by a read that started in ``generation``."""
-        if self.live and generation == self.generation:
-            self._put(symbol, row, time.monotonic())
+        """A row read from Redis by a read that started in ``generation``.
 
-    def _put(self, symbol: str, row: dict[str, Any], now: float) -> None:
-        old = self._entries.get(symbol)
-        if old is not None and _is_older(row, old.row):
+        Dropped when the channel delivered a row for the symbol since (the
+        entry is fresh again): the channel's row is at least as new.
+        """
+        if not self.live or generation != self.generation or self.get(symbol) is not None:
             return
-        if old is None and len(self._entries) >= MAX_SYMBOLS:
-            return
-        self._entries[symbol] = _Entry(row, now)
+        if symbol in self._entries or len(self._entries) < MAX_SYMBOLS:
+            self._entries[symbol] = _Entry(row, time.monotonic())
 
     def get(self, symbol: str) -> dict[str, Any] | None:
         entry = self._entries.get(symbol)
