@@ -26,7 +26,7 @@ from ticklake.core.settings import LakeFields
 from ticklake.core.tick import Tick, encode_tick
 from ticklake.core.topics import TICKS_TOPIC, tick_key
 from ticklake.ingest.features import FeatureParams
-from ticklake.ingest.partition import PartitionProcessor
+from ticklake.ingest.partition import PartitionProcessor, ProcessedBatch
 from ticklake.ingest.sinks.lake import FlushJob, LakeOptions, LakeWriter
 
 NS = 1_000_000_000
@@ -71,6 +71,11 @@ class IngestLike:
         self._next_offset[partition] = first + len(records)
         self._last_batch = batch
         return pa.Table.from_batches([batch.rows]).to_pylist()
+
+    @property
+    def last_batch(self) -> ProcessedBatch:
+        """Ingest's own result for the last :meth:`process` call (for ingest's sinks)."""
+        return self._last_batch
 
     def to_lake(self, rows: list[dict[str, Any]], partition: int = 0) -> None:
         """One lake flush holding exactly ``rows`` (consecutive offsets of one partition)."""
