@@ -200,7 +200,7 @@ def metric(text: str, name: str) -> float:
 
 
 def start_ingest(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    out = open(log, "ab")  # noqa: SIM115 (the child keeps it)
+    out = open(log, "ab")
     return subprocess.Popen(
         [sys.executable, "-m", "ticklake.ingest.cli"], env=env, stdout=out, stderr=out, cwd=ROOT
     )

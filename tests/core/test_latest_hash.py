@@ -54,3 +54,13 @@ def test_malformed_input_is_refused_with_a_clear_error() -> None:
         latest_hash.decode_tail_entry({b"kafka_offset": b"1"})
     with pytest.raises(ValueError, match="JSON array"):
         latest_hash.decode_channel_message(b'{"symbol": "A"}')
+
+
+def test_the_channel_message_from_encoded_tail_ticks_equals_the_plain_encoding() -> None:
+    other = {**ROW, "symbol": "X", "seq": 5}
+    fast = latest_hash.channel_message_from_tail_ticks(
+        (latest_hash.encode_tail_tick(r), r["ts_ns"]) for r in (ROW, other)
+    )
+    assert latest_hash.decode_channel_message(fast) == latest_hash.decode_channel_message(
+        latest_hash.encode_channel_message([ROW, other])
+    )

@@ -304,3 +304,20 @@ async def wait_assigned(port: int, timeout_s: float = 60.0) -> None:
         return bool(body.get("assigned_partitions"))
 
     await wait_until(assigned, timeout_s, "partitions assigned", interval_s=0.05)
+
+
+# --- records for the pure parts (no Kafka) --------------------------------------------
+
+
+class Rec:
+    """A consumed record, as normalising sees it (aiokafka's ConsumerRecord fits too)."""
+
+    def __init__(self, offset: int, key: bytes | None, value: bytes | None, headers) -> None:
+        self.topic, self.partition, self.offset = "t", 0, offset
+        self.key, self.value, self.headers = key, value, headers
+
+
+def records(count: int, start: int = 0, seed: int = 1) -> list[Rec]:
+    """Records ``start .. start+count`` of a two-symbol stream on partition 0."""
+    msgs = tick_messages(tick_stream(["AA", "BB"], count + start, seed=seed))[start:]
+    return [Rec(start + i, k, v, h) for i, (k, v, h) in enumerate(msgs)]

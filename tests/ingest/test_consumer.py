@@ -82,7 +82,7 @@ async def test_a_rebalance_between_two_replicas_continues_every_series_exactly(
     for partition, recs in by_partition.items():
         recs.sort(key=lambda r: r.offset)
         processor = PartitionProcessor(partition, feature_params(settings), settings.dedup_window)
-        expected.append(processor.process(recs, 0).rows.to_pandas())
+        expected.append(processor.process(recs, 0).rows().to_pandas())
     ref = pd.concat(expected).sort_values(["kafka_partition", "kafka_offset"])
     ref = ref.reset_index(drop=True)
     for feature in FEATURES:

@@ -17,6 +17,7 @@ from ingest_kit import (
     RunningIngest,
     create_topic,
     produce,
+    records,
     settings_for,
     tick_messages,
     tick_stream,
@@ -108,8 +109,6 @@ async def test_ingest_writes_an_exactly_once_lake_to_s3(
 
 
 def test_recovery_on_s3_removes_an_interrupted_flush(s3_endpoint: str) -> None:
-    from test_lake_sink import records  # same folder
-
     from ticklake.ingest.features import FeatureParams
     from ticklake.ingest.partition import PartitionProcessor
     from ticklake.ingest.sinks.lake import LakeSink

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from ingest_kit import tick_messages, tick_stream
+from ingest_kit import Rec, records, tick_messages, tick_stream
 
 from ticklake.core.lake_fs import open_lake
 from ticklake.core.settings import LakeFields
@@ -22,17 +22,6 @@ from ticklake.ingest.sinks.lake import (
     checkpoint_name,
 )
 from ticklake.ingest.state import PartitionState
-
-
-class Rec:
-    def __init__(self, offset: int, key: bytes | None, value: bytes | None, headers) -> None:
-        self.topic, self.partition, self.offset = "t", 0, offset
-        self.key, self.value, self.headers = key, value, headers
-
-
-def records(count: int, start: int = 0, seed: int = 1) -> list[Rec]:
-    msgs = tick_messages(tick_stream(["AA", "BB"], count + start, seed=seed))[start:]
-    return [Rec(start + i, k, v, h) for i, (k, v, h) in enumerate(msgs)]
 
 
 def make(tmp_path: Path) -> tuple[LakeWriter, LakeSink, PartitionProcessor]:

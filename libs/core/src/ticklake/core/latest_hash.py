@@ -135,6 +135,21 @@ def encode_channel_message(rows: Iterable[Mapping[str, Any]]) -> bytes:
     )
 
 
+def channel_fragment(tick: bytes, ts_ns: int) -> bytes:
+    """One element of a channel message from an encoded tail ``tick`` field: the same
+    object with ``timestamp`` added. A message is ``[`` + fragments joined by ``,`` + ``]``
+    (ingest's Lua script joins them after deciding which rows changed)."""
+    stamp = f'"{FIELD_TIMESTAMP}":"{iso_timestamp(ts_ns)}"}}'.encode()
+    body = tick[:-1]
+    return body + (b"," if body != b"{" else b"") + stamp
+
+
+def channel_message_from_tail_ticks(ticks: Iterable[tuple[bytes, int]]) -> bytes:
+    """The same message as :func:`encode_channel_message`, built from already encoded
+    tail ``tick`` fields and their ``ts_ns`` (no re-encoding)."""
+    return b"[" + b",".join(channel_fragment(t, ts) for t, ts in ticks) + b"]"
+
+
 def decode_channel_message(payload: bytes | str) -> list[dict[str, Any]]:
     """Inverse of :func:`encode_channel_message`."""
     decoded = _decoder.decode(payload)

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ticklake.core.lake_layout import BAR_SCHEMA
+from ticklake.ingest import arrow_arrays
 
 BAR_INTERVALS_NS: Final = {"1s": 1_000_000_000, "1m": 60_000_000_000}
 """Interval name (as in :data:`ticklake.core.lake_layout.BARS_DATASETS`) -> length in ns."""
@@ -48,7 +49,7 @@ def compute_bars(
     if isinstance(symbol, pa.ChunkedArray):
         symbol = symbol.combine_chunks()
     dictionary = pc.dictionary_encode(symbol)
-    codes = dictionary.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = arrow_arrays.to_numpy(dictionary.indices).astype(np.int64)
     names = dictionary.dictionary
     # Sort symbols by name so the output order does not depend on first appearance.
     rank = np.empty(len(names), dtype=np.int64)
@@ -63,17 +64,21 @@ def compute_bars(
     s = size[order]
     o = offset[order]
     columns = {
-        "symbol": names.take(pa.array(codes[order][starts])),
-        "start_ns": pa.array(bucket[order][starts] * interval_ns, pa.int64()),
-        "open": pa.array(p[starts]),
-        "high": pa.array(np.maximum.reduceat(p, starts)),
-        "low": pa.array(np.minimum.reduceat(p, starts)),
-        "close": pa.array(p[ends - 1]),
-        "volume": pa.array(np.add.reduceat(s, starts)),
-        "notional": pa.array(np.add.reduceat(p * s, starts)),
-        "tick_count": pa.array((ends - starts).astype(np.int64)),
-        "kafka_partition": pa.array(np.full(len(starts), partition, dtype=np.int32)),
-        "first_offset": pa.array(np.minimum.reduceat(o, starts)),
-        "last_offset": pa.array(np.maximum.reduceat(o, starts)),
+        "symbol": names.take(arrow_arrays.numeric(codes[order][starts], pa.int64())),
+        "start_ns": bucket[order][starts] * interval_ns,
+        "open": p[starts],
+        "high": np.maximum.reduceat(p, starts),
+        "low": np.minimum.reduceat(p, starts),
+        "close": p[ends - 1],
+        "volume": np.add.reduceat(s, starts),
+        "notional": np.add.reduceat(p * s, starts),
+        "tick_count": (ends - starts).astype(np.int64),
+        "kafka_partition": np.full(len(starts), partition, dtype=np.int32),
+        "first_offset": np.minimum.reduceat(o, starts),
+        "last_offset": np.maximum.reduceat(o, starts),
     }
-    return pa.Table.from_pydict(columns, schema=BAR_FILE_SCHEMA)
+    arrays = [
+        values if isinstance(values, pa.Array) else arrow_arrays.numeric(values, field.type)
+        for field, values in zip(BAR_FILE_SCHEMA, columns.values(), strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=BAR_FILE_SCHEMA)

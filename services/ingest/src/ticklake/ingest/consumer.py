@@ -51,6 +51,7 @@ def lake_options(settings: IngestSettings) -> LakeOptions:
         roll_rows=settings.lake_roll_rows,
         roll_bytes=settings.lake_roll_bytes,
         roll_seconds=settings.lake_roll_seconds,
+        buffer_max_bytes=settings.lake_buffer_max_bytes,
         row_group_rows=settings.lake_row_group_rows,
         zstd_level=settings.lake_zstd_level,
     )
@@ -157,6 +158,7 @@ class IngestConsumer:
                 fetch_max_wait_ms=s.fetch_max_wait_ms,
                 fetch_min_bytes=s.fetch_min_bytes,
                 max_partition_fetch_bytes=s.max_partition_fetch_bytes,
+                fetch_max_bytes=s.fetch_max_bytes,
                 session_timeout_ms=s.session_timeout_ms,
                 heartbeat_interval_ms=s.heartbeat_interval_ms,
                 max_poll_interval_ms=s.max_poll_interval_ms,
@@ -247,6 +249,7 @@ class IngestConsumer:
         started = time.perf_counter()
         ingest_ns = time.time_ns()
         total = 0
+        batches: list[ProcessedBatch] = []
         assert self._dlq is not None
         for tp, records in data.items():
             processor = self.processors.get(tp.partition)
@@ -259,20 +262,28 @@ class IngestConsumer:
                     continue
             batch = processor.process(records, ingest_ns)
             total += len(records)
+            if self.cache is not None:
+                self.cache.add(batch)
+            batches.append(batch)
+        if not batches:
+            return
+        # Let the cache writer send these ticks now (getmany() returns without
+        # suspending while records are buffered, which would starve it); the lake's
+        # Arrow rows are built while Redis works.
+        await asyncio.sleep(0)
+        for batch in batches:
             self._account(batch)
             if batch.dead_letters:
                 await self._dlq.publish(batch.dead_letters)
+            batch.rows()
             self.lake.add(batch)
-            if self.cache is not None:
-                self.cache.add(batch)
-        if total:
-            self.metrics.batch_size.observe(total)
-            self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_size.observe(total)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
     def _account(self, batch: ProcessedBatch) -> None:
         m = self.metrics
         m.consumed.inc(batch.consumed)
-        m.processed.inc(batch.rows.num_rows)
+        m.processed.inc(batch.num_rows)
         if batch.duplicates:
             m.duplicates.labels("exact").inc(batch.duplicates)
         if batch.stale:

@@ -84,6 +84,7 @@ class FeatureFrame:
         self.is_start[starts] = True
         self.features: dict[str, np.ndarray] = {}
         self._day_run: np.ndarray | None = None
+        self._day_segs: list[tuple[int, int, int, int, bool]] | None = None
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.features[name]
@@ -145,32 +146,59 @@ class FeatureFrame:
             self._day_run = run
         return self._day_run
 
+    def _day_segments(self) -> list[tuple[int, int, int, int, bool]]:
+        """(start, end, symbol code, running day, starts a symbol) of each run of one
+        symbol and one day, in sorted order; computed once per batch."""
+        if self._day_segs is None:
+            run = self.day_run()
+            if not len(run):
+                self._day_segs = []
+                return self._day_segs
+            new_day = np.ones(len(run), dtype=bool)
+            new_day[1:] = run[1:] != run[:-1]
+            bounds = np.flatnonzero(new_day | self.is_start)
+            ends = np.append(bounds[1:], len(run))
+            self._day_segs = list(
+                zip(
+                    bounds.tolist(),
+                    ends.tolist(),
+                    self.codes[bounds].tolist(),
+                    run[bounds].tolist(),
+                    self.is_start[bounds].tolist(),
+                    strict=True,
+                )
+            )
+        return self._day_segs
+
     def day_sum(self, values: np.ndarray, slot: str) -> np.ndarray:
         """Running sum of ``values`` per symbol and UTC day (see :meth:`day_run`).
 
         The carry holds the day's sum so far in ``slot`` and its day in
         ``day_of_<slot>``; the sum continues only while the day is the same.
         """
-        run = self.day_run()
         carried = self.carry.slot(slot)
         prior_day = self.carry.slot("day_of_" + slot)
         out = np.empty(len(values), dtype=values.dtype if values.dtype.kind == "i" else np.float64)
         if not len(values):
             return out
-        new_day = np.ones(len(run), dtype=bool)
-        new_day[1:] = run[1:] != run[:-1]
-        bounds = np.flatnonzero(new_day | self.is_start)
-        ends = np.append(bounds[1:], len(run))
         zero = values.dtype.type(0)
-        for start, end in zip(bounds.tolist(), ends.tolist(), strict=True):
-            code = int(self.codes[start])
-            day = int(run[start])
-            seed = carried[code] if self.is_start[start] and prior_day[code] == day else zero
+        as_list = values.tolist()
+        for start, end, code, day, is_start in self._day_segments():
+            seed = carried[code] if is_start and prior_day[code] == day else zero
             if seed != seed:  # NaN carry: first tick ever of this symbol
                 seed = zero
-            acc = np.cumsum(np.concatenate(([seed], values[start:end])))[1:]
-            out[start:end] = acc
-            carried[code] = acc[-1]
+            if end - start > 32:
+                acc = np.cumsum(np.concatenate(([seed], values[start:end])))[1:]
+                out[start:end] = acc
+                total = acc[-1]
+            else:
+                # Short runs (the low-latency case): a plain loop beats numpy's call
+                # overhead, and adds in the same order, so the bits are the same.
+                total = seed.item() if hasattr(seed, "item") else seed
+                for i in range(start, end):
+                    total += as_list[i]
+                    out[i] = total
+            carried[code] = total
             prior_day[code] = day
         return out
 

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from ticklake.core.lake_layout import SOURCE_FIELDS, TICK_BASE_FIELDS
+from ticklake.ingest import arrow_arrays
 from ticklake.ingest.features import FEATURE_FIELDS, FeatureParams, TickInput, compute_features
 from ticklake.ingest.normalise import DeadLetter, KafkaRecord, normalise
 from ticklake.ingest.state import PartitionState
@@ -34,10 +35,13 @@ class ProcessedBatch:
     """Offset of the first record consumed in this step (-1 if none)."""
     last_offset: int
     """Offset of the last record consumed (accepted, duplicate or dead letter)."""
-    rows: pa.RecordBatch
-    """Accepted ticks with features, in offset order, in :data:`TICK_FILE_SCHEMA`."""
     columns: dict[str, np.ndarray]
-    """The same rows as numpy columns (``symbol``/``exchange`` as object arrays)."""
+    """Accepted ticks with features, in offset order, as numpy columns named as in
+    :data:`TICK_FILE_SCHEMA` (``symbol``/``exchange`` as object arrays)."""
+    codes: np.ndarray
+    """Per row, the symbol's dense code in the partition's state (groups rows by symbol)."""
+    symbol_names: pa.Array
+    """The partition's symbols by code, as Arrow strings (to build the symbol column)."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     consumed: int = 0
     duplicates: int = 0
@@ -46,15 +50,44 @@ class ProcessedBatch:
     out_of_order: int = 0
     resets: int = 0
 
+    _rows: pa.RecordBatch | None = None
+
     @property
     def next_offset(self) -> int:
         return self.last_offset + 1
 
+    @property
+    def num_rows(self) -> int:
+        return len(self.codes)
 
-def _nullable(values: np.ndarray) -> pa.Array:
-    """Float column with NaN as null (a missing quote or an undefined feature)."""
-    mask = np.isnan(values)
-    return pa.array(values, mask=mask if mask.any() else None)
+    def rows(self) -> pa.RecordBatch:
+        """The rows as an Arrow record batch in :data:`TICK_FILE_SCHEMA`.
+
+        Built on first use: the consumer hands the batch to the Redis cache first
+        and builds these while Redis works, which takes them off the latency path.
+        """
+        if self._rows is None:
+            self._rows = to_record_batch(self.columns, self.codes, self.symbol_names)
+        return self._rows
+
+
+def to_record_batch(
+    columns: dict[str, np.ndarray], codes: np.ndarray, symbol_names: pa.Array
+) -> pa.RecordBatch:
+    arrays: list[pa.Array] = []
+    for fld in TICK_FILE_SCHEMA:
+        values = columns[fld.name]
+        if fld.name == "symbol":
+            arrays.append(symbol_names.take(arrow_arrays.numeric(codes, pa.int64())))
+        elif fld.name == "exchange":
+            arrays.append(arrow_arrays.strings(values.tolist()))
+        elif fld.name == "seq":
+            arrays.append(arrow_arrays.numeric(values, fld.type, values < 0))
+        elif values.dtype.kind == "f" and fld.nullable:
+            arrays.append(arrow_arrays.floats_nan_as_null(values))
+        else:
+            arrays.append(arrow_arrays.numeric(values, fld.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=TICK_FILE_SCHEMA)
 
 
 class PartitionProcessor:
@@ -71,6 +104,7 @@ class PartitionProcessor:
         self.params = params
         self.dedup_window = dedup_window
         self.state = state if state is not None else PartitionState(partition)
+        self._symbols: pa.Array | None = None  # state.symbols as Arrow, rebuilt when it grows
 
     def process(self, records: Sequence[KafkaRecord], ingest_ns: int) -> ProcessedBatch:
         """Process ``records`` (this partition's, in offset order)."""
@@ -111,26 +145,15 @@ class PartitionProcessor:
             "ingest_ns": np.full(n, ingest_ns, dtype=np.int64),
             **features,
         }
-        arrays: list[pa.Array] = []
-        for fld in TICK_FILE_SCHEMA:
-            values = columns[fld.name]
-            if fld.name == "seq":
-                missing = values < 0
-                arrays.append(pa.array(values, mask=missing if missing.any() else None))
-            elif values.dtype.kind == "f" and fld.nullable:
-                arrays.append(_nullable(values))
-            elif values.dtype == object:
-                # via a list: converting an object ndarray makes pyarrow import pandas
-                arrays.append(pa.array(values.tolist(), type=fld.type))
-            else:
-                arrays.append(pa.array(values, type=fld.type))
-        rows = pa.RecordBatch.from_arrays(arrays, schema=TICK_FILE_SCHEMA)
+        if self._symbols is None or len(self._symbols) != len(self.state.symbols):
+            self._symbols = arrow_arrays.strings(self.state.symbols)
         return ProcessedBatch(
             partition=self.partition,
             first_offset=normalised.first_offset,
             last_offset=normalised.last_offset,
-            rows=rows,
             columns=columns,
+            codes=ticks.codes,
+            symbol_names=self._symbols,
             dead_letters=normalised.dead_letters,
             consumed=len(records),
             duplicates=normalised.duplicates,

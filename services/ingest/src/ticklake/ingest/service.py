@@ -58,6 +58,7 @@ class IngestService:
             self.metrics,
             tail_max_len=settings.redis_tail_max_len,
             pending_symbols_max=settings.redis_pending_symbols_max,
+            pending_tail_max=settings.redis_pending_tail_max,
             retry_max_seconds=settings.redis_retry_max_seconds,
         )
         self.consumer = IngestConsumer(settings, self.lake, self.metrics, self.cache)

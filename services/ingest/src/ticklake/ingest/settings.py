@@ -44,14 +44,23 @@ class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields):
         300_000, description="Longest gap between polls before the group evicts us (ms)."
     )
 
+    fetch_max_bytes: int = Field(
+        16 * 1024 * 1024,
+        description="Most bytes one fetch brings from a broker; bounds the client's buffer.",
+    )
     lake_roll_rows: int = Field(
-        250_000, description="Roll a partition's lake file at this many pending rows."
+        100_000, description="Roll a partition's lake file at this many pending rows."
     )
     lake_roll_bytes: int = Field(
         64 * 1024 * 1024, description="... or at this many pending in-memory bytes."
     )
     lake_roll_seconds: float = Field(
         30.0, description="... or when the oldest pending row waited this long (s)."
+    )
+    lake_buffer_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        description="Memory cap of all partitions' pending rows together: past it the "
+        "fullest partition rolls early (keeps RSS bounded with many partitions).",
     )
     lake_row_group_rows: int = Field(
         256_000, description="Parquet row group size (rows); big groups scan fast."
@@ -85,6 +94,11 @@ class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields):
     )
     redis_retry_max_seconds: float = Field(
         5.0, description="Longest backoff between reconnect attempts to Redis (s)."
+    )
+    redis_pending_tail_max: int = Field(
+        200,
+        description="Ticks per symbol kept for the tail while Redis is behind or down; "
+        "older ones are skipped (the lake has them all).",
     )
     redis_pending_symbols_max: int = Field(
         100_000, description="Most symbols kept for catch-up while Redis is down."

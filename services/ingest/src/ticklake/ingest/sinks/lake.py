@@ -27,6 +27,7 @@ the previous owner died at. See ``docs/ingest.md`` for the argument.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import time
@@ -43,6 +44,7 @@ import pyarrow.parquet as pq
 
 from ticklake.core.lake_fs import Lake
 from ticklake.core.lake_layout import BARS_DATASETS, TICKS_DATASET, LakeFile, utc_date
+from ticklake.ingest import arrow_arrays
 from ticklake.ingest.bars import BAR_INTERVALS_NS, compute_bars
 from ticklake.ingest.features import DAY_NS
 from ticklake.ingest.partition import TICK_FILE_SCHEMA, ProcessedBatch
@@ -62,6 +64,7 @@ class LakeOptions:
     roll_rows: int = 250_000
     roll_bytes: int = 64 * 1024 * 1024
     roll_seconds: float = 30.0
+    buffer_max_bytes: int = 64 * 1024 * 1024
     row_group_rows: int = 256_000
     zstd_level: int = 3
 
@@ -159,23 +162,27 @@ class LakeWriter:
         if job.ticks.num_rows == 0:
             return []
         ticks = job.ticks.sort_by([("symbol", "ascending"), ("kafka_offset", "ascending")])
-        ts = ticks.column("ts_ns").to_numpy()
+        ts = arrow_arrays.to_numpy(ticks.column("ts_ns"))
         days = ts // DAY_NS
         planned: list[tuple[LakeFile, pa.Table]] = []
         last_offset = job.next_offset - 1
         for day in np.unique(days).tolist():
             date = utc_date(day * DAY_NS)
-            part = ticks.filter(pa.array(days == day)) if len(np.unique(days)) > 1 else ticks
+            part = (
+                ticks.filter(arrow_arrays.booleans(days == day))
+                if len(np.unique(days)) > 1
+                else ticks
+            )
             planned.append(
                 (LakeFile(TICKS_DATASET, date, job.partition, job.first_offset, last_offset), part)
             )
             for interval, dataset in BARS_DATASETS.items():
                 bars = compute_bars(
                     part.column("symbol"),
-                    part.column("ts_ns").to_numpy(),
-                    part.column("price").to_numpy(),
-                    part.column("size").to_numpy(),
-                    part.column("kafka_offset").to_numpy(),
+                    arrow_arrays.to_numpy(part.column("ts_ns")),
+                    arrow_arrays.to_numpy(part.column("price")),
+                    arrow_arrays.to_numpy(part.column("size")),
+                    arrow_arrays.to_numpy(part.column("kafka_offset")),
                     job.partition,
                     BAR_INTERVALS_NS[interval],
                 )
@@ -380,10 +387,11 @@ class PartitionBuffer:
             self.first_offset = batch.first_offset
             self.opened_at = time.monotonic()
         self.next_offset = batch.next_offset
-        if batch.rows.num_rows:
-            self.batches.append(batch.rows)
-            self.rows += batch.rows.num_rows
-            self.nbytes += batch.rows.nbytes
+        if batch.num_rows:
+            rows = batch.rows()
+            self.batches.append(rows)
+            self.rows += rows.num_rows
+            self.nbytes += rows.nbytes
 
     def due(self, now: float, options: LakeOptions) -> bool:
         if not self.has_records:
@@ -422,6 +430,9 @@ class LakeSink:
         self._state_of = state_of
         self._on_written = on_written
         self.buffers: dict[int, PartitionBuffer] = {}
+        # One writer thread: flushes of different partitions queue instead of holding
+        # several sorted copies and Parquet buffers in memory at once.
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, "lake-writer")
 
     def open_partition(self, partition: int, next_offset: int) -> None:
         self.buffers[partition] = PartitionBuffer(partition, next_offset)
@@ -439,8 +450,23 @@ class LakeSink:
         return buffer.rows if buffer else 0
 
     def due(self, now: float | None = None) -> list[int]:
+        """Partitions to roll: by their own rows/bytes/age, and while all buffers together
+        exceed ``buffer_max_bytes``, the fullest ones too."""
         now = time.monotonic() if now is None else now
-        return [p for p, b in self.buffers.items() if b.due(now, self.options)]
+        due = [p for p, b in self.buffers.items() if b.due(now, self.options)]
+        total = sum(b.nbytes for p, b in self.buffers.items() if p not in due)
+        if total > self.options.buffer_max_bytes:
+            rest = sorted(
+                (b for p, b in self.buffers.items() if p not in due and b.has_records),
+                key=lambda b: b.nbytes,
+                reverse=True,
+            )
+            for buffer in rest:
+                if total <= self.options.buffer_max_bytes:
+                    break
+                due.append(buffer.partition)
+                total -= buffer.nbytes
+        return due
 
     def take(self, partition: int) -> FlushJob | None:
         buffer = self.buffers.get(partition)
@@ -449,7 +475,8 @@ class LakeSink:
         return buffer.take(self._state_of(partition))
 
     async def write(self, job: FlushJob) -> list[WrittenFile]:
-        written = await asyncio.to_thread(self.writer.write, job)
+        loop = asyncio.get_running_loop()
+        written = await loop.run_in_executor(self._executor, self.writer.write, job)
         if self._on_written is not None:
             self._on_written(written)
         return written

@@ -1,6 +1,7 @@
 """The Redis hot cache: latest tick per symbol, a tail of recent ticks, live channel.
 
-One Lua call per symbol per flush (all pipelined in one round trip) does:
+One Lua call per flush (one round trip; a long catch-up is cut into calls of
+about ``CHUNK_TICKS`` ticks) does, for every symbol in it:
 
 * update ``sym:{SYMBOL}:latest`` only if the new tick is newer by
   (seq, kafka_offset), or by offset alone when a side has no seq (legacy
@@ -10,7 +11,7 @@ One Lua call per symbol per flush (all pipelined in one round trip) does:
   offsets at or below the stream's last entry (so a replay adds nothing), and
   trim it to about ``tail_max_len`` entries.
 
-Then one ``PUBLISH`` carries the latest rows that actually changed. Encodings
+and at the end one ``PUBLISH`` of the rows that actually changed. Encodings
 are :mod:`ticklake.core.latest_hash`'s.
 
 Writes happen in a background task woken by :meth:`RedisCache.add`, so the
@@ -22,12 +23,14 @@ when it returns; the lake holds everything regardless.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final
 
+import msgspec
 import numpy as np
 import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
@@ -41,46 +44,92 @@ from ticklake.ingest.partition import ProcessedBatch
 log = logging.getLogger(__name__)
 
 UPDATE_SCRIPT: Final = """
--- KEYS: latest hash, tail stream, symbols set
--- ARGV: symbol, tail max length, n, n field/value pairs of the latest hash,
---       then (kafka_offset, tick json) pairs for the tail, in offset order
-local n = tonumber(ARGV[3])
-local new_seq, new_off
-for i = 4, 3 + 2 * n, 2 do
-  if ARGV[i] == 'seq' then new_seq = tonumber(ARGV[i + 1])
-  elseif ARGV[i] == 'kafka_offset' then new_off = tonumber(ARGV[i + 1]) end
-end
-local cur = redis.call('HMGET', KEYS[1], 'seq', 'kafka_offset')
-local cur_seq, cur_off = tonumber(cur[1]), tonumber(cur[2])
-local newer = true
-if cur_off then
-  if new_seq and cur_seq then
-    newer = new_seq > cur_seq or (new_seq == cur_seq and new_off > cur_off)
-  else
-    newer = new_off > cur_off
+-- One call writes a whole flush (up to CHUNK_TICKS ticks), then publishes.
+-- KEYS: the symbols set, then per symbol its latest hash and its tail stream
+-- ARGV: tail max length, channel, latest-hash field names joined by \\31, then per
+--       symbol: symbol, field values joined by \\31, its channel fragment, the number
+--       n of tail ticks, and n (kafka_offset, tick json) pairs in offset order
+local function split(s)
+  local out, start = {}, 1
+  while true do
+    local i = string.find(s, '\\31', start, true)
+    if not i then out[#out + 1] = string.sub(s, start); return out end
+    out[#out + 1] = string.sub(s, start, i - 1)
+    start = i + 1
   end
 end
-if newer then redis.call('HSET', KEYS[1], unpack(ARGV, 4, 3 + 2 * n)) end
-redis.call('SADD', KEYS[3], ARGV[1])
-local last_off = -1
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-if #last > 0 then
-  local f = last[1][2]
-  for j = 1, #f, 2 do
-    if f[j] == 'kafka_offset' then last_off = tonumber(f[j + 1]) end
-  end
+local names = split(ARGV[3])
+local seq_at, off_at
+for i = 1, #names do
+  if names[i] == 'seq' then seq_at = i elseif names[i] == 'kafka_offset' then off_at = i end
 end
-for i = 4 + 2 * n, #ARGV, 2 do
-  local off = tonumber(ARGV[i])
-  if off > last_off then
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
-               'kafka_offset', ARGV[i], 'tick', ARGV[i + 1])
-    last_off = off
+local changed = {}
+local a = 4
+for k = 2, #KEYS, 2 do
+  local symbol, values, fragment = ARGV[a], split(ARGV[a + 1]), ARGV[a + 2]
+  local n = tonumber(ARGV[a + 3])
+  a = a + 4
+  local new_seq, new_off = tonumber(values[seq_at]), tonumber(values[off_at])
+  local cur = redis.call('HMGET', KEYS[k], 'seq', 'kafka_offset')
+  local cur_seq, cur_off = tonumber(cur[1]), tonumber(cur[2])
+  local newer = true
+  if cur_off then
+    if new_seq and cur_seq then
+      newer = new_seq > cur_seq or (new_seq == cur_seq and new_off > cur_off)
+    else
+      newer = new_off > cur_off
+    end
   end
+  if newer then
+    local fields = {}
+    for i = 1, #names do
+      fields[2 * i - 1] = names[i]
+      fields[2 * i] = values[i]
+    end
+    redis.call('HSET', KEYS[k], unpack(fields))
+    changed[#changed + 1] = fragment
+  end
+  redis.call('SADD', KEYS[1], symbol)
+  local last_off = -1
+  local last = redis.call('XREVRANGE', KEYS[k + 1], '+', '-', 'COUNT', 1)
+  if #last > 0 then
+    local f = last[1][2]
+    for j = 1, #f, 2 do
+      if f[j] == 'kafka_offset' then last_off = tonumber(f[j + 1]) end
+    end
+  end
+  for i = a, a + 2 * n - 1, 2 do
+    local off = tonumber(ARGV[i])
+    if off > last_off then
+      redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', ARGV[1], '*',
+                 'kafka_offset', ARGV[i], 'tick', ARGV[i + 1])
+      last_off = off
+    end
+  end
+  a = a + 2 * n
 end
-if newer then return 1 end
-return 0
+if #changed > 0 then
+  redis.call('PUBLISH', ARGV[2], '[' .. table.concat(changed, ',') .. ']')
+end
+return #changed
 """
+
+
+_SEPARATOR: Final = "\x1f"
+"""Joins the latest hash's names and values into one Lua argument each; no field name
+or value (numbers, symbols, exchange codes, ISO times) can contain it."""
+
+CHUNK_TICKS: Final = 20_000
+"""Most tail entries sent in one script call."""
+
+_encoder = msgspec.json.Encoder()
+
+
+@functools.cache
+def _row_struct(names: tuple[str, ...]) -> type[msgspec.Struct]:
+    """A Struct type with the lake's columns: msgspec encodes it as a JSON object, like the
+    dict :func:`ticklake.core.latest_hash.encode_tail_tick` takes, at a fraction of the cost."""
+    return msgspec.defstruct("TailTick", [(name, Any) for name in names])
 
 
 @dataclass(slots=True)
@@ -88,6 +137,8 @@ class _Latest:
     order: tuple[int, int]
     """(seq or -1, kafka_offset): the same order the Lua guard uses."""
     row: dict[str, Any]
+    tick: bytes
+    """The row as the tail's JSON ``tick`` field (reused for the channel message)."""
 
 
 def _newer(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -120,7 +171,7 @@ class RedisCache:
         self.healthy = False
         self.last_error: str | None = None
         self._latest: dict[str, _Latest] = {}
-        self._tail: dict[str, deque[tuple[bytes, bytes]]] = {}
+        self._tail: dict[str, deque[tuple[int, bytes]]] = {}
         self._event_ts: list[np.ndarray] = []
         self._event_ts_count = 0
         self._sha: str | None = None
@@ -183,104 +234,131 @@ class RedisCache:
         return bool(self._latest)
 
     def add(self, batch: ProcessedBatch) -> None:
-        """Merge a batch's ticks into what waits to be written (no I/O)."""
-        n = batch.rows.num_rows
+        """Merge a batch's ticks into what waits to be written (no I/O).
+
+        The tail JSON of all rows is encoded in one msgspec call (rows as a
+        Struct type, not dicts); only each symbol's newest row becomes a dict.
+        """
+        n = batch.num_rows
         if n == 0:
             return
         cols = batch.columns
         names = list(cols)
+        row_type = _row_struct(tuple(names))
         lists = [cols[name].tolist() for name in names]
+        seq = cols["seq"]
         seq_i = names.index("seq")
-        if (cols["seq"] < 0).any():
+        if (seq < 0).any():
             lists[seq_i] = [None if s < 0 else s for s in lists[seq_i]]
-        sym_i = names.index("symbol")
-        off_i = names.index("kafka_offset")
-        encode = latest_hash.encode_tail_tick
-        latest = self._latest
-        tail = self._tail
-        tail_max = self.pending_tail_max
-        for values in zip(*lists, strict=True):
-            row = dict(zip(names, values, strict=True))
-            symbol = values[sym_i]
-            offset = values[off_i]
-            seq = values[seq_i]
-            order = (-1 if seq is None else seq, offset)
+        encoded = _encoder.encode_lines([row_type(*values) for values in zip(*lists, strict=True)])
+        ticks = encoded.split(b"\n")
+        offsets = lists[names.index("kafka_offset")]
+        symbols = lists[names.index("symbol")]
+        # newest row per symbol by (seq, offset): sort by code, seq, offset; take each last
+        order = np.lexsort((cols["kafka_offset"], seq, batch.codes))
+        sorted_codes = batch.codes[order]
+        ends = np.flatnonzero(np.diff(sorted_codes, append=sorted_codes[-1] + 1))
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        latest, tail, tail_max = self._latest, self._tail, self.pending_tail_max
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            newest = int(order[end])
+            symbol = symbols[newest]
+            row = dict(zip(names, (column[newest] for column in lists), strict=True))
+            rank = (-1 if row["seq"] is None else row["seq"], offsets[newest])
             current = latest.get(symbol)
             if current is None:
                 if len(latest) >= self.pending_symbols_max:
                     continue
-                latest[symbol] = _Latest(order, row)
+                latest[symbol] = _Latest(rank, row, ticks[newest])
                 queue = tail[symbol] = deque(maxlen=tail_max)
             else:
-                if _newer(order, current.order):
-                    current.order = order
-                    current.row = row
+                if _newer(rank, current.order):
+                    current.order, current.row, current.tick = rank, row, ticks[newest]
                 queue = tail[symbol]
-            queue.append((str(offset).encode(), encode(row)))
+            # tail entries in offset order (the stream's order)
+            members = np.sort(order[start : end + 1]).tolist()
+            queue.extend([(offsets[i], ticks[i]) for i in members[-tail_max:]])
         if self._event_ts_count < 5_000_000:
             self._event_ts.append(cols["ts_ns"])
             self._event_ts_count += n
         self._wake.set()
 
     async def flush(self) -> None:
-        """Write everything pending in one pipelined round trip, then publish."""
+        """Write everything pending (the script also publishes the rows that changed)."""
         if not self._latest:
             return
         latest, tail, event_ts = self._latest, self._tail, self._event_ts
         self._latest, self._tail, self._event_ts, self._event_ts_count = {}, {}, [], 0
         try:
-            applied = await self._write(latest, tail)
+            await self._write(latest, tail)
         except BaseException:
             self._restore(latest, tail, event_ts)
             raise
-        if applied:
-            try:
-                await self.client.publish(
-                    redis_keys.TICKS_CHANNEL, latest_hash.encode_channel_message(applied)
-                )
-            except (RedisError, OSError) as e:
-                # The hashes are written; a lost live message is not worth a replay.
-                log.warning("publish failed", extra={"error": str(e)})
         if event_ts:
             now_ns = time.time_ns()
             ts = np.concatenate(event_ts)
             self.metrics.e2e_latency.observe_many((now_ns - ts) / 1e9)
 
     async def _write(
-        self, latest: dict[str, _Latest], tail: dict[str, deque[tuple[bytes, bytes]]]
-    ) -> list[dict[str, Any]]:
-        if self._sha is None:
-            self._sha = await self.client.script_load(UPDATE_SCRIPT)
-        symbols = list(latest)
-        pipe = self.client.pipeline(transaction=False)
+        self, latest: dict[str, _Latest], tail: dict[str, deque[tuple[int, bytes]]]
+    ) -> int:
+        """All symbols' updates, one script call per ~``CHUNK_TICKS`` ticks (one huge
+        call would hold a whole catch-up in memory twice over)."""
+        changed = 0
+        chunk: list[str] = []
+        size = 0
+        for symbol in latest:
+            chunk.append(symbol)
+            size += 1 + len(tail.get(symbol, ()))
+            if size >= CHUNK_TICKS:
+                changed += await self._write_chunk(chunk, latest, tail)
+                chunk, size = [], 0
+        if chunk:
+            changed += await self._write_chunk(chunk, latest, tail)
+        return changed
+
+    async def _write_chunk(
+        self,
+        symbols: list[str],
+        latest: dict[str, _Latest],
+        tail: dict[str, deque[tuple[int, bytes]]],
+    ) -> int:
+        """One script call for ``symbols``; returns how many latest hashes changed."""
+        keys: list[str] = [redis_keys.SYMBOLS_KEY]
+        args: list[Any] = [self.tail_max_len, redis_keys.TICKS_CHANNEL, ""]
+        names = ""
         for symbol in symbols:
-            fields = latest_hash.encode_latest_hash(latest[symbol].row)
-            args: list[Any] = [symbol, self.tail_max_len, len(fields)]
-            for name, value in fields.items():
-                args.append(name)
-                args.append(value)
-            for offset, tick in tail.get(symbol, ()):
+            newest = latest[symbol]
+            fields = latest_hash.encode_latest_hash(newest.row)
+            names = names or _SEPARATOR.join(fields)
+            entries = tail.get(symbol, ())
+            keys.append(redis_keys.latest_key(symbol))
+            keys.append(redis_keys.tail_key(symbol))
+            args.append(symbol)
+            args.append(_SEPARATOR.join(fields.values()))
+            args.append(latest_hash.channel_fragment(newest.tick, newest.row["ts_ns"]))
+            args.append(len(entries))
+            for offset, tick in entries:
                 args.append(offset)
                 args.append(tick)
-            pipe.evalsha(
-                self._sha,
-                3,
-                redis_keys.latest_key(symbol),
-                redis_keys.tail_key(symbol),
-                redis_keys.SYMBOLS_KEY,
-                *args,
-            )
-        try:
-            results = await pipe.execute()
-        except NoScriptError:
-            self._sha = None  # Redis restarted without our script: load it and retry once
-            return await self._write(latest, tail)
-        return [latest[s].row for s, r in zip(symbols, results, strict=True) if r == 1]
+        args[2] = names
+        for attempt in (1, 2):
+            if self._sha is None:
+                self._sha = await self.client.script_load(UPDATE_SCRIPT)
+            try:
+                changed: int = await self.client.evalsha(self._sha, len(keys), *keys, *args)
+                return changed
+            except NoScriptError:
+                # Redis restarted without our script: load it again and retry once
+                self._sha = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def _restore(
         self,
         latest: dict[str, _Latest],
-        tail: dict[str, deque[tuple[bytes, bytes]]],
+        tail: dict[str, deque[tuple[int, bytes]]],
         event_ts: list[np.ndarray],
     ) -> None:
         """Put a failed flush back under anything added meanwhile."""
@@ -291,7 +369,7 @@ class RedisCache:
                 self._tail[symbol] = tail.get(symbol, deque(maxlen=self.pending_tail_max))
             else:
                 if _newer(older.order, newer.order):
-                    newer.order, newer.row = older.order, older.row
+                    newer.order, newer.row, newer.tick = older.order, older.row, older.tick
                 merged = tail.get(symbol, deque(maxlen=self.pending_tail_max))
                 merged.extend(self._tail.get(symbol, ()))
                 self._tail[symbol] = merged
@@ -330,7 +408,10 @@ class RedisCache:
         backoff = 0.1
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self.health_interval_seconds)
+                # asyncio.timeout, not wait_for: no extra task, so the writer runs on the
+                # very next loop turn after add() (the consumer yields once for it)
+                async with asyncio.timeout(self.health_interval_seconds):
+                    await self._wake.wait()
             except TimeoutError:
                 if not self._latest:
                     await self.ping()

@@ -1,0 +1,355 @@
+"""End-to-end latency at a steady 5,000 ticks/s: event time -> visible in Redis.
+
+    uv run python bench/bench_ingest_latency.py [--rate 5000] [--seconds 20] [--repeats 3]
+        [--symbols 100] [--partitions 4] [--json bench/results/ingest_latency.json]
+
+Starts a private Kafka broker and Redis, and for each system and repeat a
+fresh topic, then a paced producer (this process, aiokafka, ``linger_ms=0``)
+that stamps each tick's ``ts_ns`` with the wall clock just before sending it:
+
+* **ticklake**: ``ticklake-ingest`` with its defaults. An observer process
+  subscribed to the ticks channel stamps each message on arrival; since ingest
+  publishes after the pipelined write of the batch, a message carrying
+  (symbol, seq) at time T shows that every tick of that symbol up to seq was
+  visible by T. Each produced tick's latency is the first such T minus its
+  ``ts_ns``. Steady RSS is sampled from ``/proc``.
+* **raw**: an aiokafka consumer that only receives (the client's own
+  latency, event time -> in the consumer's hands), reporting each tick itself.
+* **naive**: ``bench/naive_ingest.py`` (one blocking ``HSET`` per message),
+  reporting event time -> its ``HSET`` returned for each tick.
+
+The first 3 s of each run are warm-up and not counted. Targets: p50 <= 5 ms,
+p99 <= 25 ms, steady RSS <= 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import redis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from bench_ingest import create_topic, ingest_env, private_stack, rss_mb, start_ingest, stop_ingest
+
+from ticklake.core.latest_hash import decode_channel_message
+from ticklake.core.redis_keys import TICKS_CHANNEL
+from ticklake.core.tick import Tick, encode_tick
+from ticklake.devstack.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+WARMUP_S = 3.0
+TARGET_P50_MS = 5.0
+TARGET_P99_MS = 25.0
+
+
+async def produce_paced(
+    bootstrap: str, topic: str, rate: int, seconds: float, symbols: int
+) -> list[tuple[str, int, int]]:
+    """Send ``rate`` ticks/s for ``seconds``; returns (symbol, seq, ts_ns) of each."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+    await producer.start()
+    names = [f"L{i:03d}" for i in range(symbols)]
+    seq = [0] * symbols
+    sent: list[tuple[str, int, int]] = []
+    rng = np.random.default_rng(5)
+    picks = rng.integers(0, symbols, size=int(rate * seconds) + 1).tolist()
+    try:
+        started = time.monotonic()
+        i = 0
+        total = len(picks)
+        while i < total:
+            due = min(total, int((time.monotonic() - started) * rate) + 1)
+            while i < due:
+                k = picks[i]
+                seq[k] += 1
+                now = time.time_ns()
+                tick = Tick(
+                    symbol=names[k],
+                    ts_ns=now,
+                    price=100.0 + k,
+                    size=1.0,
+                    exchange="XNAS",
+                    seq=seq[k],
+                    bid=99.9 + k,
+                    ask=100.1 + k,
+                )
+                await producer.send(topic, encode_tick(tick), key=names[k].encode())
+                sent.append((names[k], seq[k], now))
+                i += 1
+            await asyncio.sleep(0.0005)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+# --- children ---------------------------------------------------------------------------------
+
+
+def observe(url: str, password: str, seconds: float, out: Path) -> None:
+    """Child: record (arrival ns, symbol, seq) of every row published on the ticks channel."""
+    client = redis.Redis.from_url(url, password=password)
+    pubsub = client.pubsub()
+    pubsub.subscribe(TICKS_CHANNEL)
+    rows = []
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not stopping:
+        message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        if message is None:
+            continue
+        arrived = time.time_ns()
+        for row in decode_channel_message(message["data"]):
+            rows.append((arrived, row["symbol"], row["seq"]))
+    out.write_text(json.dumps(rows))
+
+
+async def raw_latency(bootstrap: str, topic: str, seconds: float) -> dict[str, object]:
+    """Child: event time -> record in a plain aiokafka consumer's hands (ms)."""
+    from ticklake.core.tick import decode_tick
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        fetch_max_wait_ms=5,
+        auto_offset_reset="earliest",
+        group_id=f"raw-{uuid.uuid4().hex[:6]}",
+    )
+    await consumer.start()
+    latencies: list[float] = []
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=100)
+            now = time.time_ns()
+            for records in batch.values():
+                for r in records:
+                    latencies.append((now - decode_tick(r.value).ts_ns) / 1e6)
+    finally:
+        await consumer.stop()
+    return {"latencies_ms": latencies}
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p90": float("nan"), "p99": float("nan"), "count": 0}
+    arr = np.asarray(values)
+    return {
+        "p50": float(np.percentile(arr, 50)),
+        "p90": float(np.percentile(arr, 90)),
+        "p99": float(np.percentile(arr, 99)),
+        "count": len(arr),
+    }
+
+
+def ticklake_latencies(sent: list[tuple[str, int, int]], seen: list[list]) -> list[float]:
+    """Per produced tick: first arrival of a message showing its symbol at >= its seq."""
+    by_symbol: dict[str, list[tuple[int, int]]] = {}
+    for arrived, symbol, seq in sorted(seen):
+        by_symbol.setdefault(symbol, []).append((seq, arrived))
+    visible: dict[tuple[str, int], int] = {}
+    for symbol, events in by_symbol.items():
+        top = 0
+        for seq, arrived in events:  # in arrival order
+            for s in range(top + 1, seq + 1):
+                visible[(symbol, s)] = arrived
+            top = max(top, seq)
+    start = sent[0][2] + int(WARMUP_S * 1e9)
+    return [
+        (visible[(symbol, seq)] - ts) / 1e6
+        for symbol, seq, ts in sent
+        if ts >= start and (symbol, seq) in visible
+    ]
+
+
+def run_once(
+    system: str, bootstrap: str, redis_server, args: argparse.Namespace, work: Path
+) -> dict[str, object]:
+    topic = asyncio.run(create_topic(bootstrap, args.partitions))
+    child: subprocess.Popen[bytes] | None = None
+    observer: subprocess.Popen[bytes] | None = None
+    result_file = work / f"{system}-{uuid.uuid4().hex[:6]}.json"
+    rss: list[float] = []
+    budget = args.seconds + 15
+    if system == "ticklake":
+        port = free_port()
+        env = ingest_env(bootstrap, topic, redis_server, work / f"lake-{topic}", port)
+        child = start_ingest(env, work / "ingest.log")
+        observer = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--observe",
+                redis_server.url,
+                redis_server.password,
+                str(budget),
+                str(result_file),
+            ]
+        )
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # ready: joined, partitions assigned
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).json()
+                if body.get("assigned_partitions"):
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.2)
+    elif system == "raw":
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--raw-latency", bootstrap, topic, str(budget)],
+            stdout=open(result_file, "w"),
+        )
+        time.sleep(4)
+    else:
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "bench/naive_ingest.py"),
+                "--bootstrap",
+                bootstrap,
+                "--topic",
+                topic,
+                "--group",
+                f"naive-{uuid.uuid4().hex[:6]}",
+                "--lake",
+                str(work / f"naive-{topic}"),
+                "--redis-url",
+                redis_server.url,
+                "--redis-password",
+                redis_server.password,
+                "--max-seconds",
+                str(budget),
+            ],
+            stdout=open(result_file, "w"),
+        )
+        time.sleep(4)
+
+    async def produce_and_sample() -> list[tuple[str, int, int]]:
+        async def sample() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                if child is not None and system == "ticklake":
+                    rss.append(rss_mb(child.pid))
+
+        sampler = asyncio.create_task(sample())
+        try:
+            return await produce_paced(bootstrap, topic, args.rate, args.seconds, args.symbols)
+        finally:
+            sampler.cancel()
+
+    sent = asyncio.run(produce_and_sample())
+    if system == "ticklake":
+        time.sleep(2)
+        assert observer is not None and child is not None
+        observer.terminate()
+        observer.wait()
+        stop_ingest(child)
+        seen = json.loads(result_file.read_text()) if result_file.exists() else []
+        latencies = ticklake_latencies(sent, seen)
+        return {
+            **percentiles(latencies),
+            "produced": len(sent),
+            "rss_steady_mb": statistics.median(rss[len(rss) // 2 :]) if rss else 0.0,
+        }
+    assert child is not None
+    child.wait(budget + 60)
+    doc = json.loads(result_file.read_text().strip().splitlines()[-1])
+    values = doc["latencies_ms"]
+    # drop the warm-up: the first WARMUP_S seconds' worth of ticks
+    skip = int(args.rate * WARMUP_S)
+    return {**percentiles(values[skip:]), "produced": len(sent)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=int, default=5_000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--systems", nargs="+", default=["raw", "ticklake", "naive"])
+    parser.add_argument("--json", type=Path, default=ROOT / "bench/results/ingest_latency.json")
+    parser.add_argument("--observe", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--raw-latency", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.observe:
+        url, password, seconds, out = args.observe
+        observe(url, password, float(seconds), Path(out))
+        return
+    if args.raw_latency:
+        bootstrap, topic, seconds = args.raw_latency
+        print(json.dumps(asyncio.run(raw_latency(bootstrap, topic, float(seconds)))))
+        return
+
+    runs: dict[str, list[dict[str, object]]] = {s: [] for s in args.systems}
+    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
+        work = Path(tmp)
+        with private_stack(work) as (bootstrap, redis_server):
+            for repeat in range(args.repeats):
+                for system in args.systems:
+                    result = run_once(system, bootstrap, redis_server, args, work)
+                    runs[system].append(result)
+                    print(
+                        f"repeat {repeat + 1} {system}: "
+                        + ", ".join(
+                            f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in result.items()
+                        ),
+                        flush=True,
+                    )
+
+    def median_of(system: str, key: str) -> float:
+        return float(statistics.median(float(r[key]) for r in runs[system]))  # type: ignore[arg-type]
+
+    summary = {
+        system: {key: median_of(system, key) for key in ("p50", "p90", "p99")}
+        for system in args.systems
+    }
+    if "ticklake" in runs:
+        summary["ticklake"]["rss_steady_mb"] = median_of("ticklake", "rss_steady_mb")
+    report = {
+        "benchmark": f"end-to-end latency at {args.rate} ticks/s (event time -> visible)",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "repeats": args.repeats,
+        "symbols": args.symbols,
+        "partitions": args.partitions,
+        "medians_ms": summary,
+        "runs": runs,
+        "targets": {
+            "p50_ms": TARGET_P50_MS,
+            "p99_ms": TARGET_P99_MS,
+            "met": "ticklake" in summary
+            and summary["ticklake"]["p50"] <= TARGET_P50_MS
+            and summary["ticklake"]["p99"] <= TARGET_P99_MS,
+        },
+        "command": "uv run python bench/bench_ingest_latency.py " + " ".join(sys.argv[1:]),
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report["medians_ms"], indent=2))
+    print(json.dumps(report["targets"]))
+
+
+if __name__ == "__main__":
+    main()
