@@ -48,6 +48,7 @@ async def startup(
     settings.watching.server_timeout = 300
     memo.kube = await kube.Kube.connect(SETTINGS.kubeconfig)
     memo.locks = {}
+    memo.closing = False
     if SETTINGS.metrics_port:
         prometheus_client.start_http_server(SETTINGS.metrics_port, addr=SETTINGS.metrics_host)
         logger.info(f"metrics on {SETTINGS.metrics_host}:{SETTINGS.metrics_port}/metrics")
@@ -55,6 +56,12 @@ async def startup(
 
 @kopf.on.cleanup()
 async def cleanup(memo: Any, **_: Any) -> None:
+    # kopf may run this while a timer is still mid-reconcile: taking every
+    # object's lock waits for those to finish, and `closing` turns away any
+    # that start later, so none of them meets a closed client.
+    memo.closing = True
+    for lock in list(getattr(memo, "locks", {}).values()):
+        await lock.acquire()
     k: kube.Kube | None = getattr(memo, "kube", None)
     if k is not None:
         await k.close()
@@ -79,6 +86,8 @@ async def reconcile_timer(
     body: kopf.Body, namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
     async with _lock(memo, namespace, name):
+        if memo.closing:
+            return
         await reconcile.reconcile(k=memo.kube, settings=SETTINGS, body=body, logger=logger)
 
 
@@ -123,6 +132,8 @@ if SETTINGS.watch_kafka_topics:
         errors = []
         for scaler in scalers:
             async with _lock(memo, namespace, scaler):
+                if memo.closing:
+                    return
                 try:
                     body = await memo.kube.get_scaler(namespace, scaler)
                     await reconcile.reconcile(
