@@ -3,11 +3,13 @@ features are bit-for-bit those of one replica processing the partition in one go
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import redis.asyncio as aioredis
 from ingest_kit import (
     RunningIngest,
@@ -25,6 +27,7 @@ from ingest_kit import (
 )
 
 from ticklake.core import latest_hash, redis_keys
+from ticklake.devstack.kafka import KafkaBroker
 from ticklake.ingest.consumer import feature_params
 from ticklake.ingest.features import FEATURES
 from ticklake.ingest.partition import PartitionProcessor
@@ -95,3 +98,33 @@ async def test_a_rebalance_between_two_replicas_continues_every_series_exactly(
         newest = max(t.seq for t in ticks if t.symbol == symbol)
         fields = await redis_client.hgetall(redis_keys.latest_key(symbol))
         assert latest_hash.decode_latest_hash(fields)["seq"] == newest
+
+
+@pytest.mark.slow
+async def test_a_kafka_outage_is_ridden_out_and_nothing_is_lost_or_doubled(
+    ingest_redis: str, redis_password: str, tmp_path: Path
+) -> None:
+    broker = KafkaBroker(tmp_path / "kafka")
+    broker.start()
+    try:
+        topic = unique_topic()
+        await create_topic(broker.bootstrap, topic, 2)
+        ticks = tick_stream([f"{unique_prefix()}{i}" for i in range(3)], 600, seed=12)
+        lake = tmp_path / "lake"
+        settings = settings_for(broker.bootstrap, topic, lake, ingest_redis, redis_password)
+        async with RunningIngest(settings) as running:
+            await produce(broker.bootstrap, topic, tick_messages(ticks[:300]))
+            await wait_until(lambda: lake_row_count(lake) >= 300, 60, "before the outage")
+            await asyncio.to_thread(broker.stop)
+            await asyncio.sleep(3)
+            assert running.task is not None and not running.task.done()
+            await asyncio.to_thread(broker.start)
+            await produce(broker.bootstrap, topic, tick_messages(ticks[300:]))
+            await wait_until(lambda: lake_row_count(lake) >= 600, 90, "after the outage")
+            await wait_until(
+                lambda: sum(running.service.consumer.committed.values()) == 600, 60, "committed"
+            )
+        df = ticks_frame(lake)
+        assert len(df) == 600 and not df.duplicated(["symbol", "seq"]).any()
+    finally:
+        broker.stop()
