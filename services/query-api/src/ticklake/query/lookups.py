@@ -205,9 +205,15 @@ class Lookups:
 
     # -- history -------------------------------------------------------------
 
-    async def _tail(self, symbol: str) -> list[dict[str, Any]]:
+    async def _tail(self, symbol: str, start_ns: int | None = None) -> list[dict[str, Any]]:
+        """The symbol's Redis tail; with ``start_ns``, only entries that can be at or
+        after it: one added to the stream more than ``tail_clock_skew_s`` before
+        ``start_ns`` holds a tick from before it (ticks are not from the future)."""
+        since_ms = None
+        if start_ns is not None:
+            since_ms = start_ns // 1_000_000 - int(self.settings.tail_clock_skew_s * 1000)
         try:
-            return await self.cache.tail(symbol, self.settings.tail_read_max)
+            return await self.cache.tail(symbol, self.settings.tail_read_max, since_ms=since_ms)
         except RedisUnavailable:
             return []
 
@@ -218,7 +224,7 @@ class Lookups:
         await self.require_known(symbol)
         lake_rows, tail_rows = await asyncio.gather(
             self.in_lake(self.lake.ticks_page, symbol, start_ns, end_ns, after, limit + 1),
-            self._tail(symbol),
+            self._tail(symbol, start_ns),
         )
         rows, more = merge_page(
             lake_rows, tail_rows, start_ns=start_ns, end_ns=end_ns, after=after, limit=limit

@@ -108,13 +108,20 @@ class HotCache:
         except (RedisError, OSError) as e:
             raise self._failed(e) from e
 
-    async def tail(self, symbol: str, max_entries: int) -> list[dict[str, Any]]:
-        """The recent-ticks stream of ``symbol``, oldest first, at most ``max_entries``."""
+    async def tail(
+        self, symbol: str, max_entries: int, *, since_ms: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The recent-ticks stream of ``symbol``, oldest first, at most ``max_entries``.
+
+        ``since_ms`` skips entries added before that Unix time in milliseconds
+        (stream ids are the time Redis added them).
+        """
         if max_entries <= 0:
             return []
         self._check()
+        low = f"{since_ms}-0" if since_ms is not None and since_ms > 0 else "-"
         try:
-            entries = await self.client.xrevrange(tail_key(symbol), count=max_entries)
+            entries = await self.client.xrevrange(tail_key(symbol), "+", low, count=max_entries)
         except (RedisError, OSError) as e:
             raise self._failed(e) from e
         rows = []

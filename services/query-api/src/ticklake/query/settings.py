@@ -47,6 +47,15 @@ class QuerySettings(RedisFields, LakeFields, HttpFields):
         ge=0,
         description="Most Redis tail entries read per request (the tail is capped near 10,000).",
     )
+    tail_clock_skew_s: float = Field(
+        300.0,
+        ge=0,
+        description=(
+            "/ticks skips Redis tail entries added more than this many seconds before the "
+            "window's start (their ticks are older); a tick dated further in the future than "
+            "this shows in /ticks only once it is in the lake."
+        ),
+    )
     redis_timeout_s: float = Field(
         0.5,
         gt=0,
