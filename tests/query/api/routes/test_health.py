@@ -69,3 +69,23 @@ async def test_live_page_is_served_from_the_package(client: httpx.AsyncClient) -
     # nothing is fetched from elsewhere (no CDN): no absolute URLs in the page or script
     assert "://" not in page.text
     assert "://" not in (await client.get("/static/board.js")).text
+
+
+async def test_a_corrupt_lake_file_is_a_503_naming_the_problem(
+    tmp_path, query_redis_url: str, redis_password: str
+) -> None:
+    from query.conftest import api_settings
+    from ticklake.core.lake_layout import LakeFile
+
+    bad = tmp_path / "lake" / LakeFile("ticks", "2025-01-02", 0, 0, 9).relative_path()
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"PAR1 this is not parquet PAR1")
+    settings = api_settings(
+        redis_url=query_redis_url, redis_password=redis_password, lake_uri=str(tmp_path / "lake")
+    )
+    with RunningApi(settings) as running:
+        async with httpx.AsyncClient(base_url=running.url) as c:
+            r = await c.get(f"/latest/{new_symbol()}")
+            assert r.status_code == 503
+            assert "lake" in r.json()["detail"]
+            assert (await c.get("/healthz")).status_code == 200

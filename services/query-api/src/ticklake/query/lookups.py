@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, ParamSpec, TypeVar
 
 import duckdb
+import pyarrow as pa
 
 from ticklake.query.cursor import RowKey, encode_cursor
 from ticklake.query.lake_reader import LakeReader
@@ -86,12 +87,22 @@ class Lookups:
         self._unknown_until: dict[str, float] = {}
 
     async def in_lake(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a blocking lake read in a worker thread, within the concurrency cap."""
+        """Run a blocking lake read in a worker thread, within the concurrency cap.
+
+        An I/O error is retried once: ingest's recovery may delete the files of an
+        interrupted flush between our listing and our read, and the retry lists
+        again. A file that cannot be read twice is a 503 naming the error.
+        """
         async with self._lake_slots:
-            try:
-                return await asyncio.to_thread(fn, *args, **kwargs)
-            except (duckdb.Error, OSError) as e:
-                raise LakeUnavailable(f"reading the lake failed: {e}") from e
+            for attempt in (1, 2):
+                try:
+                    return await asyncio.to_thread(fn, *args, **kwargs)
+                except (duckdb.IOException, FileNotFoundError):
+                    if attempt == 2:
+                        raise LakeUnavailable("a lake file vanished while being read") from None
+                except (duckdb.Error, OSError, pa.ArrowException) as e:
+                    raise LakeUnavailable(f"reading the lake failed: {e}") from e
+        raise AssertionError("unreachable")
 
     # -- symbols -----------------------------------------------------------
 
