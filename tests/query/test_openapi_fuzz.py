@@ -64,7 +64,7 @@ def test_operation_keeps_its_contract(api_schema, method: str, path: str, mode) 
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
-        max_examples=25,
+        max_examples=60,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
