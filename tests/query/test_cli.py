@@ -68,13 +68,14 @@ def test_serve_runs_the_api_and_stops_cleanly_on_sigterm(
     port = free_port()
     env = {
         **os.environ,
-        "TICKLAKE_HTTP_PORT": str(port),
         "TICKLAKE_REDIS_URL": query_redis_url,
         "TICKLAKE_REDIS_PASSWORD": redis_password,
         "TICKLAKE_LAKE_URI": str(tmp_path / "lake"),
         "TICKLAKE_LOG_LEVEL": "WARNING",
     }
-    proc = subprocess.Popen([sys.executable, "-m", "ticklake.query.cli", "serve"], env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ticklake.query.cli", "serve", "--port", str(port)], env=env
+    )
     try:
         wait_until(lambda: port_open(port), 30, "ticklake-query serve")
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["status"] == "ready"

@@ -7,7 +7,7 @@
     ticklake-query ticks AAPL --start 2025-01-02T14:30:00Z --limit 100
     ticklake-query asof AAPL --ts 2025-01-02T14:30:00Z
     ticklake-query symbols
-    ticklake-query serve            # the API itself, settings from TICKLAKE_* variables
+    ticklake-query serve [--host H] [--port P]   # the API; other settings from TICKLAKE_*
 
 The client commands talk HTTP to ``--url`` (default ``http://127.0.0.1:8000``,
 or ``TICKLAKE_QUERY_URL``) and print the JSON answer; the exit status is 0 on
@@ -30,7 +30,10 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ticklake-query", description=__doc__.split("::")[0])
+    parser = argparse.ArgumentParser(
+        prog="ticklake-query",
+        description="Ask a running ticklake query API from a shell, or run one.",
+    )
     parser.add_argument(
         "--url",
         default=os.environ.get("TICKLAKE_QUERY_URL", DEFAULT_URL),
@@ -60,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     asof.add_argument("--ts", required=True)
 
     sub.add_parser("symbols", help="known symbols")
-    sub.add_parser("serve", help="run the API (settings from TICKLAKE_* variables)")
+    serve = sub.add_parser("serve", help="run the API (settings from TICKLAKE_* variables)")
+    serve.add_argument("--host", help="bind address (default TICKLAKE_HTTP_HOST)")
+    serve.add_argument("--port", type=int, help="port (default TICKLAKE_HTTP_PORT, 8000)")
     return parser
 
 
@@ -95,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         from ticklake.query.server import serve
+        from ticklake.query.settings import QuerySettings
 
-        serve()
+        overrides = {"http_host": args.host, "http_port": args.port}
+        serve(QuerySettings(**{k: v for k, v in overrides.items() if v is not None}))
         return 0
     path, params = request_for(args)
     try:
