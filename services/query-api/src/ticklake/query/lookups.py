@@ -31,12 +31,13 @@ T = TypeVar("T")
 Source = Literal["redis", "lake"]
 
 _UNKNOWN_TTL_S: Final = 2.0
-"""Seconds a symbol found nowhere is remembered as unknown (bounds repeated lake scans)."""
+"""Seconds a symbol found nowhere is remembered as unknown: repeated requests for a
+made-up symbol cost one lake scan per 2 s; a symbol's first tick may be a 404 that long."""
 _UNKNOWN_MAX: Final = 10_000
 _LAKE_LATEST_TTL_S: Final = 1.0
 """Seconds a newest-lake-row answer is reused: a storm of /latest requests during
 a Redis outage costs one lake query per symbol per second, not one per request
-(ingest flushes the lake every few seconds at most, so nothing fresher is lost)."""
+(the lake only changes when ingest flushes, seconds apart, so little is lost)."""
 
 
 class UnknownSymbol(LookupError):
