@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import websockets
 
 from query.conftest import api_settings
@@ -139,3 +140,10 @@ async def test_streams_end_cleanly_when_the_server_stops(
     finally:
         if running._thread.is_alive():
             running.stop()
+
+
+async def test_websocket_with_bad_symbols_is_refused(api: RunningApi) -> None:
+    url = api.url.replace("http://", "ws://") + "/ws?symbols=not%20a%20symbol"
+    with pytest.raises(websockets.exceptions.InvalidStatus):
+        async with websockets.connect(url):
+            pass
