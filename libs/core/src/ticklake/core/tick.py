@@ -41,7 +41,8 @@ MAX_TS_NS: Final = 4_102_444_800_000_000_000
 
 SYMBOL_PATTERN: Final = re.compile(r"[A-Z0-9][A-Z0-9.\-/_^=]{0,19}")
 """Upper-case letters and digits, then a few separators used by real tickers
-(``BRK.B``, ``BTC-USD``, ``EUR/USD``, ``^SPX``), 1-20 characters."""
+(``BRK.B``, ``BTC-USD``, ``EUR/USD``, ``ES=F``), 1-20 characters. A leading
+separator is refused, so index names are sent as ``SPX``, not ``^SPX``."""
 EXCHANGE_PATTERN: Final = re.compile(r"[A-Z0-9_]{1,12}")
 
 
