@@ -67,3 +67,17 @@ def test_stop_ends_both_processes() -> None:
     assert all(p is not None and p.poll() is not None for p in procs)
     assert not workdir.exists()
     s.stop()  # idempotent
+
+
+def test_workloads_mode_runs_a_ready_fake_node_and_stops_everything() -> None:
+    kubeapi.ensure_binaries(ROOT / "tools" / "k8s" / "build.sh", workloads=True)
+    s = kubeapi.KubeAPIServer(workloads=True, fake_nodes=2).start()
+    try:
+        nodes = _get(s, "/api/v1/nodes", s.ssl_context())["items"]
+        assert sorted(n["metadata"]["name"] for n in nodes) == ["kwok-node-0", "kwok-node-1"]
+        procs = [s._apiserver, s._etcd, *s._controllers]
+        assert len(procs) == 5
+        assert all(p is not None and p.poll() is None for p in procs)
+    finally:
+        s.stop()
+    assert all(p is not None and p.poll() is not None for p in procs)
