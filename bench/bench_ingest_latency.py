@@ -60,7 +60,9 @@ async def produce_paced(
     """Send ``rate`` ticks/s for ``seconds``; returns (symbol, seq, ts_ns) of each."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
     await producer.start()
-    names = [f"L{i:03d}" for i in range(symbols)]
+    # fresh symbols per run: each run has its own topic, whose offsets start at 0 again
+    run_tag = uuid.uuid4().hex[:4].upper()
+    names = [f"L{run_tag}{i:03d}" for i in range(symbols)]
     seq = [0] * symbols
     sent: list[tuple[str, int, int]] = []
     rng = np.random.default_rng(5)

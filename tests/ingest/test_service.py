@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
+import pytest
 import redis.asyncio as aioredis
 from ingest_kit import (
     RunningIngest,
@@ -152,3 +155,25 @@ async def test_a_failing_lake_holds_commits_back_and_loses_nothing(
         assert (await running.service.readiness())["checks"]["lake_writable"]
     df = ticks_frame(lake)
     assert df["seq"].tolist() == list(range(1, 601))
+
+
+async def test_a_checkpoint_it_cannot_read_stops_the_service_instead_of_skipping_data(
+    kafka_bootstrap: str, ingest_redis: str, redis_password: str, tmp_path: Path
+) -> None:
+    topic = unique_topic()
+    await create_topic(kafka_bootstrap, topic, 1)
+    lake = tmp_path / "lake"
+    settings = settings_for(kafka_bootstrap, topic, lake, ingest_redis, redis_password)
+    await produce(kafka_bootstrap, topic, tick_messages(tick_stream([unique_prefix()], 100)))
+    async with RunningIngest(settings) as running:
+        await wait_until(lambda: running.service.consumer.committed.get(0) == 100, 60, "commit")
+    checkpoint = lake / "_state" / topic / f"p0000-{100:020d}.json"
+    doc = orjson.loads(checkpoint.read_bytes())
+    doc["state"]["format"] = 99  # written by a future version
+    checkpoint.write_bytes(orjson.dumps(doc))
+
+    running = RunningIngest(settings)
+    await running.__aenter__()
+    assert running.task is not None
+    with pytest.raises(RuntimeError, match="cannot continue"):
+        await asyncio.wait_for(running.task, 60)

@@ -33,7 +33,7 @@ class Rec:
         self.key, self.value, self.headers = None, value, ()
 
 
-def batch(symbol: str, seqs: list[int], offsets: list[int], price: float = 10.0):
+def batch(symbol: str, seqs: list[int], offsets: list[int], price: float = 10.0, later_ns: int = 0):
     processor = PartitionProcessor(0, FeatureParams(), 4096)
     recs = [
         Rec(
@@ -41,7 +41,7 @@ def batch(symbol: str, seqs: list[int], offsets: list[int], price: float = 10.0)
             encode_tick(
                 Tick(
                     symbol=symbol,
-                    ts_ns=1_735_828_200_000_000_000 + s,
+                    ts_ns=1_735_828_200_000_000_000 + s + later_ns,
                     price=price + s,
                     size=1.0,
                     exchange="X",
@@ -79,6 +79,11 @@ async def test_the_latest_hash_never_moves_back_and_a_replay_adds_no_tail_entrie
         cache.add(batch(symbol, [4], [14]))
         await cache.flush()
         assert (await latest(redis_client, symbol))["seq"] == 4
+        # the source restarted and counts from 1 again, with later event times
+        cache.add(batch(symbol, [1], [15], later_ns=10**9))
+        await cache.flush()
+        row = await latest(redis_client, symbol)
+        assert (row["seq"], row["kafka_offset"]) == (1, 15)
     finally:
         await cache.stop()
 

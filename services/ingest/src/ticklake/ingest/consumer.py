@@ -118,6 +118,7 @@ class IngestConsumer:
         self.lake_ok = True
         self.lake_error: str | None = None
         self.group_joined = False
+        self.fatal: BaseException | None = None
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._paused: set[int] = set()
         self._lock = asyncio.Lock()
@@ -187,6 +188,8 @@ class IngestConsumer:
         s = self.settings
         backoff = 0.2
         while not stop.is_set():
+            if self.fatal is not None:
+                raise RuntimeError("ingest cannot continue") from self.fatal
             try:
                 data = await self._consumer.getmany(
                     timeout_ms=s.poll_timeout_ms, max_records=s.max_batch_records
@@ -468,7 +471,15 @@ class IngestConsumer:
             for partition in ours:
                 if partition in self.processors:
                     continue
-                await self._assign(partition)
+                try:
+                    await self._assign(partition)
+                except Exception as e:
+                    # aiokafka would log a failed listener and go on fetching, and the
+                    # partition would be skipped for good: stop the service instead, so
+                    # the pod restarts and the partition moves.
+                    log.exception("could not take over a partition", extra={"partition": partition})
+                    self.fatal = e
+                    return
             self.group_joined = True
             self.metrics.assigned_partitions.set(len(self.processors))
         log.info("partitions assigned", extra={"partitions": ours})

@@ -52,6 +52,8 @@ from ticklake.ingest.partition import TICK_FILE_SCHEMA, ProcessedBatch
 log = logging.getLogger(__name__)
 
 STATE_DIR: Final = "_state"
+COMPACT_EVERY: Final = 64
+"""Pending record batches of a partition merged into one every this many."""
 CHECKPOINT_FORMAT: Final = 1
 
 
@@ -372,6 +374,7 @@ class PartitionBuffer:
         self.first_offset = next_offset
         self.next_offset = next_offset
         self.batches: list[pa.RecordBatch] = []
+        self.small: list[pa.RecordBatch] = []
         self.rows = 0
         self.nbytes = 0
         self.opened_at: float | None = None
@@ -389,9 +392,15 @@ class PartitionBuffer:
         self.next_offset = batch.next_offset
         if batch.num_rows:
             rows = batch.rows()
-            self.batches.append(rows)
+            self.small.append(rows)
             self.rows += rows.num_rows
             self.nbytes += rows.nbytes
+            if len(self.small) >= COMPACT_EVERY:
+                # A low-latency feed makes many tiny batches, and each Arrow array costs
+                # far more than its data: merge them so 30 s of them stay cheap to hold.
+                merged = pa.Table.from_batches(self.small, schema=TICK_FILE_SCHEMA)
+                self.batches.extend(merged.combine_chunks().to_batches())
+                self.small = []
 
     def due(self, now: float, options: LakeOptions) -> bool:
         if not self.has_records:
@@ -401,10 +410,11 @@ class PartitionBuffer:
         return self.opened_at is not None and now - self.opened_at >= options.roll_seconds
 
     def take(self, state: bytes) -> FlushJob:
-        table = pa.Table.from_batches(self.batches, schema=TICK_FILE_SCHEMA)
+        table = pa.Table.from_batches(self.batches + self.small, schema=TICK_FILE_SCHEMA)
         job = FlushJob(self.partition, self.first_offset, self.next_offset, table, state)
         self.first_offset = self.next_offset
         self.batches = []
+        self.small = []
         self.rows = 0
         self.nbytes = 0
         self.opened_at = None

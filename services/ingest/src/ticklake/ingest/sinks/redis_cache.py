@@ -4,8 +4,9 @@ One Lua call per flush (one round trip; a long catch-up is cut into calls of
 about ``CHUNK_TICKS`` ticks) does, for every symbol in it:
 
 * update ``sym:{SYMBOL}:latest`` only if the new tick is newer by
-  (seq, kafka_offset), or by offset alone when a side has no seq (legacy
-  feeds): a replay after a crash never moves it back;
+  (ts_ns, seq, kafka_offset): a replay after a crash (the same ticks again)
+  or a late straggler never moves it back, while a restarted source whose
+  sequence numbers start again at 1 (with later event times) moves it on;
 * add the symbol to the symbols set;
 * append the symbol's new ticks to its ``sym:{SYMBOL}:tail`` stream, skipping
   offsets at or below the stream's last entry (so a replay adds nothing), and
@@ -59,9 +60,11 @@ local function split(s)
   end
 end
 local names = split(ARGV[3])
-local seq_at, off_at
+local ts_at, seq_at, off_at
 for i = 1, #names do
-  if names[i] == 'seq' then seq_at = i elseif names[i] == 'kafka_offset' then off_at = i end
+  if names[i] == 'ts_ns' then ts_at = i
+  elseif names[i] == 'seq' then seq_at = i
+  elseif names[i] == 'kafka_offset' then off_at = i end
 end
 local changed = {}
 local a = 4
@@ -69,15 +72,20 @@ for k = 2, #KEYS, 2 do
   local symbol, values, fragment = ARGV[a], split(ARGV[a + 1]), ARGV[a + 2]
   local n = tonumber(ARGV[a + 3])
   a = a + 4
-  local new_seq, new_off = tonumber(values[seq_at]), tonumber(values[off_at])
-  local cur = redis.call('HMGET', KEYS[k], 'seq', 'kafka_offset')
-  local cur_seq, cur_off = tonumber(cur[1]), tonumber(cur[2])
+  local new_ts = values[ts_at]
+  local new_seq, new_off = tonumber(values[seq_at]) or -1, tonumber(values[off_at])
+  local cur = redis.call('HMGET', KEYS[k], 'ts_ns', 'seq', 'kafka_offset')
   local newer = true
-  if cur_off then
-    if new_seq and cur_seq then
-      newer = new_seq > cur_seq or (new_seq == cur_seq and new_off > cur_off)
+  if cur[1] then
+    -- ts_ns has 19 digits: compare as equal-length strings, not as Lua doubles
+    local cur_ts = cur[1]
+    if #new_ts ~= #cur_ts then
+      newer = #new_ts > #cur_ts
+    elseif new_ts ~= cur_ts then
+      newer = new_ts > cur_ts
     else
-      newer = new_off > cur_off
+      local cur_seq, cur_off = tonumber(cur[2]) or -1, tonumber(cur[3]) or -1
+      newer = new_seq > cur_seq or (new_seq == cur_seq and new_off > cur_off)
     end
   end
   if newer then
@@ -134,18 +142,16 @@ def _row_struct(names: tuple[str, ...]) -> type[msgspec.Struct]:
 
 @dataclass(slots=True)
 class _Latest:
-    order: tuple[int, int]
-    """(seq or -1, kafka_offset): the same order the Lua guard uses."""
+    order: tuple[int, int, int]
+    """(ts_ns, seq or -1, kafka_offset): the same order the Lua guard uses."""
     row: dict[str, Any]
     tick: bytes
     """The row as the tail's JSON ``tick`` field (reused for the channel message)."""
 
 
-def _newer(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    """Is ``a`` newer than ``b``? Mirrors the Lua guard."""
-    if a[0] >= 0 and b[0] >= 0:
-        return a > b
-    return a[1] > b[1]
+def _newer(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
+    """Is ``a`` newer than ``b``, both (ts_ns, seq or -1, kafka_offset)? Mirrors the Lua guard."""
+    return a > b
 
 
 class RedisCache:
@@ -254,8 +260,8 @@ class RedisCache:
         ticks = encoded.split(b"\n")
         offsets = lists[names.index("kafka_offset")]
         symbols = lists[names.index("symbol")]
-        # newest row per symbol by (seq, offset): sort by code, seq, offset; take each last
-        order = np.lexsort((cols["kafka_offset"], seq, batch.codes))
+        # newest row per symbol by (ts_ns, seq, offset): sort by code then those; take each last
+        order = np.lexsort((cols["kafka_offset"], seq, cols["ts_ns"], batch.codes))
         sorted_codes = batch.codes[order]
         ends = np.flatnonzero(np.diff(sorted_codes, append=sorted_codes[-1] + 1))
         starts = np.concatenate(([0], ends[:-1] + 1))
@@ -264,7 +270,7 @@ class RedisCache:
             newest = int(order[end])
             symbol = symbols[newest]
             row = dict(zip(names, (column[newest] for column in lists), strict=True))
-            rank = (-1 if row["seq"] is None else row["seq"], offsets[newest])
+            rank = (row["ts_ns"], -1 if row["seq"] is None else row["seq"], offsets[newest])
             current = latest.get(symbol)
             if current is None:
                 if len(latest) >= self.pending_symbols_max:
@@ -421,7 +427,9 @@ class RedisCache:
                 if not self.healthy and not await self.ping():
                     raise ConnectionError(self.last_error or "redis unreachable")
                 await self.flush()
-            except (RedisError, OSError) as e:
+            except Exception as e:  # a bug must not silently stop the cache either
+                if not isinstance(e, (RedisError, OSError)):
+                    log.exception("redis cache write failed unexpectedly")
                 self.metrics.redis_errors.inc()
                 self._mark_down(e)
                 await asyncio.sleep(backoff)
