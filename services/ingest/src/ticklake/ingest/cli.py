@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 
 from ticklake.ingest.logs import configure_logging
@@ -17,6 +18,16 @@ async def _serve(settings: IngestSettings) -> None:
     service = IngestService(settings)
     service.install_signal_handlers()
     await service.run()
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections: the hot path allocates many short-lived
+    tuples and lists but builds no cycles, and a full collection over every object
+    the imports left behind shows up as a latency spike. ``freeze`` moves those to
+    a generation the collector skips; the thresholds make young collections rarer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1_000)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
             "http_port": settings.http_port,
         },
     )
+    tune_gc()
     asyncio.run(_serve(settings))
 
 
