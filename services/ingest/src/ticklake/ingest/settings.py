@@ -33,7 +33,7 @@ class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields):
         4 * 1024 * 1024, description="Largest chunk fetched per partition and request (bytes)."
     )
     max_batch_records: int = Field(
-        20_000, description="Most records taken from the client per processing step."
+        10_000, description="Most records taken from the client per processing step."
     )
     poll_timeout_ms: int = Field(
         100, description="Longest one getmany() waits when nothing is buffered (ms)."
