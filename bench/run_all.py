@@ -129,8 +129,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter measuring windows")
     parser.add_argument("--only", nargs="*", help="run only these scenarios")
-    parser.add_argument("--report-only", action="store_true",
-                        help="rebuild latest.json and the report from existing results")  # fmt: skip
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rebuild latest.json and the report from existing results",
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
 

@@ -1,7 +1,7 @@
 """Render docs/settings.md from the services' settings classes (the one source of truth).
 
-    uv run python tools/settings_doc.py          # rewrite docs/settings.md
-    uv run python tools/settings_doc.py --check  # exit 1 when the file is stale (tests do this)
+uv run python tools/settings_doc.py          # rewrite docs/settings.md
+uv run python tools/settings_doc.py --check  # exit 1 when the file is stale (tests do this)
 """
 
 from __future__ import annotations
