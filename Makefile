@@ -16,6 +16,7 @@ install-test:
 
 lint:
 	uv run --frozen ruff check .
+	uv run --frozen ruff format --check .
 	uv run --frozen mypy libs/core/src
 
 pytest:
