@@ -94,10 +94,10 @@ class LakeReader:
         cur = self._conn.cursor()
         try:
             if self._lake.is_local:
-                rel = (
-                    "read_parquet($files, union_by_name = true, filename = true)"
-                    if with_filename
-                    else "read_parquet($files, union_by_name = true)"
+                # No Hive partitioning: DuckDB would add the folder's ``date`` as a
+                # column, which the remote path and Redis rows do not have.
+                rel = "read_parquet($files, union_by_name = true, hive_partitioning = false" + (
+                    ", filename = true)" if with_filename else ")"
                 )
                 params = {**params, "files": files}
             else:
