@@ -24,6 +24,7 @@ Decoding returns plain dicts with typed values: ``int`` for the integer columns
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -52,8 +53,13 @@ _decoder = msgspec.json.Decoder()
 def iso_timestamp(ts_ns: int) -> str:
     """ISO-8601 UTC time with nanoseconds, e.g. ``2025-01-02T14:30:00.123456789Z``."""
     seconds, frac_ns = divmod(ts_ns, 1_000_000_000)
-    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{frac_ns:09d}Z"
+    return f"{_iso_second(seconds)}.{frac_ns:09d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(seconds: int) -> str:
+    # Live ticks share a handful of seconds: format each once (strftime is the slow part).
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _to_text(value: Any) -> str:

@@ -270,15 +270,13 @@ class IngestConsumer:
             batches.append(batch)
         if not batches:
             return
-        # Let the cache writer send these ticks now (getmany() returns without
-        # suspending while records are buffered, which would starve it); the lake's
-        # Arrow rows are built while Redis works.
+        # Let the cache writer send these ticks now: getmany() returns without
+        # suspending while records are buffered, which would starve it.
         await asyncio.sleep(0)
         for batch in batches:
             self._account(batch)
             if batch.dead_letters:
                 await self._dlq.publish(batch.dead_letters)
-            batch.rows()
             self.lake.add(batch)
         self.metrics.batch_size.observe(total)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)

@@ -63,8 +63,8 @@ class ProcessedBatch:
     def rows(self) -> pa.RecordBatch:
         """The rows as an Arrow record batch in :data:`TICK_FILE_SCHEMA`.
 
-        Built on first use: the consumer hands the batch to the Redis cache first
-        and builds these while Redis works, which takes them off the latency path.
+        Built on first use (the lake buffers numpy columns and builds Arrow once
+        per flush; this is for tests and tools).
         """
         if self._rows is None:
             self._rows = to_record_batch(self.columns, self.codes, self.symbol_names)

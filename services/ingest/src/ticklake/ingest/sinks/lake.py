@@ -47,13 +47,13 @@ from ticklake.core.lake_layout import BARS_DATASETS, TICKS_DATASET, LakeFile, ut
 from ticklake.ingest import arrow_arrays
 from ticklake.ingest.bars import BAR_INTERVALS_NS, compute_bars
 from ticklake.ingest.features import DAY_NS
-from ticklake.ingest.partition import TICK_FILE_SCHEMA, ProcessedBatch
+from ticklake.ingest.partition import TICK_FILE_SCHEMA, ProcessedBatch, to_record_batch
 
 log = logging.getLogger(__name__)
 
 STATE_DIR: Final = "_state"
 COMPACT_EVERY: Final = 64
-"""Pending record batches of a partition merged into one every this many."""
+"""Pending column chunks of a partition concatenated into one every this many."""
 CHECKPOINT_FORMAT: Final = 1
 
 
@@ -78,9 +78,36 @@ class FlushJob:
     partition: int
     first_offset: int
     next_offset: int
-    ticks: pa.Table
+    parts: list[dict[str, np.ndarray]]
+    """The pending rows as numpy column chunks (see :class:`PartitionBuffer`)."""
+    symbol_names: pa.Array | None
+    """The partition's symbols by code (``_codes`` in ``parts`` index it)."""
     state: bytes
     """:meth:`PartitionState.to_json` after the last record of the flush."""
+    _table: pa.Table | None = None
+
+    @property
+    def ticks(self) -> pa.Table:
+        """The rows as an Arrow table (built once, in the writer thread)."""
+        if self._table is None:
+            if not self.parts or self.symbol_names is None:
+                self._table = TICK_FILE_SCHEMA.empty_table()
+            else:
+                columns = _concat(self.parts)
+                codes = columns.pop(CODES)
+                batch = to_record_batch(columns, codes, self.symbol_names)
+                self._table = pa.Table.from_batches([batch])
+        return self._table
+
+
+CODES: Final = "_codes"
+"""Key of the symbol codes in a pending column chunk."""
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if len(parts) == 1:
+        return dict(parts[0])
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,14 +394,21 @@ def _atomic_write_local(path: str, data: bytes) -> None:
 
 
 class PartitionBuffer:
-    """Rows of one partition consumed since its last flush."""
+    """Rows of one partition consumed since its last flush.
+
+    Kept as numpy column chunks, not Arrow: a low-latency feed makes many tiny
+    batches, and Arrow arrays cost far more per batch than their data. Every
+    :data:`COMPACT_EVERY` chunks are concatenated into one; Arrow is built once
+    per flush, in the writer thread.
+    """
 
     def __init__(self, partition: int, next_offset: int) -> None:
         self.partition = partition
         self.first_offset = next_offset
         self.next_offset = next_offset
-        self.batches: list[pa.RecordBatch] = []
-        self.small: list[pa.RecordBatch] = []
+        self.parts: list[dict[str, np.ndarray]] = []
+        self.small: list[dict[str, np.ndarray]] = []
+        self.symbol_names: pa.Array | None = None
         self.rows = 0
         self.nbytes = 0
         self.opened_at: float | None = None
@@ -390,16 +424,16 @@ class PartitionBuffer:
             self.first_offset = batch.first_offset
             self.opened_at = time.monotonic()
         self.next_offset = batch.next_offset
-        if batch.num_rows:
-            rows = batch.rows()
-            self.small.append(rows)
-            self.rows += rows.num_rows
-            self.nbytes += rows.nbytes
+        n = batch.num_rows
+        if n:
+            part = {**batch.columns, CODES: batch.codes}
+            self.small.append(part)
+            self.symbol_names = batch.symbol_names  # codes only grow: the newest covers all
+            self.rows += n
+            # object columns hold pointers to shared strings; count them as ~16 bytes a row
+            self.nbytes += sum(v.nbytes for v in part.values()) + 16 * n
             if len(self.small) >= COMPACT_EVERY:
-                # A low-latency feed makes many tiny batches, and each Arrow array costs
-                # far more than its data: merge them so 30 s of them stay cheap to hold.
-                merged = pa.Table.from_batches(self.small, schema=TICK_FILE_SCHEMA)
-                self.batches.extend(merged.combine_chunks().to_batches())
+                self.parts.append(_concat(self.small))
                 self.small = []
 
     def due(self, now: float, options: LakeOptions) -> bool:
@@ -410,10 +444,16 @@ class PartitionBuffer:
         return self.opened_at is not None and now - self.opened_at >= options.roll_seconds
 
     def take(self, state: bytes) -> FlushJob:
-        table = pa.Table.from_batches(self.batches + self.small, schema=TICK_FILE_SCHEMA)
-        job = FlushJob(self.partition, self.first_offset, self.next_offset, table, state)
+        job = FlushJob(
+            self.partition,
+            self.first_offset,
+            self.next_offset,
+            self.parts + self.small,
+            self.symbol_names,
+            state,
+        )
         self.first_offset = self.next_offset
-        self.batches = []
+        self.parts = []
         self.small = []
         self.rows = 0
         self.nbytes = 0
