@@ -63,6 +63,8 @@ SCENARIOS: list[Scenario] = [
              ["--repeats", "2", "--records", "300000", "--compression", "zstd"], 900),
     Scenario("ingest", "bench_ingest.py", ["--repeats", "3"],
              ["--repeats", "1", "--naive-seconds", "8"], 1200),
+    Scenario("ingest_latency", "bench_ingest_latency.py", ["--repeats", "3"],
+             ["--repeats", "1", "--seconds", "8"], 900),
     Scenario("latency", "bench_latency.py", [], ["--quick"], 1500),
     Scenario("query", "bench_query.py", ["--repeats", "3"],
              ["--repeats", "1", "--seconds", "4"], 1500),
