@@ -53,8 +53,11 @@ FAKE_NODE_LABEL = ("ticklake.dev/fake-node", "kwok")
 
 # kwok's stages: what a kubelet would do, reduced to what the tests need.
 # A labelled Node becomes Ready; a Pod bound to it becomes Running and Ready
-# at once; a Pod being deleted is let go. kwok evaluates `key` as a jq
-# expression and fills the status templates (Go templates) itself.
+# at once, unless it runs once (restartPolicy Never: `helm test` hooks, Job
+# pods), which instead finishes at once with exit code 0; a Pod being deleted
+# is let go. The two Pod stages select disjoint Pods because kwok picks at
+# random among matching stages. kwok evaluates `key` as a jq expression and
+# fills the status templates (Go templates) itself.
 KWOK_STAGES = """\
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
@@ -95,6 +98,9 @@ spec:
       operator: DoesNotExist
     - key: .status.podIP
       operator: DoesNotExist
+    - key: .spec.restartPolicy
+      operator: NotIn
+      values: ["Never"]
   next:
     statusTemplate: |
       phase: Running
@@ -114,6 +120,53 @@ spec:
         started: true
         restartCount: 0
         state: {running: {startedAt: {{ Now | Quote }}}}
+      {{ end }}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: ticklake-pod-complete
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - key: .metadata.deletionTimestamp
+      operator: DoesNotExist
+    - key: .status.podIP
+      operator: DoesNotExist
+    - key: .spec.restartPolicy
+      operator: In
+      values: ["Never"]
+  next:
+    statusTemplate: |
+      phase: Succeeded
+      startTime: {{ Now | Quote }}
+      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+      podIP: {{ PodIP | Quote }}
+      conditions:
+      - {type: PodScheduled, status: "True", lastTransitionTime: {{ Now | Quote }}}
+      - {type: Initialized, status: "True", lastTransitionTime: {{ Now | Quote }}}
+      - type: ContainersReady
+        status: "False"
+        reason: PodCompleted
+        lastTransitionTime: {{ Now | Quote }}
+      - type: Ready
+        status: "False"
+        reason: PodCompleted
+        lastTransitionTime: {{ Now | Quote }}
+      containerStatuses:
+      {{ range .spec.containers }}
+      - name: {{ .name | Quote }}
+        image: {{ .image | Quote }}
+        ready: false
+        started: false
+        restartCount: 0
+        state:
+          terminated:
+            exitCode: 0
+            reason: Completed
+            startedAt: {{ Now | Quote }}
+            finishedAt: {{ Now | Quote }}
       {{ end }}
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1
