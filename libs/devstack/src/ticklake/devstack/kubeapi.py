@@ -3,8 +3,11 @@
 No cluster can run on a developer machine or in CI here, but the API server can:
 it validates objects against CRD schemas, serves subresources (``scale``,
 ``status``), enforces RBAC and stores Events, which is everything the operator
-talks to. No kubelet, scheduler or controller-manager runs, so a Deployment's
-``spec.replicas`` changes but no Pod ever appears.
+talks to. By default no kubelet, scheduler or controller-manager runs, so a
+Deployment's ``spec.replicas`` changes but no Pod ever appears; with
+``workloads=True`` kube-controller-manager, kube-scheduler and kwok run too, so
+Deployments get fake Running Pods (and ``restartPolicy: Never`` Pods, such as
+``helm test`` hooks, succeed at once).
 
 The binaries are built from the Go module proxy by ``tools/k8s/build.sh`` into
 ``$TICKLAKE_CACHE/bin`` (default ``~/.cache/ticklake/bin``); see
