@@ -97,6 +97,8 @@ class FlushJob:
                 codes = columns.pop(CODES)
                 batch = to_record_batch(columns, codes, self.symbol_names)
                 self._table = pa.Table.from_batches([batch])
+                # the chunks are copied into Arrow; the table stays for a retry
+                self.parts = []
         return self._table
 
 
