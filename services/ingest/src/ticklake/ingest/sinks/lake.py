@@ -73,33 +73,37 @@ class LakeOptions:
 
 @dataclass(slots=True)
 class FlushJob:
-    """One partition's records ``[first_offset, next_offset)`` ready to be written."""
+    """One partition's records ``[first_offset, next_offset)`` ready to be written.
+
+    The rows are either an Arrow ``table`` or, from :class:`PartitionBuffer`,
+    numpy column chunks (``parts``) turned into a table in the writer thread.
+    """
 
     partition: int
     first_offset: int
     next_offset: int
-    parts: list[dict[str, np.ndarray]]
-    """The pending rows as numpy column chunks (see :class:`PartitionBuffer`)."""
-    symbol_names: pa.Array | None
-    """The partition's symbols by code (``_codes`` in ``parts`` index it)."""
+    table: pa.Table | None
     state: bytes
     """:meth:`PartitionState.to_json` after the last record of the flush."""
-    _table: pa.Table | None = None
+    parts: list[dict[str, np.ndarray]] = field(default_factory=list)
+    """Pending rows as numpy column chunks (see :class:`PartitionBuffer`)."""
+    symbol_names: pa.Array | None = None
+    """The partition's symbols by code (``_codes`` in ``parts`` index it)."""
 
     @property
     def ticks(self) -> pa.Table:
         """The rows as an Arrow table (built once, in the writer thread)."""
-        if self._table is None:
+        if self.table is None:
             if not self.parts or self.symbol_names is None:
-                self._table = TICK_FILE_SCHEMA.empty_table()
+                self.table = TICK_FILE_SCHEMA.empty_table()
             else:
                 columns = _concat(self.parts)
                 codes = columns.pop(CODES)
                 batch = to_record_batch(columns, codes, self.symbol_names)
-                self._table = pa.Table.from_batches([batch])
+                self.table = pa.Table.from_batches([batch])
                 # the chunks are copied into Arrow; the table stays for a retry
                 self.parts = []
-        return self._table
+        return self.table
 
 
 CODES: Final = "_codes"
@@ -450,9 +454,10 @@ class PartitionBuffer:
             self.partition,
             self.first_offset,
             self.next_offset,
-            self.parts + self.small,
-            self.symbol_names,
+            None,
             state,
+            parts=self.parts + self.small,
+            symbol_names=self.symbol_names,
         )
         self.first_offset = self.next_offset
         self.parts = []
