@@ -73,3 +73,21 @@ async def test_sigterm_flushes_the_lake_commits_and_exits_within_the_grace_perio
     assert '"signal received; stopping"' in log.read_text().replace(" ", "") or (
         "signal received" in log.read_text()
     )
+
+
+async def test_sigterm_while_kafka_is_unreachable_exits_cleanly(
+    ingest_redis: str, redis_password: str, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        "127.0.0.1:1", unique_topic(), tmp_path / "lake", ingest_redis, redis_password
+    )
+    log = tmp_path / "ingest.log"
+    proc, _ = start_ingest(env_of(settings), log)
+    try:
+        await wait_until(lambda: "retrying" in log.read_text(), 30, "a retry logged")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, log.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "stopped while still connecting to Kafka" in log.read_text()

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
@@ -96,7 +97,13 @@ class IngestService:
     async def run(self) -> None:
         """Start, consume until :attr:`stop_event` is set, then stop."""
         try:
-            await self.start()
+            try:
+                await self.start()
+            except (KafkaError, OSError):
+                if not self.stop_event.is_set():
+                    raise
+                log.info("stopped while still connecting to Kafka")
+                return
             await self.consumer.run(self.stop_event)
         finally:
             await self.stop()
