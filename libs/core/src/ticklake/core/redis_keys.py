@@ -26,8 +26,8 @@ def latest_key(symbol: str) -> str:
 def tail_key(symbol: str) -> str:
     """Redis Stream with the recent ticks of ``symbol`` that may not be in the lake yet.
 
-    Each entry's fields are the lake columns of one tick (see
-    :mod:`ticklake.core.lake_layout`), string-encoded.
+    Each entry holds one tick: ``kafka_offset`` and ``tick`` (the lake columns
+    as a JSON object); encode and decode with :mod:`ticklake.core.latest_hash`.
     """
     return f"sym:{symbol}:tail"
 
