@@ -10,7 +10,7 @@ request). The copy is only trusted while the subscription is up:
 * when the subscription (re)connects or drops, the copy is emptied and its
   *generation* moves on; reads then go to Redis (or the lake) as before;
 * a row from the channel always replaces the copy: ingest publishes exactly
-  the rows its guarded hash update accepted (newer by ``(seq, kafka_offset)``);
+  the rows its guarded hash update accepted (newer by ``(ts_ns, seq, kafka_offset)``);
 * a row read from Redis is kept only if the subscription was up, in the same
   generation, when the read started, and only if no fresh row arrived from the
   channel meanwhile: so no channel update can be lost or undone;
