@@ -239,6 +239,78 @@ def bench_bars(redis_server: RedisServer, n: int, repeats: int) -> dict[str, Any
     return out
 
 
+TICKS_PAGE = 50_000
+"""Rows of one /ticks page in the history scenario: the API's default ``max_rows``."""
+
+
+def bench_ticks(redis_server: RedisServer, n: int, repeats: int) -> dict[str, Any]:
+    """``/ticks`` for one symbol's day: the first full page (Arrow IPC) and a page deep in it.
+
+    Fetching all of a 10-million-tick day goes through ``n / TICKS_PAGE`` pages,
+    so the per-page cost is the figure; the references run the same query (same
+    window, order and limit) directly in DuckDB and in pandas on the same files.
+    """
+    ticks_lake, _ = ensure_lakes(n)
+    lo, hi = DAY_START_NS, DAY_START_NS + DAY_NS
+    glob = f"{ticks_lake}/ticks/*/*.parquet"
+    conn = duckdb.connect()
+    out: dict[str, Any] = {"ticks_in_day": n, "rows_per_page": TICKS_PAGE,
+                           "pages_for_the_day": -(-n // TICKS_PAGE)}  # fmt: skip
+
+    def direct() -> int:
+        table = conn.sql(
+            "SELECT * FROM read_parquet($glob, hive_partitioning = false) "
+            "WHERE symbol = $symbol AND ts_ns >= $lo AND ts_ns < $hi "
+            "ORDER BY ts_ns, kafka_partition, kafka_offset LIMIT $limit",
+            params={"glob": glob, "symbol": SYMBOL, "lo": lo, "hi": hi, "limit": TICKS_PAGE},
+        ).to_arrow_table()
+        return int(table.num_rows)
+
+    def with_pandas() -> int:
+        df = pd.read_parquet(ticks_lake / "ticks", filters=[("symbol", "==", SYMBOL)])
+        df = df[(df.ts_ns >= lo) & (df.ts_ns < hi)]
+        return len(df.nsmallest(TICKS_PAGE, "ts_ns"))
+
+    for name, fn in (("direct_duckdb", direct), ("pandas", with_pandas)):
+        median, samples, rows = time_it(fn, repeats)
+        assert rows == TICKS_PAGE, (name, rows)
+        out[name] = {"median_s": round(median, 4), "runs_s": [round(x, 4) for x in samples]}
+
+    port = free_port()
+    proc = api_process(port, redis_server, ticks_lake)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            params = {"start": lo, "end": hi, "limit": TICKS_PAGE, "format": "arrow"}
+
+            def first_page() -> str:
+                r = client.get(f"/ticks/{SYMBOL}", params=params)
+                r.raise_for_status()
+                return r.headers["X-Next-Cursor"]
+
+            median, samples, cursor = time_it(first_page, repeats)
+            out["api_first_page"] = {"median_s": round(median, 4),
+                                     "runs_s": [round(x, 4) for x in samples]}  # fmt: skip
+            for _ in range(8):  # walk to the 10th page, then time that one
+                r = client.get(f"/ticks/{SYMBOL}", params={**params, "cursor": cursor})
+                r.raise_for_status()
+                cursor = r.headers["X-Next-Cursor"]
+
+            def deep_page() -> int:
+                r = client.get(f"/ticks/{SYMBOL}", params={**params, "cursor": cursor})
+                r.raise_for_status()
+                return len(r.content)
+
+            median, samples, _ = time_it(deep_page, repeats)
+            out["api_tenth_page"] = {"median_s": round(median, 4),
+                                     "runs_s": [round(x, 4) for x in samples]}  # fmt: skip
+    finally:
+        stop_process(proc)
+    out["api_first_page"]["vs_direct_duckdb"] = round(
+        out["api_first_page"]["median_s"] / out["direct_duckdb"]["median_s"], 3
+    )
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -252,6 +324,7 @@ def main() -> int:
         empty_lake = Path(tmp) / "lake"
         latest = bench_latest(redis_server, empty_lake, args.repeats, args.seconds)
         bars = bench_bars(redis_server, args.ticks, max(args.repeats, 5))
+        ticks = bench_ticks(redis_server, args.ticks, max(args.repeats, 3))
 
     api, bare = latest["latest"], latest["bare"]
     checks = {
@@ -276,6 +349,7 @@ def main() -> int:
         "latest": latest,
         "latest_max_rps_ratio_to_bare": round(api["max_rps"] / bare["max_rps"], 3),
         "bars_1m": bars,
+        "ticks_one_day": ticks,
         "targets_met": checks,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ UNITS: dict[str, str] = {
     "history.duckdb_direct_s": "s",
     "history.pandas_s": "s",
     "history.ticks_one_day_s": "s",
+    "history.ticks_tenth_page_s": "s",
     "history.ticks_one_day_duckdb_direct_s": "s",
     "decode.us_per_tick": "µs/tick",
     "ingest.durable_ticks_per_s": "ticks/s",
@@ -102,7 +103,8 @@ def figures(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "history.bars_1m_from_bars_dataset_s": dig(q, "bars_1m", "api_from_bars_1m", "median_s"),
         "history.duckdb_direct_s": dig(q, "bars_1m", "direct_duckdb", "median_s"),
         "history.pandas_s": dig(q, "bars_1m", "pandas", "median_s"),
-        "history.ticks_one_day_s": dig(q, "ticks_one_day", "api", "median_s"),
+        "history.ticks_one_day_s": dig(q, "ticks_one_day", "api_first_page", "median_s"),
+        "history.ticks_tenth_page_s": dig(q, "ticks_one_day", "api_tenth_page", "median_s"),
         "history.ticks_one_day_duckdb_direct_s": dig(
             q, "ticks_one_day", "direct_duckdb", "median_s"
         ),
@@ -296,10 +298,12 @@ def write_report(latest: dict[str, Any], plots: list[Path], doc_dir: Path) -> st
          "pandas reading the same files", g("history.pandas_s"), "s", ""),
         ("/bars 1m from ingest's bars_1m dataset", g("history.bars_1m_from_bars_dataset_s"),
          "same DuckDB query on the tick files", g("history.duckdb_direct_s"), "s", ""),
-        ("/ticks one day, one symbol", g("history.ticks_one_day_s"),
+        ("/ticks one symbol's day, first 50k-row page (Arrow)", g("history.ticks_one_day_s"),
          "same DuckDB query on the files", g("history.ticks_one_day_duckdb_direct_s"), "s", ""),
-        ("/ticks one day, one symbol", g("history.ticks_one_day_s"),
+        ("/ticks one symbol's day, first 50k-row page (Arrow)", g("history.ticks_one_day_s"),
          "pandas reading the same files", g("history.ticks_one_day_pandas_s"), "s", ""),
+        ("/ticks one symbol's day, 10th page (cursor)", g("history.ticks_tenth_page_s"),
+         "same DuckDB query on the files", g("history.ticks_one_day_duckdb_direct_s"), "s", ""),
     ])  # fmt: skip
     failed("query")
     if plots:
