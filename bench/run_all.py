@@ -153,7 +153,14 @@ def main() -> int:
             continue
         outputs[scenario.name] = run_scenario(scenario, args.quick)
 
-    latest = build_latest(outputs, machine_facts(), git_commit(), quick=args.quick)
+    machine, commit, quick = machine_facts(), git_commit(), args.quick
+    previous = RESULTS / "latest.json"
+    if args.report_only and previous.exists():
+        # the figures come from that earlier run: keep its machine facts and commit
+        before = json.loads(previous.read_text())
+        machine, commit = before["machine"], before["git_commit"]
+        quick = before.get("mode") == "quick"
+    latest = build_latest(outputs, machine, commit, quick=quick)
     (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2, default=str) + "\n")
     PLOTS.mkdir(parents=True, exist_ok=True)
     plots = write_plots(latest, PLOTS)
