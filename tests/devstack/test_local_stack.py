@@ -133,3 +133,11 @@ def test_redis_server_stops_cleanly(tmp_path: Path) -> None:
     server.stop()
     assert not server.ping()
     server.stop()  # idempotent
+
+
+def test_cluster_ids_never_look_like_options() -> None:
+    from ticklake.devstack.kafka import cluster_id
+
+    ids = [cluster_id() for _ in range(2000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)

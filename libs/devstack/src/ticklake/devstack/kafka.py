@@ -98,9 +98,16 @@ def java_command(main_class: str, *args: str, heap: str = "512m") -> list[str]:
     ]
 
 
-def _cluster_id() -> str:
-    # Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+def cluster_id() -> str:
+    """A random Kafka cluster id: 16 bytes as URL-safe base64 without padding.
+
+    Like Kafka's own ``Uuid.randomUuid`` it never starts with ``-``: the storage
+    tool's argument parser would read such an id as an option (1 start in 64).
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 class KafkaBroker:
@@ -174,7 +181,7 @@ class KafkaBroker:
             return
         argv = java_command(
             "kafka.tools.StorageTool",
-            "format", "--standalone", "-t", _cluster_id(), "-c", str(config),
+            "format", "--standalone", f"--cluster-id={cluster_id()}", "-c", str(config),
             heap="256m",
         )  # fmt: skip
         result = subprocess.run(argv, capture_output=True, text=True)
