@@ -39,12 +39,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from bench_ingest import create_topic, ingest_env, private_stack, rss_mb, start_ingest, stop_ingest
 
 from ticklake.core.tick import Tick, encode_tick
 from ticklake.devstack import metrics_text, ports, process
-from ticklake.devstack.kafka import KafkaBroker, java_command
-from ticklake.devstack.redis import RedisServer
+from ticklake.devstack.kafka import java_command
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -62,27 +61,11 @@ def record_size() -> int:
     return len(encode_tick(tick))
 
 
-async def create_topic(bootstrap: str, name: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
-    finally:
-        await admin.close()
-
-
 def scrape(port: int) -> str:
     text = metrics_text.scrape(f"http://127.0.0.1:{port}/metrics", timeout=5)
     if text is None:
         raise RuntimeError(f"ingest /metrics on port {port} does not answer")
     return text
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def ready(port: int) -> bool:
@@ -166,29 +149,18 @@ def main() -> int:
     soak_s = args.soak_seconds or (45.0 if args.quick else 300.0)
     size = record_size()
 
-    with tempfile.TemporaryDirectory(prefix="ticklake-latency-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="ticklake-latency-") as tmp,
+        private_stack(Path(tmp)) as (bootstrap, redis_server),
+    ):
         base = Path(tmp)
         logs = base / "logs"
-        broker = KafkaBroker(base / "kafka")
-        redis = RedisServer(base / "redis")
-        broker.start()
-        redis.start()
-        topic = f"latency-{uuid.uuid4().hex[:8]}"
-        asyncio.run(create_topic(broker.bootstrap, topic))
+        logs.mkdir()
+        topic = asyncio.run(create_topic(bootstrap, PARTITIONS))
         ingest_port = ports.free_port()
-        ingest = process.spawn(
-            [str(BIN / "ticklake-ingest")],
+        ingest = start_ingest(
+            ingest_env(bootstrap, topic, redis_server, base / "lake", ingest_port),
             logs / "ingest.log",
-            env={
-                "TICKLAKE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-                "TICKLAKE_TICKS_TOPIC": topic,
-                "TICKLAKE_CONSUMER_GROUP": f"bench-{topic}",
-                "TICKLAKE_REDIS_URL": redis.url,
-                "TICKLAKE_REDIS_PASSWORD": redis.password,
-                "TICKLAKE_LAKE_URI": str(base / "lake"),
-                "TICKLAKE_HTTP_PORT": str(ingest_port),
-                "TICKLAKE_LOG_LEVEL": "WARNING",
-            },
         )
         results: dict[str, Any] = {}
         try:
@@ -197,19 +169,17 @@ def main() -> int:
                 measure = soak_s if rate == 5000 else measure_s
                 print(f"rate {rate}/s: warm-up {warmup_s:.0f} s, measuring {measure:.0f} s",
                       flush=True)  # fmt: skip
-                row = run_rate(broker.bootstrap, topic, rate, warmup_s, measure,
+                row = run_rate(bootstrap, topic, rate, warmup_s, measure,
                                ingest_port, ingest.pid, logs)  # fmt: skip
                 records = max(2000, min(20000, int(rate * measure_s / 10)))
-                row.update(kafka_end_to_end(broker.bootstrap, records, size))
+                row.update(kafka_end_to_end(bootstrap, records, size))
                 results[str(rate)] = row
                 print(f"  ticklake p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms "
                       f"p99.9 {row['p999_ms']} ms at {row['achieved_rate']}/s | Kafka "
                       f"EndToEndLatency p50 {row['kafka_e2e_p50_ms']} p99 "
                       f"{row['kafka_e2e_p99_ms']} ms", flush=True)  # fmt: skip
         finally:
-            process.stop(ingest, timeout=30)
-            redis.stop()
-            broker.stop()
+            stop_ingest(ingest)
 
     soak = results.get("5000", {})
     report = {
@@ -227,8 +197,8 @@ def main() -> int:
         "kafka_reference": "org.apache.kafka.tools.EndToEndLatency, acks=all, one record at a time",
         "command": " ".join(["uv run python bench/bench_latency.py", *sys.argv[1:]]),
         "load_average": list(os.getloadavg()),
+        "medians_note": "each figure is a quantile over every tick of its window",
     }
-    report["medians_note"] = "each figure is a quantile over every tick of its window"
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -9,14 +9,9 @@ so every answer has to come from the lake.
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -29,7 +24,8 @@ from query.running_api import RunningApi
 from ticklake.core.lake_fs import open_lake
 from ticklake.core.settings import LakeFields
 from ticklake.core.topics import TICKS_TOPIC
-from ticklake.devstack.ports import free_port, port_open
+from ticklake.devstack.ports import free_port
+from ticklake.devstack.s3 import S3Server
 from ticklake.ingest.sinks.lake import FlushJob, LakeOptions, LakeWriter
 
 BUCKET = "query-lake"
@@ -42,23 +38,10 @@ N_TICKS = 240  # two hours, two ticks per minute bar
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A moto S3 server on a free loopback port, with :data:`BUCKET` created."""
-    port = free_port()
-    binary = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while not port_open(port):
-            assert proc.poll() is None, "moto_server exited"
-            assert time.monotonic() < deadline, "moto_server did not start"
-            time.sleep(0.1)
-        endpoint = f"http://127.0.0.1:{port}"
+    with S3Server(tmp_path_factory.mktemp("moto")) as server:
+        endpoint = server.endpoint
         s3_client(endpoint).create_bucket(Bucket=BUCKET)
         yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
 
 
 def s3_client(endpoint: str) -> Any:

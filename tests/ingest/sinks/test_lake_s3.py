@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pyarrow.dataset as ds
@@ -28,7 +23,7 @@ from ingest_kit import (
 
 from ticklake.core.lake_fs import open_lake
 from ticklake.core.settings import LakeFields
-from ticklake.devstack.ports import free_port, port_open
+from ticklake.devstack.s3 import S3Server
 from ticklake.ingest.sinks.lake import LakeOptions, LakeWriter
 
 BUCKET = "lake"
@@ -36,17 +31,8 @@ BUCKET = "lake"
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    binary = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while not port_open(port):
-            assert proc.poll() is None, "moto_server exited"
-            assert time.monotonic() < deadline, "moto_server did not start"
-            time.sleep(0.1)
-        endpoint = f"http://127.0.0.1:{port}"
+    with S3Server(tmp_path_factory.mktemp("moto")) as server:
+        endpoint = server.endpoint
         boto3.client(
             "s3",
             endpoint_url=endpoint,
@@ -55,10 +41,6 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             region_name="us-east-1",
         ).create_bucket(Bucket=BUCKET)
         yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
 
 
 def s3_fields(endpoint: str, prefix: str) -> dict[str, str]:
