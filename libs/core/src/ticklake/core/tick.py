@@ -204,7 +204,9 @@ def _validated(tick: Tick) -> Tick:
                 DecodeReason.BAD_EXCHANGE, f"exchange {exchange!r} must match [A-Z0-9_]{{1,12}}"
             )
         exchange = upper
-    if symbol is not tick.symbol or exchange is not tick.exchange:
+    # compared by value: the memo hands back an equal but distinct str object, and a
+    # rebuilt struct per tick would cost more than the comparison
+    if symbol != tick.symbol or exchange != tick.exchange:
         return msgspec.structs.replace(tick, symbol=symbol, exchange=exchange)
     return tick
 
