@@ -102,7 +102,13 @@ def test_kind_config_shape() -> None:
     roles = [n["role"] for n in config["nodes"]]
     assert roles == ["control-plane", "worker", "worker"]
     mappings = {m["containerPort"]: m["hostPort"] for m in config["nodes"][0]["extraPortMappings"]}
-    assert mappings[30800] == 8000  # the query API's NodePort in skaffold.yaml
+    assert mappings[30800] == 18000  # the query API's NodePort in skaffold.yaml
+    # Host ports of kind's mappings and skaffold's port-forwards never meet
+    # each other nor `make run`'s query API (8000) and Prometheus (9090).
+    skaffold = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    forwarded = [f["localPort"] for f in skaffold["portForward"]]
+    taken = [*mappings.values(), *forwarded, 8000, 9090]
+    assert len(taken) == len(set(taken)), taken
     assert 'config_path = "/etc/containerd/certs.d"' in config["containerdConfigPatches"][0]
 
 
