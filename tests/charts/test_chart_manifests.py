@@ -25,6 +25,8 @@ from chartkit import (
     pod_labels,
     pod_templates,
     render,
+    run,
+    tool,
 )
 
 ALL_SETS = sorted(VALUE_SETS)
@@ -487,6 +489,18 @@ def test_prometheus_rule_is_the_alerts_file() -> None:
         "TicklakeConsumerLagHigh", "TicklakeDeadLettersArriving", "TicklakeNoTicks",
         "TicklakeEndToEndLatencyHigh", "TicklakeLakeWriteErrors",
     }  # fmt: skip
+
+
+def test_prometheus_rule_for_overrides_replace_only_the_named_alerts() -> None:
+    text = helm_template(sets=["monitoring.prometheusRule.forOverrides.TicklakeNoTicks=15s"],
+                         show_only="templates/monitoring/prometheusrule.yaml")  # fmt: skip
+    (rule,) = parse(text)
+    durations = {r["alert"]: r.get("for") for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert durations["TicklakeNoTicks"] == "15s"
+    assert durations["TicklakeConsumerLagHigh"] == "5m"  # untouched
+    typo = run([tool("helm"), "template", "t", str(ROOT / "charts/ticklake"), "--set",
+                "monitoring.prometheusRule.forOverrides.TicklakeNoTick=15s"])  # fmt: skip
+    assert typo.returncode != 0 and 'no alert "TicklakeNoTick"' in typo.stderr
 
 
 def test_every_value_has_a_comment() -> None:

@@ -5,12 +5,13 @@ against the session's real Kafka and Redis, on a topic of their own; the
 producer's simulated feed flows through ingest into the lake and Redis, and
 the query API answers a few requests. Then each ``/metrics`` is scraped and
 every ``ticklake_*`` name in ``files/alerts.yaml`` and the dashboard must be a
-sample name of a metric family a service exports (a labelled family with no
-samples yet still declares its name and type).
+sample name of a metric family a service (or the operator's registry) exports
+(a labelled family with no samples yet still declares its name and type).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import sys
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
 
+import prometheus_client
 import pytest
 import yaml
 from chartkit import ROOT
@@ -139,10 +141,16 @@ def scrapes(
         base = f"http://127.0.0.1:{port['query-api']}"
         for path in ("/readyz", "/symbols", "/latest", "/healthz"):
             get(base + path)
-        yield {
+        scraped = {
             name: metrics_text.scrape(f"http://127.0.0.1:{port[name]}/metrics") or ""
             for name in services
         }
+        # The operator serves prometheus_client's default registry, where its
+        # metrics module declares every family (it needs a cluster to run;
+        # tests/cluster/test_monitoring.py scrapes the real one).
+        importlib.import_module("ticklake.operator.metrics")
+        scraped["operator"] = prometheus_client.generate_latest().decode()
+        yield scraped
     finally:
         for proc in procs.values():
             process.stop(proc, timeout=40)
