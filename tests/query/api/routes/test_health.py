@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -15,6 +16,40 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "redis": True, "lake": True, "stream": True}
+
+
+async def test_the_prototypes_health_path_answers_like_healthz(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health")).json() == (await client.get("/healthz")).json()
+
+
+async def test_a_dead_stream_hub_makes_readyz_unready_with_the_reason(
+    tmp_path, query_redis_url: str, redis_password: str, ingest: IngestLike
+) -> None:
+    from query.conftest import api_settings
+
+    settings = api_settings(
+        redis_url=query_redis_url, redis_password=redis_password, lake_uri=str(tmp_path / "lake")
+    )
+    (tmp_path / "lake").mkdir()
+    with RunningApi(settings) as running:
+        async with httpx.AsyncClient(base_url=running.url) as c:
+            assert (await c.get("/readyz")).status_code == 200
+            hub = running.app.state.runtime.hub
+
+            def broken(batch: object) -> None:
+                raise RuntimeError("a bug in fan-out (injected)")
+
+            hub.publish_local = broken  # the hub's task dies on the next message
+            deadline = time.monotonic() + 10
+            while hub.died is None and time.monotonic() < deadline:
+                rows = ingest.process(make_ticks(new_symbol(), 1, start_ns=time.time_ns()))
+                ingest.to_redis(rows, publish=True)
+                await asyncio.sleep(0.1)
+            r = await c.get("/readyz")
+            assert r.status_code == 503
+            assert r.json()["status"] == "unready"
+            assert "injected" in r.json()["stream_error"]
+            assert (await c.get("/healthz")).status_code == 200
 
 
 async def test_metrics_count_requests_per_route_template(

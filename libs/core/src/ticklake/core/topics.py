@@ -29,6 +29,9 @@ HEADER_DLQ_DETAIL: Final = "tl-dlq-detail"
 HEADER_DLQ_SOURCE_TOPIC: Final = "tl-dlq-source-topic"
 HEADER_DLQ_SOURCE_PARTITION: Final = "tl-dlq-source-partition"
 HEADER_DLQ_SOURCE_OFFSET: Final = "tl-dlq-source-offset"
+HEADER_DLQ_ID: Final = "tl-dlq-id"
+"""On a dead letter: ``topic/partition/offset`` of the rejected record. A record
+dead-lettered again after a crash carries the same id (deduplicate by it)."""
 
 
 def tick_key(symbol: str) -> bytes:

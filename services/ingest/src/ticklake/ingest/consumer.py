@@ -6,9 +6,15 @@ written, how a partition is recovered). The rules this loop keeps:
 
 * an offset is committed only after the lake flush covering it is durable,
   and after every dead letter below it is acknowledged;
-* a partition's flushes are written one at a time and in order (a slow or
-  failing write pauses that partition once too much waits, instead of
-  holding everything in memory);
+* a partition's flushes are written one at a time and in order: a failing
+  step (dead letters, lake write, commit) is retried with backoff by the same
+  flush task, so nothing later is written or committed for that partition;
+  the partition shows as stalled (:mod:`~ticklake.ingest.stalls`), pauses once
+  too much waits, and a stall that outlasts ``stall_fatal_after_seconds``
+  stops the process (non-zero exit: Kubernetes restarts it, recovery resumes
+  from the last durable flush);
+* a flush task that dies (a bug, not a failed step: those are retried) has
+  lost its job, so the process stops rather than write the next one past a gap;
 * on revoke the partition is flushed and committed before it moves; on assign
   the lake is recovered (interrupted flushes removed) and the state at the
   resume offset loaded, so the series continues exactly;
@@ -41,6 +47,7 @@ from ticklake.ingest.sinks.lake import (
     WrittenFile,
 )
 from ticklake.ingest.sinks.redis_cache import RedisCache
+from ticklake.ingest.stalls import PartitionStalls, Stage
 from ticklake.ingest.state import PartitionState
 
 log = logging.getLogger(__name__)
@@ -85,6 +92,18 @@ async def retry_with_backoff(
             delay = min(delay * 2, max_delay)
 
 
+def _after_attempts(count: int) -> Callable[[], bool]:
+    """A ``give_up`` for :func:`retry_with_backoff` that gives up after ``count`` failures."""
+    failures = 0
+
+    def give_up() -> bool:
+        nonlocal failures
+        failures += 1
+        return failures >= count
+
+    return give_up
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, owner: IngestConsumer) -> None:
         self.owner = owner
@@ -119,6 +138,7 @@ class IngestConsumer:
         self.lake_error: str | None = None
         self.group_joined = False
         self.fatal: BaseException | None = None
+        self.stalls = PartitionStalls(metrics)
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._paused: set[int] = set()
         self._lock = asyncio.Lock()
@@ -163,6 +183,7 @@ class IngestConsumer:
                 session_timeout_ms=s.session_timeout_ms,
                 heartbeat_interval_ms=s.heartbeat_interval_ms,
                 max_poll_interval_ms=s.max_poll_interval_ms,
+                group_instance_id=s.group_instance_id or None,
             )
             try:
                 await consumer.start()
@@ -180,7 +201,14 @@ class IngestConsumer:
         )
         assert self._consumer is not None
         self._consumer.subscribe([self.topic], listener=_Rebalance(self))
-        log.info("consuming", extra={"topic": self.topic, "group": s.consumer_group})
+        log.info(
+            "consuming",
+            extra={
+                "topic": self.topic,
+                "group": s.consumer_group,
+                "group_instance_id": s.group_instance_id,
+            },
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then flush and commit (see :meth:`close`)."""
@@ -188,8 +216,7 @@ class IngestConsumer:
         s = self.settings
         backoff = 0.2
         while not stop.is_set():
-            if self.fatal is not None:
-                raise RuntimeError("ingest cannot continue") from self.fatal
+            self._check_stalls()
             try:
                 data = await self._consumer.getmany(
                     timeout_ms=s.poll_timeout_ms, max_records=s.max_batch_records
@@ -210,6 +237,30 @@ class IngestConsumer:
             if now - self._last_lag_update >= s.metrics_lag_interval_seconds:
                 self._last_lag_update = now
                 self._update_lag()
+        self._check_stalls()
+
+    def _check_stalls(self) -> None:
+        """Raise if the service cannot go on: a fatal error, or a stall past its bound."""
+        if self.fatal is not None:
+            raise RuntimeError(f"ingest cannot continue: {self.fatal!r}") from self.fatal
+        overdue = self.stalls.overdue(self.settings.stall_fatal_after_seconds)
+        if overdue is not None and not self._stopping:
+            partition, stall = overdue
+            log.critical(
+                "partition stalled too long; exiting so that a restart recovers it",
+                extra={
+                    "partition": partition,
+                    "stage": stall.stage.value,
+                    "reason": stall.reason,
+                    "failures": stall.failures,
+                    "fatal_after_s": self.settings.stall_fatal_after_seconds,
+                },
+            )
+            self.fatal = RuntimeError(
+                f"partition {partition} stalled at {stall.stage.value} for over "
+                f"{self.settings.stall_fatal_after_seconds} s ({stall.reason})"
+            )
+            raise RuntimeError(f"ingest cannot continue: {self.fatal}")
 
     async def close(self, grace_seconds: float | None = None) -> None:
         """Flush and commit every partition, leave the group. Idempotent.
@@ -223,13 +274,19 @@ class IngestConsumer:
         self._stopping = True
         grace = self.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         deadline = time.monotonic() + grace
-        try:
-            await asyncio.wait_for(self._flush_all(deadline), max(0.1, grace - 1.0))
-        except (TimeoutError, LakeWriteError, KafkaError) as e:
-            log.error(
-                "shutdown flush incomplete; uncommitted records will be re-processed",
-                extra={"error": repr(e)},
-            )
+        if self.fatal is not None:
+            # Exiting on a failure: a stalled flush would only hold the exit up to the
+            # grace period. Everything not committed is processed again after restart.
+            for task in list(self._inflight.values()):
+                task.cancel()
+        else:
+            try:
+                await asyncio.wait_for(self._flush_all(deadline), max(0.1, grace - 1.0))
+            except Exception as e:
+                log.error(
+                    "shutdown flush incomplete; uncommitted records will be re-processed",
+                    extra={"error": repr(e)},
+                )
         if self._consumer is not None:
             try:
                 await asyncio.wait_for(self._consumer.stop(), max(0.1, deadline - time.monotonic()))
@@ -276,8 +333,10 @@ class IngestConsumer:
         for batch in batches:
             self._account(batch)
             if batch.dead_letters:
-                await self._dlq.publish(batch.dead_letters)
+                # published by the partition's flush task, before the flush covering them
+                self._dlq.queue(batch.dead_letters)
             self.lake.add(batch)
+        self.metrics.dead_letters_pending.set(self._dlq.pending())
         self.metrics.batch_size.observe(total)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
@@ -332,16 +391,22 @@ class IngestConsumer:
         for partition in self.lake.due():
             task = self._inflight.get(partition)
             if task is not None:
-                if self.lake.pending_rows(partition) >= self.settings.lake_max_pending_rows:
+                if (
+                    self.lake.pending_rows(partition) >= self.settings.lake_max_pending_rows
+                    or self._dlq.pending(partition) >= self.settings.dead_letter_max_pending
+                ):
                     if partition not in self._paused:
                         log.warning(
-                            "pausing partition: lake writes are behind",
-                            extra={"partition": partition},
+                            "pausing partition: its flushes are behind",
+                            extra={
+                                "partition": partition,
+                                "pending_rows": self.lake.pending_rows(partition),
+                                "pending_dead_letters": self._dlq.pending(partition),
+                            },
                         )
                         self._consumer.pause(TopicPartition(self.topic, partition))
                         self._paused.add(partition)
                 continue
-            await self._dlq.flush()
             job = self.lake.take(partition)
             if job is None:
                 continue
@@ -352,65 +417,111 @@ class IngestConsumer:
     def _flush_done(self, partition: int, task: asyncio.Task[None]) -> None:
         if self._inflight.get(partition) is task:
             del self._inflight[partition]
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "flush task failed", exc_info=task.exception(), extra={"partition": partition}
-            )
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        assert error is not None
+        if self._stopping:
+            # shutdown's deadline passed mid-retry: nothing was committed past the gap,
+            # and the next owner resumes from the last durable flush
+            log.error("flush abandoned at shutdown", extra={"partition": partition})
+            return
+        # Every failing step is retried inside the task, so getting here is a bug; the
+        # job's rows are gone from the buffer, and writing the next job would leave a
+        # gap under a later commit. Stop instead: the restart recovers from the lake.
+        self.stalls.failed(partition, Stage.FLUSH_TASK, error)
+        log.critical("flush task died", exc_info=error, extra={"partition": partition})
+        self.fatal = error
 
     async def _write_and_commit(self, job: FlushJob, deadline: float | None = None) -> None:
+        """Dead letters, then the lake files, then the commit: each retried until done.
+
+        With a ``deadline`` (shutdown, revoke) a step that still fails raises instead.
+        """
+        partition = job.partition
+        assert self._dlq is not None
+        dlq = self._dlq
+        await self._until_done(
+            partition,
+            Stage.DEAD_LETTERS,
+            lambda: dlq.publish_below(partition, job.next_offset),
+            deadline,
+        )
+        self.metrics.dead_letters_pending.set(dlq.pending())
+        started = time.perf_counter()
+        await self._until_done(partition, Stage.LAKE_WRITE, lambda: self.lake.write(job), deadline)
+        self.metrics.lake_flush_seconds.observe(time.perf_counter() - started)
+        self.lake_ok = True
+        self.lake_error = None
+        await self._until_done(
+            partition, Stage.COMMIT, lambda: self._commit(partition, job.next_offset), deadline
+        )
+        try:
+            await asyncio.to_thread(self.writer.prune, partition, job.next_offset)
+        except (OSError, LakeWriteError) as e:
+            log.warning("could not prune old checkpoints", extra={"error": str(e)})
+
+    async def _until_done(
+        self,
+        partition: int,
+        stage: Stage,
+        attempt: Callable[[], Awaitable[Any]],
+        deadline: float | None,
+    ) -> None:
+        """Run ``attempt`` until it succeeds, with backoff; every failure is recorded.
+
+        Any exception counts (not only the expected ones): a failure in the write path
+        must hold the partition, never be logged and passed over.
+        """
         delay = 0.2
+        max_delay = self.settings.lake_retry_max_seconds
         while True:
-            started = time.perf_counter()
             try:
-                await self.lake.write(job)
-                break
-            except LakeWriteError as e:
-                self.metrics.lake_errors.inc()
-                self.lake_ok = False
-                self.lake_error = str(e)
+                await attempt()
+            except Exception as e:
+                stall = self.stalls.failed(partition, stage, e)
+                if stage is Stage.LAKE_WRITE:
+                    self.metrics.lake_errors.inc()
+                    self.lake_ok = False
+                    self.lake_error = str(e) or type(e).__name__
+                elif stage is Stage.COMMIT:
+                    self.metrics.commit_errors.inc()
                 log.error(
-                    "lake write failed; not committing, will retry",
-                    extra={"error": str(e), "retry_in_s": delay},
+                    f"{stage.value} failed; partition holds, retrying",
+                    exc_info=not isinstance(e, (LakeWriteError, KafkaError)),
+                    extra={
+                        "partition": partition,
+                        "stage": stage.value,
+                        "error": f"{type(e).__name__}: {e}",
+                        "failures": stall.failures,
+                        "retry_in_s": delay,
+                    },
                 )
                 if deadline is not None and time.monotonic() + delay > deadline:
                     raise
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.lake_retry_max_seconds)
-        self.metrics.lake_flush_seconds.observe(time.perf_counter() - started)
-        self.lake_ok = True
-        self.lake_error = None
-        await self._commit(job.partition, job.next_offset)
-        try:
-            await asyncio.to_thread(self.writer.prune, job.partition, job.next_offset)
-        except (OSError, LakeWriteError) as e:
-            log.warning("could not prune old checkpoints", extra={"error": str(e)})
+                delay = min(delay * 2, max_delay)
+                continue
+            self.stalls.progressed(partition)
+            return
 
     async def _commit(self, partition: int, next_offset: int) -> None:
+        """Commit once; a commit for a partition that moved is dropped, not retried."""
         assert self._consumer is not None
         tp = TopicPartition(self.topic, partition)
-        for attempt in range(5):
-            try:
-                await self._consumer.commit({tp: next_offset})
-            except (CommitFailedError, IllegalStateError) as e:
-                # We no longer own the partition. The flush is durable and complete,
-                # so the new owner's recovery resumes after it: nothing is lost or doubled.
-                self.metrics.commit_errors.inc()
-                log.warning(
-                    "commit rejected (partition moved)",
-                    extra={"partition": partition, "error": repr(e)},
-                )
-                return
-            except KafkaError as e:
-                self.metrics.commit_errors.inc()
-                log.warning(
-                    "commit failed; retrying",
-                    extra={"partition": partition, "error": repr(e), "attempt": attempt},
-                )
-                await asyncio.sleep(0.2 * 2**attempt)
-                continue
-            self.committed[partition] = next_offset
-            self.metrics.commits.inc()
+        try:
+            await self._consumer.commit({tp: next_offset})
+        except (CommitFailedError, IllegalStateError) as e:
+            # We no longer own the partition. The flush is durable and complete,
+            # so the new owner's recovery resumes after it: nothing is lost or doubled.
+            self.metrics.commit_errors.inc()
+            log.warning(
+                "commit rejected (partition moved)",
+                extra={"partition": partition, "error": repr(e)},
+            )
             return
+        self.committed[partition] = next_offset
+        self.metrics.commits.inc()
 
     async def _finish_partition(self, partition: int, deadline: float) -> None:
         """Wait for the partition's in-flight flush, flush the rest, commit."""
@@ -419,13 +530,12 @@ class IngestConsumer:
         if task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(task), max(0.1, deadline - time.monotonic()))
-            except (TimeoutError, LakeWriteError) as e:
+            except Exception as e:
                 log.error(
                     "in-flight flush did not finish",
                     extra={"partition": partition, "error": repr(e)},
                 )
                 return
-        await self._dlq.flush()
         job = self.lake.take(partition)
         if job is not None:
             await self._write_and_commit(job, deadline)
@@ -444,7 +554,7 @@ class IngestConsumer:
                     continue
                 try:
                     await self._finish_partition(partition, deadline)
-                except (LakeWriteError, KafkaError) as e:
+                except Exception as e:
                     log.error(
                         "could not flush a revoked partition; its new owner re-processes",
                         extra={"partition": partition, "error": repr(e)},
@@ -456,6 +566,9 @@ class IngestConsumer:
         self.lake.close_partition(partition)
         self.committed.pop(partition, None)
         self._paused.discard(partition)
+        self.stalls.forget(partition)
+        if self._dlq is not None:
+            self._dlq.forget(partition)
         try:
             self.metrics.committed_lag.remove(str(partition))
         except KeyError:
@@ -508,7 +621,15 @@ class IngestConsumer:
         )
         self.lake.open_partition(partition, start)
         if recovery.resume_offset is not None and recovery.resume_offset != committed:
-            await self._commit(partition, start)
+            # bounded here (it runs inside the rebalance); if Kafka keeps refusing,
+            # on_assigned stops the service, which is visible and restarts clean
+            await retry_with_backoff(
+                f"committing partition {partition}'s recovery point",
+                lambda: self._commit(partition, start),
+                (KafkaError,),
+                self.settings.kafka_retry_max_seconds,
+                _after_attempts(5),
+            )
         else:
             self.committed[partition] = start
         log.info(

@@ -127,6 +127,24 @@ class IngestMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=r,
         )
+        self.failures = Counter(
+            f"{p}failures",
+            "Failed attempts in a partition's write path, by stage (dead_letters, lake_write, "
+            "commit, flush_task). Each is retried; the partition holds until it succeeds.",
+            ["stage"],
+            registry=r,
+        )
+        self.partition_stalled = Gauge(
+            f"{p}partition_stalled",
+            "1 while the partition's write path is failing and it makes no progress.",
+            ["partition"],
+            registry=r,
+        )
+        self.dead_letters_pending = Gauge(
+            f"{p}dead_letters_pending",
+            "Dead letters queued and not yet acknowledged by the dead-letter topic.",
+            registry=r,
+        )
         self.commits = Counter(f"{p}commits", "Offset commits that succeeded.", registry=r)
         self.commit_errors = Counter(f"{p}commit_errors", "Offset commits that failed.", registry=r)
         self.committed_lag = Gauge(

@@ -71,6 +71,7 @@ class IngestService:
         self._stopped = False
         self._lake_probe_at = 0.0
         self._lake_probe_error: str | None = None
+        self._run_task_error: str | None = None
 
     @property
     def redis_client(self) -> Redis:
@@ -105,6 +106,9 @@ class IngestService:
                 log.info("stopped while still connecting to Kafka")
                 return
             await self.consumer.run(self.stop_event)
+        except Exception as e:
+            self._run_task_error = f"{type(e).__name__}: {e}"
+            raise
         finally:
             await self.stop()
 
@@ -133,20 +137,36 @@ class IngestService:
             except LakeWriteError as e:
                 self._lake_probe_error = str(e)
         lake_error = self.consumer.lake_error or self._lake_probe_error
+        stalled = self.consumer.stalls.report()
+        tasks = self._task_deaths()
         checks = {
             "group_joined": self.consumer.group_joined,
             "lake_writable": lake_error is None,
             "redis_reachable": self.cache.healthy,
+            "partitions_progressing": not stalled,
+            "tasks_alive": not tasks,
         }
-        ready = all(checks.values()) and not self._stopped
+        ready = all(checks.values()) and not self._stopped and self.consumer.fatal is None
         self.metrics.ready.set(1 if ready else 0)
         return {
             "ready": ready,
             "checks": checks,
             "assigned_partitions": self.consumer.assigned,
+            "stalled_partitions": stalled,
+            "dead_tasks": tasks,
+            "fatal": None if self.consumer.fatal is None else repr(self.consumer.fatal),
             "lake_error": lake_error,
             "redis_error": self.cache.last_error,
         }
+
+    def _task_deaths(self) -> dict[str, str]:
+        """Background tasks that ended while they should run, and why."""
+        dead: dict[str, str] = {}
+        if self.cache.writer_died is not None:
+            dead["redis-cache-writer"] = self.cache.writer_died
+        if self._run_task_error is not None:
+            dead["consume-loop"] = self._run_task_error
+        return dead
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

@@ -38,7 +38,18 @@ class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields):
     poll_timeout_ms: int = Field(
         100, description="Longest one getmany() waits when nothing is buffered (ms)."
     )
-    session_timeout_ms: int = Field(10_000, description="Kafka group session timeout (ms).")
+    group_instance_id: str | None = Field(
+        None,
+        description="Static group membership (KIP-345): a name stable across restarts of "
+        "this replica (the chart passes the pod name). A restarted replica gets its "
+        "partitions back at once, without a rebalance; a replica that is gone for good "
+        "keeps its partitions unprocessed until session_timeout_ms. Unset: dynamic member.",
+    )
+    session_timeout_ms: int = Field(
+        10_000,
+        description="Kafka group session timeout (ms): a silent member loses its partitions "
+        "after this long. Brokers refuse values below group.min.session.timeout.ms (6000).",
+    )
     heartbeat_interval_ms: int = Field(2_000, description="Kafka group heartbeat (ms).")
     max_poll_interval_ms: int = Field(
         300_000, description="Longest gap between polls before the group evicts us (ms)."
@@ -72,6 +83,22 @@ class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields):
     )
     lake_retry_max_seconds: float = Field(
         10.0, description="Longest backoff between retries of a failed lake write (s)."
+    )
+
+    stall_fatal_after_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="A partition whose write path (dead letters, lake write, commit) has "
+        "failed without a break for this long makes the process exit non-zero, so it is "
+        "restarted and resumes from the last durable flush (s). Until then each step is "
+        "retried with backoff and the partition shows in /readyz and "
+        "ticklake_ingest_partition_stalled.",
+    )
+    dead_letter_max_pending: int = Field(
+        10_000,
+        ge=1,
+        description="Pause a partition when this many of its dead letters wait for the "
+        "dead-letter topic (bounds memory during a dead-letter outage).",
     )
 
     ema_fast_span: int = Field(12, ge=1, description="Span (ticks) of the fast price EMA.")

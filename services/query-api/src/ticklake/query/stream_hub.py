@@ -75,6 +75,8 @@ class StreamHub:
         self.connected = asyncio.Event()
         self.messages = 0
         self.mirror = mirror
+        self.died: str | None = None
+        """Why the hub's task ended, if it ended with an error (it should never end)."""
 
     async def start(self) -> None:
         if self._task is not None:
@@ -82,10 +84,14 @@ class StreamHub:
         self._task = asyncio.create_task(self._run(), name="ticklake-stream-hub")
         self._task.add_done_callback(self._task_done)
 
-    @staticmethod
-    def _task_done(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("stream hub stopped with an error", exc_info=task.exception())
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        # /readyz reads this: a hub that died serves no stream until the pod restarts
+        self.died = f"{type(error).__name__}: {error}"
+        self._went_dark()
+        log.error("stream hub stopped with an error", exc_info=error)
 
     async def stop(self) -> None:
         task, self._task = self._task, None

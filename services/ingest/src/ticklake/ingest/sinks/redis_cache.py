@@ -176,6 +176,8 @@ class RedisCache:
         self.health_interval_seconds = health_interval_seconds
         self.healthy = False
         self.last_error: str | None = None
+        self.writer_died: str | None = None
+        """Set if the writer task ended with an error (readiness reports it)."""
         self._latest: dict[str, _Latest] = {}
         self._tail: dict[str, deque[tuple[int, bytes]]] = {}
         self._event_ts: list[np.ndarray] = []
@@ -212,8 +214,17 @@ class RedisCache:
         if self._task is not None:
             return
         self._task = asyncio.create_task(self._run(), name="redis-cache-writer")
-        self._task.add_done_callback(_log_task_failure)
+        self._task.add_done_callback(self._writer_done)
         self._wake.set()
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        self.writer_died = f"{type(error).__name__}: {error}"
+        self.healthy = False
+        self.metrics.redis_up.set(0)
+        log.error("redis cache writer died", exc_info=error)
 
     async def stop(self, flush_timeout_s: float = 5.0) -> None:
         """Try a last flush (bounded by ``flush_timeout_s``), then close. Idempotent."""
@@ -438,8 +449,3 @@ class RedisCache:
                 continue
             backoff = 0.1
             self._mark_up()
-
-
-def _log_task_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("redis cache writer died", exc_info=task.exception())

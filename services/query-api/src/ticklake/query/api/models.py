@@ -99,6 +99,9 @@ class Ready(BaseModel):
     redis: bool
     lake: bool
     stream: bool = Field(description="Subscribed to the Redis tick channel.")
+    stream_error: str | None = Field(
+        None, description="Present when the stream hub's task died (then unready)."
+    )
 
 
 class ErrorMessage(BaseModel):

@@ -22,30 +22,41 @@ async def healthz() -> Response:
     return OrjsonResponse({"status": "ok"})
 
 
+@router.get("/health", include_in_schema=False)
+async def health() -> Response:
+    """The prototype's liveness path, kept so its probes and scripts work unchanged."""
+    return OrjsonResponse({"status": "ok"})
+
+
 @router.get(
     "/readyz",
     response_model=Ready,
-    responses={503: {"model": Ready, "description": "The lake cannot be read."}},
+    responses={
+        503: {"model": Ready, "description": "The lake cannot be read, or the stream hub died."}
+    },
 )
 async def readyz(runtime: Runtime) -> Response:
-    """Ready while the lake can be listed; Redis down only makes it ``degraded``
-    (every read has a lake fallback), so pods are not pulled for a Redis blip."""
+    """Ready while the lake can be listed and the stream hub runs; Redis down only makes
+    it ``degraded`` (every read has a lake fallback), so pods are not pulled for a Redis
+    blip. A stream hub whose task died never comes back by itself: unready, with why."""
     redis_ok = await runtime.cache.ping()
     try:
         await asyncio.to_thread(runtime.lake_reader.dates, TICKS_DATASET)
         lake_ok = True
     except OSError:
         lake_ok = False
-    status = "unready" if not lake_ok else ("ready" if redis_ok else "degraded")
-    return OrjsonResponse(
-        {
-            "status": status,
-            "redis": redis_ok,
-            "lake": lake_ok,
-            "stream": runtime.hub.connected.is_set(),
-        },
-        status_code=200 if lake_ok else 503,
-    )
+    hub_died = runtime.hub.died
+    ok = lake_ok and hub_died is None
+    status = "unready" if not ok else ("ready" if redis_ok else "degraded")
+    body: dict[str, object] = {
+        "status": status,
+        "redis": redis_ok,
+        "lake": lake_ok,
+        "stream": runtime.hub.connected.is_set(),
+    }
+    if hub_died is not None:
+        body["stream_error"] = f"stream hub stopped: {hub_died}"
+    return OrjsonResponse(body, status_code=200 if ok else 503)
 
 
 @router.get(
