@@ -15,6 +15,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ticklake.core.errors import DecodeReason
+from ticklake.ingest.normalise import IngestRejectReason
+
 PREFIX = "ticklake_ingest_"
 
 LATENCY_BUCKETS_S = (
@@ -78,6 +81,12 @@ class IngestMetrics:
             ["reason"],
             registry=r,
         )
+        # Every reason starts at 0: a series born at its first dead letter
+        # makes increase() blind to the burst that created it, so one bad
+        # payload (or a burst between two scrapes) would never raise
+        # TicklakeDeadLettersArriving.
+        for reason in (*DecodeReason, *IngestRejectReason):
+            self.dead_letters.labels(reason.value)
         self.duplicates = Counter(
             f"{p}duplicates",
             "Ticks dropped as duplicates by (symbol, seq): exact, or stale (too old to tell).",
