@@ -32,7 +32,9 @@ def frame_of(ticks) -> pd.DataFrame:
     )
 
 
-def run(df: pd.DataFrame, cuts: list[int], checkpoint: bool = False) -> pd.DataFrame:
+def run(
+    df: pd.DataFrame, cuts: list[int], checkpoint: bool = False, late: np.ndarray | None = None
+) -> pd.DataFrame:
     """Compute features over ``df`` cut at ``cuts``; optionally through a checkpoint."""
     state = PartitionState(0)
     parts = []
@@ -48,6 +50,7 @@ def run(df: pd.DataFrame, cuts: list[int], checkpoint: bool = False) -> pd.DataF
                 size=chunk["size"].to_numpy(np.float64),
                 bid=chunk["bid"].to_numpy(np.float64),
                 ask=chunk["ask"].to_numpy(np.float64),
+                late=None if late is None else late[start:end],
             ),
             state.carry,
             PARAMS,
@@ -160,3 +163,31 @@ def test_returns_and_volatility_start_undefined_and_vwap_with_zero_volume_is_nul
     assert np.isnan(out["vwap_day"]).all()
     assert np.isnan(out["mid"].iloc[0]) and out["mid"].iloc[1] == pytest.approx(11.0)
     assert out["ema_fast"].iloc[0] == 10.0
+
+
+PATH_FEATURES = ["prev_price", "ret_simple", "ret_log", "ema_fast", "ema_slow", "vol_ewma"]
+
+
+def test_late_ticks_do_not_rewind_the_series_and_count_in_the_day(stream: pd.DataFrame) -> None:
+    rng = np.random.default_rng(5)
+    late = rng.random(len(stream)) < 0.05
+    late[:4] = False
+    cuts = sorted(rng.choice(np.arange(1, len(stream)), 25, replace=False).tolist())
+    ours = run(stream, cuts=cuts, late=late)
+    on_time = stream[~late]
+    ref = reference_features(on_time, PARAMS.ema_fast_span, PARAMS.ema_slow_span, PARAMS.vol_span)
+    # on-time ticks: as if the late ones were never there
+    for name in PATH_FEATURES:
+        np.testing.assert_allclose(
+            ours.loc[~late, name].to_numpy(np.float64),
+            ref[name].to_numpy(np.float64),
+            rtol=1e-12,
+            equal_nan=True,
+            err_msg=name,
+        )
+    # late ticks: no path value, but row-wise features and the day's sums include them
+    assert ours.loc[late, PATH_FEATURES].isna().all().all()
+    np.testing.assert_allclose(ours.loc[late, "mid"], (stream["bid"] + stream["ask"])[late] / 2)
+    full = reference_features(stream, PARAMS.ema_fast_span, PARAMS.ema_slow_span, PARAMS.vol_span)
+    np.testing.assert_allclose(ours["volume_day"], full["volume_day"], rtol=1e-12)
+    np.testing.assert_array_equal(ours["ticks_day"], full["ticks_day"])

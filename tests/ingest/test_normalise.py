@@ -126,3 +126,31 @@ def test_a_sequence_number_beyond_int64_is_a_dead_letter_and_a_huge_jump_is_chea
     assert [d.reason for d in out.dead_letters] == ["sequence_out_of_range"]
     assert out.ticks.seq.tolist() == [1, 2**63 - 1]
     assert state.sequences.seen[0] == 1  # no 2**63-bit integer was built
+
+
+def test_a_tick_older_than_its_symbols_latest_is_kept_and_marked_late() -> None:
+    state = PartitionState(0)
+    out = normalise(
+        records(
+            tick("A", 1, ts_ns=T0_NS + 10),
+            tick("B", 1, ts_ns=T0_NS + 1),  # older than A's, but B's own first: on time
+            tick("A", 2, ts_ns=T0_NS + 5),  # behind A's latest: late
+            tick("A", 3, ts_ns=T0_NS + 10),  # same time as the latest: on time
+            tick("A", None, ts_ns=T0_NS + 9),  # legacy ticks are checked too
+        ),
+        state,
+        64,
+    )
+    assert out.ticks.late.tolist() == [False, False, True, False, True]
+    assert out.late == 2 and len(out.ticks) == 5
+    # the latest time per symbol survives a checkpoint
+    restored, _ = PartitionState.from_json(state.to_json(5))
+    again = normalise(records(tick("A", 4, ts_ns=T0_NS + 8)), restored, 64)
+    assert again.late == 1
+
+
+def test_missing_and_mismatched_keys_are_counted() -> None:
+    out = normalise(records(tick("A", 1), tick("A", 2)), PartitionState(0), 64)
+    assert (out.unkeyed, out.key_mismatches) == (2, 0)
+    out = normalise(records(tick("A", 1), key=b"B"), PartitionState(0), 64)
+    assert (out.unkeyed, out.key_mismatches) == (0, 1)

@@ -14,6 +14,10 @@ TICKS_TOPIC: Final = "market.ticks"
 DEAD_LETTER_TOPIC: Final = "market.ticks.dlq"
 """Default dead-letter topic: the original bytes of every rejected payload."""
 
+SEQUENCED_TOPIC: Final = "market.ticks.by-symbol"
+"""Internal topic of ingest's ``ordering=sequence`` mode: the input re-keyed by symbol,
+in event-time order per symbol, written transactionally by the sequencer."""
+
 CONSUMER_GROUP: Final = "ticklake-ingest"
 """Default consumer group of the ingest service (the operator reads its lag)."""
 
@@ -25,6 +29,10 @@ HEADER_DLQ_REASON: Final = "tl-dlq-reason"
 
 HEADER_DLQ_DETAIL: Final = "tl-dlq-detail"
 """On a dead letter: human-readable detail of the rejection."""
+
+HEADER_SOURCE: Final = "tl-source"
+"""Set by the sequencer on what it forwards: ``<topic>/<partition>/<offset>`` of the
+original record (bytes), so a row or a dead letter can be traced to the input."""
 
 HEADER_DLQ_SOURCE_TOPIC: Final = "tl-dlq-source-topic"
 HEADER_DLQ_SOURCE_PARTITION: Final = "tl-dlq-source-partition"

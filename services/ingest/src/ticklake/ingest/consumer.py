@@ -128,7 +128,10 @@ class IngestConsumer:
         self.settings = settings
         self.metrics = metrics
         self.cache = cache
-        self.topic = settings.ticks_topic
+        # ordering=sequence: the sequencer re-keyed the input into this topic, transactionally
+        sequenced = settings.ordering == "sequence"
+        self.topic = settings.sequenced_topic if sequenced else settings.ticks_topic
+        self.isolation_level = "read_committed" if sequenced else "read_uncommitted"
         self.params = feature_params(settings)
         self.writer = LakeWriter(lake, self.topic, lake_options(settings))
         self.lake = LakeSink(self.writer, self._state_of, self._count_written)
@@ -184,6 +187,7 @@ class IngestConsumer:
                 heartbeat_interval_ms=s.heartbeat_interval_ms,
                 max_poll_interval_ms=s.max_poll_interval_ms,
                 group_instance_id=s.group_instance_id or None,
+                isolation_level=self.isolation_level,
             )
             try:
                 await consumer.start()
@@ -353,6 +357,16 @@ class IngestConsumer:
             log.debug("sequence gap", extra={"partition": batch.partition, "missing": batch.gaps})
         if batch.out_of_order:
             m.out_of_order.inc(batch.out_of_order)
+        if batch.late:
+            m.ordering.late_ticks.inc(batch.late)
+            log.warning(
+                "late ticks: older than their symbol's latest; stored, skipped by features",
+                extra={"partition": batch.partition, "late": batch.late},
+            )
+        if batch.unkeyed:
+            m.ordering.key_not_symbol.labels("ingest", "missing").inc(batch.unkeyed)
+        if batch.key_mismatches:
+            m.ordering.key_not_symbol.labels("ingest", "mismatch").inc(batch.key_mismatches)
         if batch.resets:
             m.sequence_resets.inc(batch.resets)
             log.info(

@@ -18,6 +18,14 @@ Adding a feature: write a function of :class:`FeatureFrame` and add one
 frame for :meth:`FeatureFrame.ewm` or :meth:`FeatureFrame.day_sum` with a new
 slot name; the carry and the checkpoint pick the slot up by themselves.
 
+Late ticks (event time below the latest already seen for the symbol, see
+:mod:`~ticklake.ingest.normalise`) never move a series backwards: the
+"previous tick" and exponential averages skip them (their ``prev_price``,
+returns, EMAs and volatility are null, and the next on-time tick continues
+from the last on-time one), while the day's running sums count them (the
+volume happened; it is added to the day under way, as below). Row-wise
+features (mid, spread) are computed as for any tick.
+
 UTC day: a symbol's running day is the latest UTC day its ticks have shown
 (a running maximum), so a late tick stamped just before midnight counts
 towards the day already under way instead of re-opening the previous one.
@@ -56,6 +64,8 @@ class TickInput:
     size: np.ndarray
     bid: np.ndarray
     ask: np.ndarray
+    late: np.ndarray | None = None
+    """Per tick, True if it is late (see the module doc); ``None``: none is."""
 
 
 class FeatureFrame:
@@ -75,6 +85,9 @@ class FeatureFrame:
         self.size = ticks.size[self.order]
         self.bid = ticks.bid[self.order]
         self.ask = ticks.ask[self.order]
+        late = ticks.late[self.order] if ticks.late is not None else None
+        self.late = late if late is not None and late.any() else None
+        """Late ticks in sorted order, or ``None`` when the batch has none (the fast path)."""
         n = len(self.codes)
         starts = np.flatnonzero(np.diff(self.codes, prepend=-1)) if n else np.zeros(0, np.int64)
         self.seg_starts = starts
@@ -92,7 +105,12 @@ class FeatureFrame:
     # --- building blocks for stateful features -------------------------------------
 
     def previous(self, values: np.ndarray, slot: str) -> np.ndarray:
-        """The previous tick's ``values`` of the same symbol (carried over batches)."""
+        """The previous tick's ``values`` of the same symbol (carried over batches).
+
+        Late ticks are skipped: theirs is NaN, and they are nobody's previous tick.
+        """
+        if self.late is not None:
+            return self._previous_on_time(values, slot)
         prev = np.empty_like(values)
         if len(values):
             prev[1:] = values[:-1]
@@ -101,15 +119,34 @@ class FeatureFrame:
             carried[self.seg_codes] = values[self.seg_ends - 1]
         return prev
 
+    def _previous_on_time(self, values: np.ndarray, slot: str) -> np.ndarray:
+        assert self.late is not None
+        on_time = ~self.late
+        sub = values[on_time]
+        codes = self.codes[on_time]
+        prev = np.full(len(values), np.nan, dtype=np.float64)
+        if len(sub):
+            starts = np.flatnonzero(np.diff(codes, prepend=-1))
+            ends = np.append(starts[1:], len(sub))
+            sub_prev = np.empty_like(sub)
+            sub_prev[1:] = sub[:-1]
+            carried = self.carry.slot(slot)
+            sub_prev[starts] = carried[codes[starts]]
+            carried[codes[starts]] = sub[ends - 1]
+            prev[on_time] = sub_prev
+        return prev
+
     def ewm(self, values: np.ndarray, slot: str, span: int) -> np.ndarray:
         """Exponentially weighted mean, alpha = 2/(span+1), per symbol, never reset.
 
         Starts at the first non-NaN value; a NaN input leaves the mean unchanged.
+        A late tick leaves it unchanged too, and gets NaN.
         """
         alpha = 2.0 / (span + 1.0)
         carried = self.carry.slot(slot)
         out = np.empty(len(values), dtype=np.float64)
-        vals = values.tolist()
+        late = self.late
+        vals = values.tolist() if late is None else np.where(late, np.nan, values).tolist()
         result: list[float] = [0.0] * len(vals)
         for start, end, code in zip(
             self.seg_starts.tolist(), self.seg_ends.tolist(), self.seg_codes.tolist(), strict=True
@@ -125,6 +162,8 @@ class FeatureFrame:
                 result[i] = mean
             carried[code] = mean
         out[:] = result
+        if late is not None:
+            out[late] = np.nan
         return out
 
     def day_run(self) -> np.ndarray:

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from ticklake.core.errors import DecodeReason
 from ticklake.ingest.normalise import IngestRejectReason
+from ticklake.ingest.ordering_metrics import OrderingMetrics
 
 PREFIX = "ticklake_ingest_"
 
@@ -168,3 +169,4 @@ class IngestMetrics:
             f"{p}assigned_partitions", "Partitions assigned to this replica.", registry=r
         )
         self.ready = Gauge(f"{p}ready", "1 if /readyz reports ready.", registry=r)
+        self.ordering = OrderingMetrics(r)

@@ -15,7 +15,14 @@ it this module
   time is later than every tick seen for the symbol is not a re-send (a
   re-send repeats the original's time) but a source that started counting
   again (the producer numbers from 1 after a restart); the tracker restarts
-  from it and the tick is kept.
+  from it and the tick is kept;
+* marks a tick *late* when its event time is below the latest event time seen
+  for its symbol: it is kept (stored in the lake) but features skip it (see
+  :mod:`~ticklake.ingest.features`), so a late tick never moves a symbol's
+  series backwards;
+* counts records whose Kafka key is missing (they are accepted: with
+  ``ordering=sequence`` the sequencer keyed them; with ``keyed`` a missing
+  key means the producer does not key by symbol, and a metric says so).
 
 A sequence number more than ``window`` below the highest, and not newer in
 time, cannot be told from a re-send and is dropped as stale (counted apart
@@ -88,6 +95,7 @@ class TickColumns:
     ask_size: np.ndarray
     offset: np.ndarray  # int64 Kafka offset
     exchange: list[str]
+    late: np.ndarray  # bool: event time below the latest seen for the symbol
 
     def __len__(self) -> int:
         return len(self.offset)
@@ -104,6 +112,9 @@ class NormalisedBatch:
     gaps: int = 0
     out_of_order: int = 0
     resets: int = 0
+    late: int = 0
+    unkeyed: int = 0
+    key_mismatches: int = 0
     first_offset: int = -1
     last_offset: int = -1
 
@@ -142,12 +153,13 @@ def normalise(
     ask_size: list[float] = []
     offsets: list[int] = []
     exchange: list[str] = []
+    late: list[bool] = []
     dead: list[DeadLetter] = []
     max_seq = state.sequences.max_seq
     max_ts = state.sequences.max_ts
     seen = state.sequences.seen
     mask = (1 << window) - 1
-    duplicates = stale = gaps = out_of_order = resets = 0
+    duplicates = stale = gaps = out_of_order = resets = late_count = unkeyed = mismatches = 0
     first_offset = last_offset = -1
     code_of = state.code_of
     key_cache: dict[bytes, str] = {}
@@ -169,6 +181,7 @@ def normalise(
                 key_symbol = key.decode("utf-8", "replace").strip().upper()
                 key_cache[key] = key_symbol
             if key_symbol != symbol:
+                mismatches += 1
                 dead.append(
                     _dead_letter(
                         record,
@@ -177,6 +190,8 @@ def normalise(
                     )
                 )
                 continue
+        else:
+            unkeyed += 1
         seq = tick.seq
         if seq is not None and seq > SEQ_MAX:
             dead.append(
@@ -189,8 +204,11 @@ def normalise(
             continue
         code = code_of(symbol)
         ts = tick.ts_ns
+        is_late = ts < max_ts[code]
         if seq is None:
             seq = -1
+            if not is_late:
+                max_ts[code] = ts
         else:
             top = max_seq[code]
             if seq > top:
@@ -234,6 +252,8 @@ def normalise(
         ask_size.append(_NAN if az is None else az)
         offsets.append(record.offset)
         exchange.append(tick.exchange)
+        late.append(is_late)
+        late_count += is_late
 
     columns = TickColumns(
         codes=np.array(codes, dtype=np.int64),
@@ -247,6 +267,7 @@ def normalise(
         ask_size=np.array(ask_size, dtype=np.float64),
         offset=np.array(offsets, dtype=np.int64),
         exchange=exchange,
+        late=np.array(late, dtype=bool),
     )
     return NormalisedBatch(
         ticks=columns,
@@ -256,6 +277,9 @@ def normalise(
         gaps=gaps,
         out_of_order=out_of_order,
         resets=resets,
+        late=late_count,
+        unkeyed=unkeyed,
+        key_mismatches=mismatches,
         first_offset=first_offset,
         last_offset=last_offset,
     )

@@ -49,6 +49,12 @@ class ProcessedBatch:
     gaps: int = 0
     out_of_order: int = 0
     resets: int = 0
+    late: int = 0
+    """Ticks older than their symbol's latest (stored; features skip them)."""
+    unkeyed: int = 0
+    """Records without a Kafka key."""
+    key_mismatches: int = 0
+    """Records whose key named another symbol (dead-lettered)."""
 
     _rows: pa.RecordBatch | None = None
 
@@ -118,6 +124,7 @@ class PartitionProcessor:
                 size=ticks.size,
                 bid=ticks.bid,
                 ask=ticks.ask,
+                late=ticks.late,
             ),
             self.state.carry,
             self.params,
@@ -161,4 +168,7 @@ class PartitionProcessor:
             gaps=normalised.gaps,
             out_of_order=normalised.out_of_order,
             resets=normalised.resets,
+            late=normalised.late,
+            unkeyed=normalised.unkeyed,
+            key_mismatches=normalised.key_mismatches,
         )

@@ -25,6 +25,7 @@ from ticklake.core.lake_fs import Lake, open_lake
 from ticklake.ingest.consumer import IngestConsumer
 from ticklake.ingest.http import create_app
 from ticklake.ingest.metrics import IngestMetrics
+from ticklake.ingest.sequencer import Sequencer
 from ticklake.ingest.settings import IngestSettings
 from ticklake.ingest.sinks.lake import LakeWriteError
 from ticklake.ingest.sinks.redis_cache import RedisCache
@@ -63,6 +64,10 @@ class IngestService:
             retry_max_seconds=settings.redis_retry_max_seconds,
         )
         self.consumer = IngestConsumer(settings, self.lake, self.metrics, self.cache)
+        self.sequencer = (
+            Sequencer(settings, self.metrics.ordering) if settings.ordering == "sequence" else None
+        )
+        self._sequencer_task: asyncio.Task[None] | None = None
         self.stop_event = asyncio.Event()
         self._http_enabled = http
         self._http: _QuietServer | None = None
@@ -93,7 +98,20 @@ class IngestService:
             self._http = _QuietServer(config)
             self._http_task = asyncio.create_task(self._http.serve(), name="http")
         await self.cache.start()
+        if self.sequencer is not None:
+            await self.sequencer.start()
+            self._sequencer_task = asyncio.create_task(
+                self.sequencer.run(self.stop_event), name="sequencer"
+            )
+            self._sequencer_task.add_done_callback(self._sequencer_done)
         await self.consumer.start(give_up=self.stop_event.is_set)
+
+    def _sequencer_done(self, task: asyncio.Task[None]) -> None:
+        # A dead sequencer stops the service (the consume loop raises), so the pod
+        # restarts and rejoins; a clean return only happens when stopping.
+        if not task.cancelled() and task.exception() is not None:
+            log.error("sequencer failed", exc_info=task.exception())
+            self.consumer.fatal = task.exception()
 
     async def run(self) -> None:
         """Start, consume until :attr:`stop_event` is set, then stop."""
@@ -118,6 +136,11 @@ class IngestService:
         self._stopped = True
         self.stop_event.set()
         started = time.monotonic()
+        if self.sequencer is not None:
+            if self._sequencer_task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(self._sequencer_task), 5.0)
+            await self.sequencer.close()
         await self.consumer.close(self.settings.shutdown_grace_seconds)
         remaining = max(0.5, self.settings.shutdown_grace_seconds - (time.monotonic() - started))
         await self.cache.stop(flush_timeout_s=min(2.0, remaining))
@@ -146,6 +169,8 @@ class IngestService:
             "partitions_progressing": not stalled,
             "tasks_alive": not tasks,
         }
+        if self._sequencer_task is not None:
+            checks["sequencer_running"] = not self._sequencer_task.done()
         ready = all(checks.values()) and not self._stopped and self.consumer.fatal is None
         self.metrics.ready.set(1 if ready else 0)
         return {

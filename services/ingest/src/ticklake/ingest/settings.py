@@ -12,9 +12,10 @@ from ticklake.core.settings import (
     RedisFields,
     settings_config,
 )
+from ticklake.ingest.ordering_settings import OrderingFields
 
 
-class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields):
+class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields, OrderingFields):
     """Everything ingest reads from the environment (prefix ``TICKLAKE_``)."""
 
     model_config = settings_config()
