@@ -33,7 +33,7 @@ from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberAssignment,
     ConsumerProtocolMemberMetadata,
 )
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from ticklake.core import topics
 from ticklake.core.errors import TickDecodeError
@@ -178,24 +178,33 @@ class Sequencer:
         )
 
     async def _ensure_target_topic(self) -> None:
+        """Create the internal topic like the input (partitions, replication) if missing."""
         s = self.settings
         admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
         await admin.start()
         try:
-            partitions = s.sequenced_partitions
-            if partitions == 0:
-                described = await admin.describe_topics([self.source])
-                partitions = len(described[0].get("partitions") or [])
-                if partitions == 0 or described[0].get("error_code"):
+            described = (await admin.describe_topics([self.source]))[0]
+            source_partitions = described.get("partitions") or []
+            if described.get("error_code") or not source_partitions:
+                raise SequencerError(
+                    f"input topic {self.source!r} not found: the sequencer sizes "
+                    f"{self.target!r} after it"
+                )
+            partitions = s.sequenced_partitions or len(source_partitions)
+            replication = len(source_partitions[0].get("replicas") or [1])
+            response = await admin.create_topics([NewTopic(self.target, partitions, replication)])
+            for name, code, *detail in response.topic_errors:
+                if code == TopicAlreadyExistsError.errno:
+                    continue
+                if code != 0:
                     raise SequencerError(
-                        f"input topic {self.source!r} not found: the sequencer sizes "
-                        f"{self.target!r} after it (or set TICKLAKE_SEQUENCED_PARTITIONS)"
+                        f"could not create the sequenced topic {name!r}: "
+                        f"{for_code(code).__name__} {detail}"
                     )
-            try:
-                await admin.create_topics([NewTopic(self.target, partitions, -1)])
-                log.info("created the sequenced topic", extra={"topic": self.target})
-            except TopicAlreadyExistsError:
-                pass
+                log.info(
+                    "created the sequenced topic",
+                    extra={"topic": name, "partitions": partitions, "replicas": replication},
+                )
         finally:
             await admin.close()
 
