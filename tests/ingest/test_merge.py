@@ -54,6 +54,7 @@ def test_a_caught_up_silent_partition_stops_blocking_after_the_allowed_lateness(
     merge.add(0, 0, 10, "a10", now_ns=0)
     assert merge.release(now_ns=50 * MS, caught_up={1}) == []  # silent, but not for long
     assert merge.release(now_ns=500 * MS) == []  # silent for long, but not caught up
+    assert merge.idle(now_ns=100 * MS, caught_up={1}) == [1]
     assert _order(merge.release(now_ns=100 * MS, caught_up={1})) == ["a10"]
     # partition 1 wakes up with an older record: forwarded, marked late
     merge.add(1, 0, 5, "b5", now_ns=200 * MS)

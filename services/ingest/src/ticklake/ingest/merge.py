@@ -166,6 +166,14 @@ class EventTimeMerge(Generic[T]):
             partition in caught_up and now_ns - source.last_arrival_ns >= self.allowed_lateness_ns
         )
 
+    def idle(self, now_ns: int, caught_up: Collection[int]) -> list[int]:
+        """Partitions not waited for right now (empty, caught up, silent long enough)."""
+        return [
+            p
+            for p, source in self._sources.items()
+            if not source.queue and self._idle(p, source, now_ns, caught_up)
+        ]
+
     def _bound(self, now_ns: int, caught_up: Collection[int]) -> tuple[int, int]:
         """The smallest (watermark, partition) of the partitions that hold the merge:
         empty and not idle. A head below it can leave."""

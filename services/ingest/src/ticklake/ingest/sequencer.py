@@ -34,6 +34,7 @@ from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberMetadata,
 )
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.partitioner import murmur2
 
 from ticklake.core import topics
 from ticklake.core.errors import TickDecodeError
@@ -44,8 +45,14 @@ from ticklake.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
-Outgoing = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int | None]
-"""(key, value, headers, timestamp_ms) of a record to forward."""
+Outgoing = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int | None, int]
+"""(key, value, headers, timestamp_ms, target partition) of a record to forward."""
+
+
+def target_partition(key: bytes, partitions: int) -> int:
+    """Kafka's default partition of ``key`` (murmur2, as the Java client and aiokafka):
+    the sequenced topic is partitioned exactly as a producer keying by symbol would."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 # --- who runs the merge -----------------------------------------------------------------
@@ -143,6 +150,14 @@ class Sequencer:
         self._txn_records = 0
         self._paused: set[int] = set()
         self._closed = False
+        self._target_partitions = 0
+        self._missing_keys = metrics.key_not_symbol.labels("sequencer", "missing")
+        self._mismatched_keys = metrics.key_not_symbol.labels("sequencer", "mismatch")
+        self._partition_of: dict[bytes, int] = {}
+        """Target partition per key: murmur2 in Python costs more than the rest of a record."""
+        self.fatal: BaseException | None = None
+        """Set when taking the partitions over failed: :meth:`run` raises it (aiokafka only
+        logs a failing rebalance listener, and the merge would then stall unseen)."""
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -214,6 +229,8 @@ class Sequencer:
         poll_ms = max(1, min(s.poll_timeout_ms, s.sequencer_allowed_lateness_ms or 1))
         backoff = 0.2
         while not stop.is_set():
+            if self.fatal is not None:
+                raise SequencerError("the sequencer could not take the input over") from self.fatal
             try:
                 data = await self._consumer.getmany(
                     timeout_ms=poll_ms, max_records=s.max_batch_records
@@ -262,7 +279,9 @@ class Sequencer:
             for record in records:
                 if record.offset >= expected:  # not fetched before a seek back
                     self._add(tp.partition, record, now)
-        released = self.merge.release(now, self._caught_up())
+        caught_up = self._caught_up()
+        released = self.merge.release(now, caught_up)
+        self.metrics.sequencer_idle_partitions.set(len(self.merge.idle(now, caught_up)))
         if released:
             await self._forward(released)
         self._apply_backpressure()
@@ -288,22 +307,26 @@ class Sequencer:
             # partition's current time, so it neither waits nor holds anything back.
             watermark = self.merge.watermark_of(partition)
             ts = watermark if watermark != NO_TIME else record.timestamp * 1_000_000
-            self.merge.add(
-                partition, record.offset, ts, (key, value, headers, record.timestamp), now
-            )
+            target = self._target_of(key) if key else partition % self._target_partitions
+            outgoing: Outgoing = (key, value, headers, record.timestamp, target)
+            self.merge.add(partition, record.offset, ts, outgoing, now)
             return
         symbol_key = topics.tick_key(tick.symbol)
         if not key:
-            self.metrics.key_not_symbol.labels("sequencer", "missing").inc()
+            self._missing_keys.inc()
         elif key != symbol_key and key.decode("utf-8", "replace").strip().upper() != tick.symbol:
-            self.metrics.key_not_symbol.labels("sequencer", "mismatch").inc()
-        self.merge.add(
-            partition,
-            record.offset,
-            tick.ts_ns,
-            (symbol_key, value, headers, record.timestamp),
-            now,
-        )
+            self._mismatched_keys.inc()
+        outgoing = (symbol_key, value, headers, record.timestamp, self._target_of(symbol_key))
+        self.merge.add(partition, record.offset, tick.ts_ns, outgoing, now)
+
+    def _target_of(self, key: bytes) -> int:
+        target = self._partition_of.get(key)
+        if target is None:
+            if len(self._partition_of) > 1_000_000:  # bounded, whatever the keys
+                self._partition_of.clear()
+            target = target_partition(key, self._target_partitions)
+            self._partition_of[key] = target
+        return target
 
     def _caught_up(self) -> set[int]:
         assert self._consumer is not None
@@ -318,20 +341,30 @@ class Sequencer:
         return caught
 
     async def _forward(self, released: list[Released[Outgoing]]) -> None:
-        assert self._producer is not None
+        """Append the released records to one batch per target partition, in order."""
+        producer = self._producer
+        assert producer is not None
         if not self._txn_open:
-            await self._producer.begin_transaction()
+            await producer.begin_transaction()
             self._txn_open = True
             self._txn_started = time.monotonic()
+        batches: dict[int, Any] = {}
         late = 0
         for r in released:
-            key, value, headers, timestamp_ms = r.item
-            self._txn_sent.append(
-                await self._producer.send(
-                    self.target, value=value, key=key, headers=headers, timestamp_ms=timestamp_ms
+            key, value, headers, timestamp_ms, target = r.item
+            batch = batches.get(target)
+            if batch is None:
+                batch = batches[target] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=timestamp_ms, headers=headers) is None:
+                # full: send it, start the next one (order within a partition is kept)
+                self._txn_sent.append(
+                    await producer.send_batch(batch, self.target, partition=target)
                 )
-            )
+                batch = batches[target] = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=timestamp_ms, headers=headers)
             late += r.late
+        for target, batch in batches.items():
+            self._txn_sent.append(await producer.send_batch(batch, self.target, partition=target))
         self._txn_records += len(released)
         if late:
             self.metrics.sequencer_late.inc(late)
@@ -381,21 +414,34 @@ class Sequencer:
             if not partitions:
                 log.info("sequencer standing by")
                 return
-            # Fence any older owner first: its open transaction is aborted, so the
-            # committed offsets read next are final.
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                client_id=f"{self.settings.client_id}-sequencer",
-                transactional_id=self.transactional_id,
-                acks="all",
-                linger_ms=5,
-            )
+            try:
+                await self._take_over(partitions)
+            except Exception as e:
+                log.exception("sequencer could not take the input over")
+                self.fatal = e
+
+    async def _take_over(self, partitions: list[int]) -> None:
+        # Fence any older owner first: its open transaction is aborted, so the
+        # committed offsets read next are final.
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            client_id=f"{self.settings.client_id}-sequencer",
+            transactional_id=self.transactional_id,
+            acks="all",
+            linger_ms=5,
+        )
+        try:
             await producer.start()
-            self._producer = producer
-            await self._open(partitions)
-            self.active = True
-            self.metrics.sequencer_active.set(1)
-            log.info("sequencer active", extra={"partitions": partitions})
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+        self._target_partitions = len(await producer.partitions_for(self.target))
+        self._partition_of.clear()
+        await self._open(partitions)
+        self.active = True
+        self.metrics.sequencer_active.set(1)
+        log.info("sequencer active", extra={"partitions": partitions})
 
     async def _open(self, partitions: list[int]) -> None:
         """Start the merge at the committed offsets (the first unreleased records)."""
