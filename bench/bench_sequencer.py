@@ -180,10 +180,16 @@ def latency(
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 try:
-                    if http.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                        break
+                    ready = http.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+                    text = http.get(f"http://127.0.0.1:{port}/metrics").text
                 except httpx.HTTPError:
-                    pass
+                    ready = False
+                # sequence: also wait for the sequencer to own the input, else the
+                # window would measure the catch-up after its group join
+                if ready and (
+                    mode == "keyed" or metric(text, "ticklake_ingest_sequencer_active") == 1
+                ):
+                    break
                 time.sleep(0.2)
             producing = subprocess.Popen(
                 [
@@ -221,7 +227,7 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--rate", type=int, default=2_000)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=8.0)
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/sequencer.json")
     parser.add_argument("--paced-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
