@@ -184,8 +184,3 @@ def crd_versions(path: Path) -> list[CrdVersion]:
                 )
             )
     return out
-
-
-def prometheus_operator_crds() -> Path:
-    tools()
-    return Path((BIN / "prometheus-operator-crds.path").read_text().strip())

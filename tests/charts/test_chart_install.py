@@ -1,109 +1,28 @@
 """helm install and upgrade against a real Kubernetes API server.
 
-The API server (etcd + kube-apiserver from ``tools/k8s/build.sh``, no kubelet)
-validates every object server-side, including the IngestScaler against the
-chart's CRD and the ServiceMonitors/PrometheusRule against the Prometheus
-Operator's CRDs (installed first from the prometheus-operator Go module). No
-registry serves the Strimzi CRDs, so the Strimzi kinds are registered with
-CRDs built from the hand-written schemas in ``schemas/`` (made structural, as
-the API server requires); the real check of those objects is
-``test_chart_schemas.py``. Pods never start (there is no kubelet), so nothing
-waits for readiness; what is proven is that the API server accepts each CI
-value set and that an upgrade keeps the generated Redis password.
+The API server (etcd + kube-apiserver from ``tools/k8s/build.sh``, no kubelet;
+one per session, see ``conftest.py``) validates every object server-side
+against the real CRDs: Strimzi 1.2.0, prometheus-operator v0.93.0 (both from
+``../shared/k8s-crds``) and the chart's own. Pods never start (there is no
+kubelet), so nothing waits for readiness; what is proven is that the API
+server accepts each CI value set and that an upgrade keeps the generated Redis
+password. That nothing is pruned is ``test_chart_matrix.py``'s job.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from chartkit import CHART, ROOT, VALUE_SETS, parse, prometheus_operator_crds, run, tool
-
-from ticklake.devstack import kubeapi
+from chartkit import CHART, VALUE_SETS, parse, run, tool
 
 NAMESPACE = "tl-install"
 SETS = [
     "kafka.strimzi.enabled=false",
     "kafka.external.bootstrapServers=kafka.data.svc:9092",
 ]
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    kubeapi.ensure_binaries(ROOT / "tools" / "k8s" / "build.sh")
-    with kubeapi.KubeAPIServer() as server:
-        config = str(server.kubeconfig)
-        # The Prometheus Operator's CRDs, installed the way helm installs any
-        # chart's crds/ folder.
-        crd_chart = tmp_path_factory.mktemp("prometheus-operator-crds")
-        (crd_chart / "Chart.yaml").write_text("apiVersion: v2\nname: po-crds\nversion: 0.0.1\n")
-        (crd_chart / "crds").mkdir()
-        for name in ("servicemonitors", "prometheusrules"):
-            source = prometheus_operator_crds() / f"monitoring.coreos.com_{name}.yaml"
-            shutil.copy(source, crd_chart / "crds" / source.name)
-        for path in sorted(Path(__file__).parent.joinpath("schemas").glob("strimzi-*.v1.json")):
-            crd = strimzi_crd(json.loads(path.read_text()))
-            (crd_chart / "crds" / f"{crd['metadata']['name']}.yaml").write_text(yaml.safe_dump(crd))
-        helm(config, "install", "third-party-crds", str(crd_chart), "--namespace", "default")
-        yield config
-
-
-def structural(schema: Any) -> Any:
-    """A JSON schema made into a structural OpenAPI v3 schema: one type per
-    node, ``enum`` for ``const``, free-form where JSON Schema says "any of"."""
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        # uniqueItems: the API server refuses it (quadratic); JSON Schema checks it.
-        if key in ("$schema", "title", "additionalProperties", "allOf", "oneOf", "anyOf",
-                   "uniqueItems"):  # fmt: skip
-            continue
-        if key == "properties":
-            out[key] = {k: structural(v) for k, v in value.items()}
-        elif key == "items":
-            out[key] = structural(value)
-        elif key == "const":
-            out["enum"] = [value]
-        elif key == "type" and isinstance(value, list):
-            out["x-kubernetes-int-or-string"] = True
-        else:
-            out[key] = value
-    if "oneOf" in schema or isinstance(schema.get("additionalProperties"), dict):
-        out = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    if out.get("x-kubernetes-int-or-string"):
-        out.pop("pattern", None)
-    if "enum" in out and "type" not in out:
-        kinds = {type(v) for v in out["enum"]}
-        out["type"] = {str: "string", int: "integer", bool: "boolean"}[kinds.pop()]
-    if out.get("type") == "array" and "items" not in out:
-        out["items"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    return out
-
-
-def strimzi_crd(schema: dict[str, Any]) -> dict[str, Any]:
-    kind = schema["properties"]["kind"]["const"]
-    plural = kind.lower() + "s"
-    openapi = structural(schema)
-    openapi["properties"]["metadata"] = {"type": "object"}
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.kafka.strimzi.io"},
-        "spec": {
-            "group": "kafka.strimzi.io",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
-            "scope": "Namespaced",
-            "versions": [{"name": "v1", "served": True, "storage": True,
-                          "schema": {"openAPIV3Schema": openapi}}],
-        },
-    }  # fmt: skip
 
 
 def helm(kubeconfig: str, *args: str) -> str:

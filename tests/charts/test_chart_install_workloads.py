@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 import urllib.error
 import urllib.parse
@@ -29,8 +28,9 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
-from chartkit import CHART, ROOT, parse, prometheus_operator_crds, run, tool
-from test_chart_install import helm, strimzi_crd
+from chartkit import CHART, ROOT, parse, run, tool
+from clusterkit import upstream_crd_objects
+from test_chart_install import helm
 
 from ticklake.devstack import kubeapi
 
@@ -60,19 +60,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kubeapi.KubeAP
 
 def prerequisites_chart(directory: Path) -> Path:
     """A chart with what a cluster would already have: the Prometheus Operator
-    and Strimzi CRDs (as in test_chart_install.py) and a PersistentVolume for
+    and Strimzi CRDs (the real ones, from ../shared/k8s-crds; the chart's own
+    CRD is left to the chart) and a PersistentVolume for
     the lake claim (no provisioner runs here, so the volume is static and
     pre-bound to the claim the chart creates)."""
     (directory / "Chart.yaml").write_text("apiVersion: v2\nname: prerequisites\nversion: 0.0.1\n")
     crds, templates = directory / "crds", directory / "templates"
     crds.mkdir()
     templates.mkdir()
-    for name in ("servicemonitors", "prometheusrules"):
-        source = prometheus_operator_crds() / f"monitoring.coreos.com_{name}.yaml"
-        shutil.copy(source, crds / source.name)
-    for path in sorted(Path(__file__).parent.joinpath("schemas").glob("strimzi-*.v1.json")):
-        crd = strimzi_crd(json.loads(path.read_text()))
-        (crds / f"{crd['metadata']['name']}.yaml").write_text(yaml.safe_dump(crd))
+    for crd in upstream_crd_objects():
+        name = str(crd["metadata"]["name"])  # type: ignore[index]
+        if not name.endswith(".ticklake.dev"):
+            (crds / f"{name}.yaml").write_text(yaml.safe_dump(crd))
     volume = {
         "apiVersion": "v1",
         "kind": "PersistentVolume",

@@ -78,6 +78,25 @@ def test_installable_without_any_crd_but_its_own() -> None:
         (["ingest.replicaCount=-1"], "/ingest/replicaCount"),
         (["operator.ingestScaler.mode=cpu"], "/operator/ingestScaler/mode"),
         (["queryApi.servce.port=1"], "servce"),
+        (["fullnameOverride=" + "a" * 64], "/fullnameOverride"),
+        (["kafka.strimzi.clusterName=" + "c" * 33], "/kafka/strimzi/clusterName"),
+        (["kafka.strimzi.nodePool.name=" + "p" * 13], "/kafka/strimzi/nodePool/name"),
+        (["kafka.strimzi.listenerPort=9000"], "minimum"),
+        (["kafka.strimzi.nodePool.persistence.size=10"], "want string"),
+        (["kafka.external.ports={9092}"], "ports"),
+        # Messages from the templates ("ticklake.validate"): what to set instead.
+        (["kafka.strimzi.listenerPort=9404"], "use 9092 or another port"),
+        (["kafka.strimzi.listenerPort=9999"], "reserved by Strimzi"),
+        (["kafka.strimzi.nodePool.roles={broker}"], "set roles to [controller, broker]"),
+        (["kafka.strimzi.nodePool.roles={controller}"], "needs both roles"),
+        (["kafka.strimzi.topics.ticks.replicas=3"], "or raise nodePool.replicas"),
+        (["kafka.strimzi.topics.deadLetter.replicas=2"], "deadLetter.replicas 2 is more than"),
+        (
+            ["ingest.ordering=sequence", "kafka.strimzi.topics.sequenced.replicas=2"],
+            "sequenced.replicas 2 is more than",
+        ),
+        (["operator.ingestScaler.minReplicas=7"], "raise maxReplicas or lower minReplicas"),
+        (["monitoring.serviceMonitor.scrapeTimeout=20s"], "set scrapeTimeout to 15s or less"),
     ],
 )
 def test_schema_rejects_bad_values(sets: list[str], complaint: str) -> None:
@@ -148,9 +167,7 @@ def test_notes_print_the_exact_port_forward_command(tmp_path: Path) -> None:
             "networkPolicy.enabled=false",
             "tests.enabled=false",
         ],
-        [
-            "fullnameOverride=a-very-long-release-name-that-keeps-going-well-past-the-dns-label-limit"
-        ],
+        ["fullnameOverride=a-long-release-name-that-keeps-going-right-up-to-the-dns-limit"],
     ],
 )
 def test_other_combinations_render_with_unique_valid_names(sets: list[str]) -> None:

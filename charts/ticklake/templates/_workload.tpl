@@ -55,13 +55,13 @@ spec:
       labels:
         {{- include "ticklake.componentLabels" (list $root .component) | nindent 8 }}
         {{- with $v.podLabels }}
-        {{- toYaml . | nindent 8 }}
+        {{- include "ticklake.stringMap" . | indent 8 }}
         {{- end }}
       annotations:
         # Roll the pods when their settings change.
         checksum/config: {{ printf "%s\n%s" .settings (toJson $v.extraSettings) | sha256sum }}
         {{- with $v.podAnnotations }}
-        {{- toYaml . | nindent 8 }}
+        {{- include "ticklake.stringMap" . | indent 8 }}
         {{- end }}
     spec:
       serviceAccountName: {{ $name }}
@@ -198,7 +198,7 @@ metadata:
     {{- include "ticklake.componentLabels" (list .root .component) | nindent 4 }}
   {{- with .values.service.annotations }}
   annotations:
-    {{- toYaml . | nindent 4 }}
+    {{- include "ticklake.stringMap" . | indent 4 }}
   {{- end }}
 spec:
   type: {{ .values.service.type }}

@@ -21,13 +21,14 @@
   ports:
     - {port: {{ .Values.kafka.strimzi.listenerPort }}, protocol: TCP}
 {{- else -}}
-# External Kafka.
+# External Kafka: every port of bootstrapServers (brokers are expected to
+# advertise the same ports).
 - to:
     {{- range .Values.kafka.external.cidrs }}
     - ipBlock: {cidr: {{ . }}}
     {{- end }}
   ports:
-    {{- range .Values.kafka.external.ports }}
+    {{- range include "ticklake.kafkaPorts" . | fromJsonArray }}
     - {port: {{ . }}, protocol: TCP}
     {{- end }}
 {{- end }}
@@ -46,9 +47,8 @@
     - ipBlock: {cidr: {{ . }}}
     {{- end }}
   ports:
-    {{- range .Values.redis.external.ports }}
-    - {port: {{ . }}, protocol: TCP}
-    {{- end }}
+    # The port of redis.external.url.
+    - {port: {{ include "ticklake.redisPort" . }}, protocol: TCP}
 {{- end }}
 {{- end }}
 {{- define "ticklake.np.s3" -}}
@@ -59,8 +59,7 @@
     - ipBlock: {cidr: {{ . }}}
     {{- end }}
   ports:
-    {{- range .Values.lake.s3.ports }}
-    - {port: {{ . }}, protocol: TCP}
-    {{- end }}
+    # The port of lake.s3.endpointUrl (443 for AWS).
+    - {port: {{ include "ticklake.s3Port" . }}, protocol: TCP}
 {{- end }}
 {{- end }}

@@ -3,6 +3,8 @@
 - a timer per IngestScaler reconciles every ``reconcile_interval_s``;
 - a field handler on Strimzi ``KafkaTopic.spec.partitions`` reconciles the
   IngestScalers that reference that topic at once;
+- with ``scaler_labels`` set, every IngestScaler handler (and the topic index)
+  sees only the IngestScalers carrying those labels;
 - startup/cleanup own the Kubernetes client and the metrics server.
 
 Run with ``ticklake-operator run`` (or ``kopf run -m ticklake.operator.handlers``).
@@ -23,6 +25,8 @@ from ticklake.operator.settings import OperatorSettings
 
 # Read once at import: kopf fixes timer intervals when the decorators run.
 SETTINGS = OperatorSettings()
+# kopf's label filter for every IngestScaler handler (None: no filter).
+SCALER_LABELS = dict(SETTINGS.scaler_labels) or None
 
 
 def _lock(memo: Any, namespace: str | None, name: str) -> asyncio.Lock:
@@ -81,6 +85,7 @@ async def kube_reachable(memo: Any, **_: Any) -> bool:
     id="reconcile",
     interval=SETTINGS.reconcile_interval_s,
     initial_delay=0,
+    labels=SCALER_LABELS,
 )
 async def reconcile_timer(
     body: kopf.Body, namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
@@ -91,12 +96,12 @@ async def reconcile_timer(
         await reconcile.reconcile(k=memo.kube, settings=SETTINGS, body=body, logger=logger)
 
 
-@kopf.on.delete(crd.GROUP, crd.VERSION, crd.PLURAL, optional=True)
+@kopf.on.delete(crd.GROUP, crd.VERSION, crd.PLURAL, optional=True, labels=SCALER_LABELS)
 async def forget_metrics(namespace: str | None, name: str, **_: Any) -> None:
     metrics.forget(namespace or "", name)
 
 
-@kopf.index(crd.GROUP, crd.VERSION, crd.PLURAL)
+@kopf.index(crd.GROUP, crd.VERSION, crd.PLURAL, labels=SCALER_LABELS)
 async def scalers_by_topic(
     namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[Any, str] | None:

@@ -35,6 +35,13 @@ class OperatorSettings(BaseSettings):
         default_factory=list,
         description="Namespaces to watch (JSON list); empty = the whole cluster.",
     )
+    scaler_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Reconcile only IngestScalers with all these labels (JSON object, "
+        'e.g. {"ticklake.dev/operator": "ns.release"}); empty = every IngestScaler. '
+        "Two operators that see the same namespace each need their own, or both "
+        "scale the same Deployment.",
+    )
     watch_kafka_topics: bool = Field(
         True,
         description="Watch Strimzi KafkaTopic objects so a partition increase there "
