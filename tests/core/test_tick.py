@@ -199,3 +199,91 @@ def test_arbitrary_bytes_never_crash_the_decoder(payload: bytes) -> None:
         assert isinstance(e.reason, DecodeReason)
     else:
         assert tick.price > 0 and math.isfinite(tick.price)
+
+
+# --- what prototype-era producers send ---------------------------------------------------
+
+T_NS = 1_735_828_200_123_456_000  # 2025-01-02T14:30:00.123456Z
+PROTOTYPE_BASE = '"symbol":"AAPL","price":189.1,"size":100,"exchange":"XNAS"'
+
+PROTOTYPE: list[tuple[str, str, int]] = [
+    ("ts iso with Z", '"ts":"2025-01-02T14:30:00.123456Z"', T_NS),
+    ("ts iso with offset", '"ts":"2025-01-02T15:30:00.123456+01:00"', T_NS),
+    ("timestamp iso with Z", '"timestamp":"2025-01-02T14:30:00.123456Z"', T_NS),
+    ("timestamp iso nanoseconds", '"timestamp":"2025-01-02T14:30:00.123456789Z"', T_NS + 789),
+    ("ts epoch seconds int", '"ts":1735828200', 1_735_828_200 * 10**9),
+    ("ts epoch seconds float", '"ts":1735828200.5', 1_735_828_200_500_000_000),
+    ("timestamp epoch ms", '"timestamp":1735828200123', 1_735_828_200_123_000_000),
+    ("timestamp epoch us", '"timestamp":1735828200123456', T_NS),
+    ("timestamp epoch ns", '"timestamp":1735828200123456000', T_NS),
+    ("ts epoch ms as text", '"ts":"1735828200123"', 1_735_828_200_123_000_000),
+    ("ts epoch s as text", '"ts":"1735828200.25"', 1_735_828_200_250_000_000),
+    ("ts and timestamp agree", '"ts":1735828200123,"timestamp":"2025-01-02T14:30:00.123Z"',
+     1_735_828_200_123_000_000),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("time_field", "ts_ns"), [(f, t) for _, f, t in PROTOTYPE], ids=[n for n, _, _ in PROTOTYPE]
+)
+def test_prototype_time_fields_and_formats_are_accepted(time_field: str, ts_ns: int) -> None:
+    tick = decode_tick(f"{{{PROTOTYPE_BASE},{time_field}}}".encode())
+    assert tick.ts_ns == ts_ns
+    assert (tick.symbol, tick.price, tick.size, tick.exchange) == ("AAPL", 189.1, 100.0, "XNAS")
+    assert tick.seq is None
+
+
+ALIASED: list[tuple[str, str]] = [
+    ("sym for symbol", '"sym":"aapl","price":189.1,"size":100'),
+    ("ticker for symbol", '"ticker":"AAPL","price":189.1,"size":100'),
+    ("last for price", '"symbol":"AAPL","last":189.1,"size":100'),
+    ("qty for size", '"symbol":"AAPL","price":189.1,"qty":100'),
+    ("quantity for size", '"symbol":"AAPL","price":189.1,"quantity":100'),
+    ("both names, same value", '"symbol":"AAPL","sym":"AAPL","price":189.1,"size":100'),
+]
+
+
+@pytest.mark.parametrize("fields", [f for _, f in ALIASED], ids=[n for n, _ in ALIASED])
+@pytest.mark.parametrize(
+    "time_field", ['"ts":"2025-01-02T14:30:00Z"', '"ts_ns":1735828200000000000']
+)
+def test_field_aliases_give_the_same_tick(fields: str, time_field: str) -> None:
+    tick = decode_tick(f'{{{fields},"exchange":"XNAS",{time_field}}}'.encode())
+    assert tick == Tick(
+        symbol="AAPL", ts_ns=1_735_828_200 * 10**9, price=189.1, size=100.0, exchange="XNAS"
+    )
+
+
+PROTOTYPE_REJECTED: list[tuple[str, str, DecodeReason]] = [
+    ("epoch between units", '"ts":50000000000', DecodeReason.AMBIGUOUS_TIMESTAMP),
+    ("epoch before 2000 in every unit", '"ts":12345', DecodeReason.AMBIGUOUS_TIMESTAMP),
+    ("epoch zero", '"timestamp":0', DecodeReason.AMBIGUOUS_TIMESTAMP),
+    ("negative epoch", '"timestamp":-1735828200', DecodeReason.AMBIGUOUS_TIMESTAMP),
+    ("epoch past 2100 in ns", '"timestamp":9000000000000000000', DecodeReason.AMBIGUOUS_TIMESTAMP),
+    ("iso without offset", '"timestamp":"2025-01-02T14:30:00"', DecodeReason.NAIVE_TIMESTAMP),
+    ("words", '"timestamp":"yesterday"', DecodeReason.BAD_TIMESTAMP),
+    ("boolean time", '"ts":true', DecodeReason.WRONG_TYPE),
+    ("ts and timestamp disagree", '"ts":1735828200,"timestamp":1735828201',
+     DecodeReason.CONFLICTING_FIELDS),
+    ("no time at all", '"seq":1', DecodeReason.MISSING_FIELD),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("time_field", "reason"),
+    [(f, r) for _, f, r in PROTOTYPE_REJECTED],
+    ids=[n for n, _, _ in PROTOTYPE_REJECTED],
+)
+def test_prototype_times_that_cannot_be_told_are_rejected_by_name(
+    time_field: str, reason: DecodeReason
+) -> None:
+    with pytest.raises(TickDecodeError) as caught:
+        decode_tick(f"{{{PROTOTYPE_BASE},{time_field}}}".encode())
+    assert caught.value.reason is reason
+
+
+def test_aliases_that_disagree_are_rejected() -> None:
+    payload = b'{"symbol":"AAPL","sym":"MSFT","price":1.0,"size":1,"exchange":"X","ts":1735828200}'
+    with pytest.raises(TickDecodeError) as caught:
+        decode_tick(payload)
+    assert caught.value.reason is DecodeReason.CONFLICTING_FIELDS

@@ -33,6 +33,10 @@ class DecodeReason(enum.StrEnum):
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     BAD_TIMESTAMP = "bad_timestamp"
     NAIVE_TIMESTAMP = "naive_timestamp"
+    AMBIGUOUS_TIMESTAMP = "ambiguous_timestamp"
+    """An epoch number whose unit (s, ms, µs, ns) cannot be told from its magnitude."""
+    CONFLICTING_FIELDS = "conflicting_fields"
+    """Two names of one field (e.g. ``ts`` and ``timestamp``) with different values."""
 
 
 class TickDecodeError(ValueError):

@@ -14,6 +14,14 @@ The decoder also accepts the legacy shape existing feeds send::
 
 which has an ISO-8601 time and no sequence number (``seq`` is then ``None``).
 
+Prototype-era producers are accepted unchanged (``docs/from-the-prototype.md``):
+without ``ts_ns``, the time may be ``ts`` or ``timestamp``, either ISO-8601
+with ``Z`` or an offset, or an epoch number (or numeric string) whose unit is
+told by its magnitude (:func:`epoch_to_ns`); and a few field aliases a
+migrating user would send are read (:data:`ALIASES`). Two names of one field
+with different values are rejected (``conflicting_fields``), and so is an
+epoch number no unit places in [2000, 2100) (``ambiguous_timestamp``).
+
 Decoding is msgspec (typed, C speed) followed by range checks written out as
 plain comparisons: the whole path stays around a microsecond per tick
 (``bench/bench_decode.py``). Every rejection is a :class:`TickDecodeError`
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
@@ -67,17 +76,51 @@ class Tick(msgspec.Struct, frozen=True, kw_only=True):
     v: int = SCHEMA_VERSION
 
 
-class _LegacyTick(msgspec.Struct, frozen=True):
-    symbol: str
-    price: float
-    size: float
-    exchange: str
-    ts: str
+class _LooseTick(msgspec.Struct, frozen=True):
+    """Every name a producer may use; resolved to a :class:`Tick` by :func:`_from_loose`."""
+
+    symbol: str | None = None
+    sym: str | None = None
+    ticker: str | None = None
+    price: float | None = None
+    last: float | None = None
+    size: float | None = None
+    qty: float | None = None
+    quantity: float | None = None
+    exchange: str | None = None
+    ts_ns: int | None = None
+    ts: str | int | float | None = None
+    timestamp: str | int | float | None = None
+    seq: int | None = None
+    bid: float | None = None
+    ask: float | None = None
+    bid_size: float | None = None
+    ask_size: float | None = None
+    v: int = SCHEMA_VERSION
+
+
+ALIASES: Final = {
+    "symbol": ("symbol", "sym", "ticker"),
+    "price": ("price", "last"),
+    "size": ("size", "qty", "quantity"),
+    "time": ("ts_ns", "ts", "timestamp"),
+}
+"""Names accepted for a field, canonical first. Only names with one meaning are here:
+``volume`` is not (in most feeds it is the day's running volume, not the trade size)."""
+
+EPOCH_UNITS: Final = (
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+    ("us", 1_000),
+    ("ns", 1),
+)
+"""Units an epoch number may be in. Each unit's valid range, [2000, 2100) in that unit,
+is at least 200 times apart from the next, so a valid time fits exactly one."""
 
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Tick)
-_legacy_decoder = msgspec.json.Decoder(_LegacyTick)
+_loose_decoder = msgspec.json.Decoder(_LooseTick)
 
 # Symbols seen before skip the regex: a feed has few distinct symbols and the
 # regex is the single most expensive check. Bounded so hostile input cannot
@@ -106,33 +149,109 @@ def decode_tick(payload: bytes | bytearray | memoryview) -> Tick:
     if not payload:
         raise TickDecodeError(DecodeReason.EMPTY_PAYLOAD, "payload is empty")
     raw = bytes(payload)
-    if b'"ts_ns"' not in raw and b'"ts"' in raw:
-        return _decode_legacy(raw)
+    if b'"ts_ns"' not in raw:
+        return _decode_loose(raw)
     try:
         tick = _decoder.decode(raw)
     except msgspec.ValidationError as e:
-        raise _classify_validation_error(str(e)) from e
+        error = _classify_validation_error(str(e))
+        if error.reason is DecodeReason.MISSING_FIELD:
+            # canonical time with an aliased name elsewhere (``sym``, ``qty``, ...)
+            return _decode_loose(raw)
+        raise error from e
     except msgspec.DecodeError as e:
         raise _classify_decode_error(raw, e) from e
     return _validated(tick)
 
 
-def _decode_legacy(raw: bytes) -> Tick:
+def _decode_loose(raw: bytes) -> Tick:
     try:
-        legacy = _legacy_decoder.decode(raw)
+        loose = _loose_decoder.decode(raw)
     except msgspec.ValidationError as e:
         raise _classify_validation_error(str(e)) from e
     except msgspec.DecodeError as e:
         raise _classify_decode_error(raw, e) from e
-    ts_ns = parse_iso_ns(legacy.ts)
-    tick = Tick(
-        symbol=legacy.symbol,
+    return _validated(_from_loose(loose))
+
+
+def _one_of(
+    loose: _LooseTick, field: str, convert: Callable[[str, Any], Any] = lambda _, v: v
+) -> Any:
+    """The value given under one of ``field``'s names, converted; several names must agree."""
+    found = [
+        (n, convert(n, getattr(loose, n))) for n in ALIASES[field] if getattr(loose, n) is not None
+    ]
+    if not found:
+        names = " or ".join(repr(n) for n in ALIASES[field])
+        raise TickDecodeError(DecodeReason.MISSING_FIELD, f"required field {names} is missing")
+    name, value = found[0]
+    for other, other_value in found[1:]:
+        if other_value != value:
+            raise TickDecodeError(
+                DecodeReason.CONFLICTING_FIELDS,
+                f"{name!r} ({value!r}) and {other!r} ({other_value!r}) disagree",
+            )
+    return value
+
+
+def _from_loose(loose: _LooseTick) -> Tick:
+    if loose.exchange is None:
+        raise TickDecodeError(DecodeReason.MISSING_FIELD, "required field 'exchange' is missing")
+    symbol = _one_of(loose, "symbol")
+    price = _one_of(loose, "price")
+    size = _one_of(loose, "size")
+    # ts_ns keeps its one unit (ns); only ts/timestamp are read by magnitude
+    ts_ns = _one_of(loose, "time", lambda name, v: v if name == "ts_ns" else time_to_ns(v))
+    return Tick(
+        symbol=symbol,
         ts_ns=ts_ns,
-        price=legacy.price,
-        size=legacy.size,
-        exchange=legacy.exchange,
+        price=price,
+        size=size,
+        exchange=loose.exchange,
+        seq=loose.seq,
+        bid=loose.bid,
+        ask=loose.ask,
+        bid_size=loose.bid_size,
+        ask_size=loose.ask_size,
+        v=loose.v,
     )
-    return _validated(tick)
+
+
+def time_to_ns(value: str | int | float) -> int:
+    """A ``ts``/``timestamp`` value as UTC ns: ISO-8601 text, or an epoch number/string."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number: int | float = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                return parse_iso_ns(text)
+        return epoch_to_ns(number)
+    return epoch_to_ns(value)
+
+
+def epoch_to_ns(value: int | float) -> int:
+    """Epoch seconds, ms, µs or ns (told by magnitude) as UTC nanoseconds.
+
+    The unit is the one that puts the value in [2000-01-01, 2100-01-01); none
+    does for, e.g., ``5e10`` (year 3554 in seconds, 1971 in ms): rejected as
+    ``ambiguous_timestamp`` rather than guessed.
+    """
+    if isinstance(value, bool) or not math.isfinite(value):
+        raise TickDecodeError(DecodeReason.BAD_TIMESTAMP, f"time {value!r} is not a finite number")
+    for _unit, ns_per_unit in EPOCH_UNITS:
+        if MIN_TS_NS <= value * ns_per_unit < MAX_TS_NS:
+            if isinstance(value, int):
+                return value * ns_per_unit
+            # floats: whole units exactly, the fraction rounded to the nearest ns
+            whole = math.floor(value)
+            return int(whole) * ns_per_unit + round((value - whole) * ns_per_unit)
+    raise TickDecodeError(
+        DecodeReason.AMBIGUOUS_TIMESTAMP,
+        f"epoch time {value!r} is in [2000, 2100) in none of s, ms, us, ns",
+    )
 
 
 def parse_iso_ns(text: str) -> int:
