@@ -8,7 +8,14 @@ its own shutdown deadline is the pod's grace period less 5 s. */}}
 {{- /* The pod name as Kafka client id: broker logs and group listings then
 say which replica a consumer is. */}}
 {{- $clientId := "- name: TICKLAKE_CLIENT_ID\n  valueFrom:\n    fieldRef:\n      fieldPath: metadata.name" }}
-{{- $secretEnv := list $clientId (include "ticklake.redisSecretEnv" .) (include "ticklake.s3SecretEnv" .) | compact | join "\n" }}
+{{- /* The pod name as static group member id too: it survives container
+restarts, so a crashed replica's partitions come back to it without a
+rebalance (docs/ingest.md). */}}
+{{- $instanceId := "" }}
+{{- if .Values.ingest.staticMembership }}
+{{- $instanceId = "- name: TICKLAKE_GROUP_INSTANCE_ID\n  valueFrom:\n    fieldRef:\n      fieldPath: metadata.name" }}
+{{- end }}
+{{- $secretEnv := list $clientId $instanceId (include "ticklake.redisSecretEnv" .) (include "ticklake.s3SecretEnv" .) | compact | join "\n" }}
 {{- $omitReplicas := and .Values.operator.enabled .Values.operator.ingestScaler.create }}
 {{- dict "component" "ingest" "settings" $settings "secretEnv" $secretEnv "lake" (eq .Values.lake.mode "pvc") "lakeReadOnly" false "omitReplicas" $omitReplicas "liveness" "/healthz" "readiness" "/readyz" | toYaml }}
 {{- end }}
