@@ -1,0 +1,67 @@
+"""Static group membership: a replica restarted under the same id gets its partitions back.
+
+With ``group_instance_id`` set the consumer is a static member (KIP-345): a
+new process with the same id takes the killed one's place without waiting for
+its session to expire. Run without the id, this test fails: the new member
+waits for the dead session (45 s) before anything is assigned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+from ingest_kit import (
+    create_topic,
+    env_of,
+    lake_row_count,
+    produce,
+    settings_for,
+    start_ingest,
+    tick_messages,
+    tick_stream,
+    unique_prefix,
+    unique_topic,
+    wait_assigned,
+    wait_until,
+)
+
+
+async def test_a_static_member_killed_and_restarted_under_its_id_resumes_before_its_session_expires(
+    kafka_bootstrap: str, ingest_redis: str, redis_password: str, tmp_path: Path
+) -> None:
+    topic = unique_topic()
+    await create_topic(kafka_bootstrap, topic, 2)
+    ticks = tick_stream([f"{unique_prefix()}{i}" for i in range(4)], 400, seed=41)
+    lake = tmp_path / "lake"
+    settings = settings_for(
+        kafka_bootstrap,
+        topic,
+        lake,
+        ingest_redis,
+        redis_password,
+        group_instance_id="ingest-0",
+        session_timeout_ms=45_000,
+    )
+    env = env_of(settings)
+    log = tmp_path / "ingest.log"
+    proc, port = start_ingest(env, log)
+    try:
+        await wait_assigned(port)
+        await produce(kafka_bootstrap, topic, tick_messages(ticks[:200]))
+        await wait_until(lambda: lake_row_count(lake) >= 200, 60, "first run")
+        proc.send_signal(signal.SIGKILL)  # no LeaveGroup: the session stays for 45 s
+        proc.wait()
+        killed = time.monotonic()
+        proc, port = start_ingest(env, log)
+        await produce(kafka_bootstrap, topic, tick_messages(ticks[200:]))
+        # a dynamic member would wait for the dead session (45 s) before any assignment
+        await wait_until(lambda: lake_row_count(lake) >= 400, 30, "resumed under the same id")
+        assert time.monotonic() - killed < 30
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
