@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from importlib import metadata
 
 import httpx
 
@@ -12,7 +13,10 @@ from query.running_api import RunningApi
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    assert (await client.get("/healthz")).json() == {
+        "status": "ok",
+        "version": metadata.version("ticklake-query-api"),
+    }
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "redis": True, "lake": True, "stream": True}

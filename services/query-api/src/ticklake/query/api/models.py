@@ -92,6 +92,7 @@ class AsOfMany(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+    version: str = Field(description="Version of the running ticklake-query-api distribution.")
 
 
 class Ready(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from importlib import metadata
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,17 +16,20 @@ from ticklake.query.api.responses import OrjsonResponse
 
 router = APIRouter(tags=["health"])
 
+VERSION = metadata.version("ticklake-query-api")
+"""The installed distribution's version: which build a pod runs (the dev loop checks it)."""
+
 
 @router.get("/healthz", response_model=Health)
 async def healthz() -> Response:
-    """The process is alive (no dependency is checked)."""
-    return OrjsonResponse({"status": "ok"})
+    """The process is alive (no dependency is checked), and which version it is."""
+    return OrjsonResponse({"status": "ok", "version": VERSION})
 
 
 @router.get("/health", include_in_schema=False)
 async def health() -> Response:
     """The prototype's liveness path, kept so its probes and scripts work unchanged."""
-    return OrjsonResponse({"status": "ok"})
+    return OrjsonResponse({"status": "ok", "version": VERSION})
 
 
 @router.get(
