@@ -15,7 +15,11 @@ say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
 # redis-server: the hot cache; prometheus: local scraping and promtool for rules;
 # chromium: the live page's browser test.
 packages=(redis-server prometheus)
-((want_test_tools)) && packages+=(chromium)
+# chromium: the live page's browser test. The rest: the real one-node cluster
+# of tests/cluster (docs/testing.md): its container runtime, CNI plugins and
+# the tools the kubelet, kube-proxy and the fixture run.
+((want_test_tools)) && packages+=(chromium containerd runc containernetworking-plugins
+  iptables conntrack iproute2 util-linux mount)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -2,6 +2,9 @@
 # Build kube-apiserver (and, for fake Pods, kube-controller-manager,
 # kube-scheduler and kwok) plus etcd from the Go module proxy into a cache
 # outside the repository, so the operator tests run against a real API server.
+# For the real one-node cluster (`ticklake-stack cluster up`, docs/testing.md)
+# it also builds kubelet, kube-proxy, kubectl, CoreDNS and our pod sandbox
+# ("pause") program from tools/k8s/pause.
 #
 # Why build instead of download: the only reachable sources are the package
 # registries; the Go module proxy serves Kubernetes, etcd and kwok as modules.
@@ -9,7 +12,8 @@
 # Idempotent: a binary that already exists is not rebuilt. Versions can be
 # overridden with KUBE_VERSIONS / ETCD_VERSIONS / KWOK_VERSIONS (space
 # separated, tried in order until one builds; docs/operator.md records which
-# failed and why). K8S_COMPONENTS picks the Kubernetes binaries.
+# failed and why). K8S_COMPONENTS picks the Kubernetes binaries; WANT_NODE=0
+# skips CoreDNS and pause (COREDNS_VERSIONS picks CoreDNS).
 set -euo pipefail
 
 CACHE="${TICKLAKE_CACHE:-$HOME/.cache/ticklake}"
@@ -18,8 +22,11 @@ WORK="$CACHE/build"
 KUBE_VERSIONS="${KUBE_VERSIONS:-v1.36.3 v1.36.1 v1.37.2}"
 ETCD_VERSIONS="${ETCD_VERSIONS:-v3.6.16 v3.6.15 v3.6.14}"
 KWOK_VERSIONS="${KWOK_VERSIONS:-v0.8.0 v0.7.0}"
-K8S_COMPONENTS="${K8S_COMPONENTS:-kube-apiserver kube-controller-manager kube-scheduler}"
+COREDNS_VERSIONS="${COREDNS_VERSIONS:-v1.15.0 v1.14.7}"
+K8S_COMPONENTS="${K8S_COMPONENTS:-kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl}"
 WANT_KWOK="${WANT_KWOK:-1}"
+WANT_NODE="${WANT_NODE:-1}"
+PAUSE_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/pause"
 mkdir -p "$BIN" "$WORK"
 
 # A wrapper module must not pick up a go.work or vendor dir from elsewhere.
@@ -106,6 +113,30 @@ build_kwok() {
   mv "$BIN/kwok.tmp" "$BIN/kwok"
 }
 
+build_coredns() {
+  local v="$1" dir
+  dir="$WORK/coredns-$v"
+  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+  printf 'module ticklake.dev/tools/coredns-build\n\ngo 1.24\n' > go.mod
+  log "coredns $v: go get"
+  go get "github.com/coredns/coredns@$v"
+  log "coredns $v: go build"
+  # Static, so the image can be FROM scratch.
+  go build -trimpath -ldflags "-s -w" -o "$BIN/coredns.tmp" github.com/coredns/coredns
+  mv "$BIN/coredns.tmp" "$BIN/coredns"
+}
+
+# Our sandbox program: rebuilt when its source changes (the version file holds
+# the source's hash).
+pause_source_hash() { cat "$PAUSE_SRC/go.mod" "$PAUSE_SRC/main.go" | sha256sum | cut -c1-16; }
+
+build_pause() {
+  cd "$PAUSE_SRC"
+  go build -trimpath -ldflags "-s -w" -o "$BIN/pause.tmp" .
+  mv "$BIN/pause.tmp" "$BIN/pause"
+  pause_source_hash > "$BIN/pause.version"
+}
+
 try_versions() {
   local name="$1" fn="$2"; shift 2
   local v start
@@ -145,4 +176,15 @@ fi
 if [ "$WANT_KWOK" = 1 ] && [ ! -x "$BIN/kwok" ]; then
   # shellcheck disable=SC2086
   try_versions kwok build_kwok $KWOK_VERSIONS
+fi
+if [ "$WANT_NODE" = 1 ]; then
+  if [ ! -x "$BIN/coredns" ]; then
+    # shellcheck disable=SC2086
+    try_versions coredns build_coredns $COREDNS_VERSIONS
+  fi
+  if [ ! -x "$BIN/pause" ] || [ "$(cat "$BIN/pause.version" 2>/dev/null)" != "$(pause_source_hash)" ]; then
+    start=$SECONDS
+    ( build_pause ) > "$WORK/pause.log" 2>&1 || { log "pause FAILED:"; tail -n 15 "$WORK/pause.log" >&2; exit 1; }
+    log "pause built in $((SECONDS - start))s"
+  fi
 fi

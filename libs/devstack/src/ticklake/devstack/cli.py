@@ -6,6 +6,8 @@
 * ``ticklake-stack run``     stack + producer + ingest + query API in the foreground,
                              a live progress line, everything stopped on Ctrl-C
                              (``make run``)
+* ``ticklake-stack cluster up|down|status``  a real one-node Kubernetes cluster
+                             (``docs/testing.md``)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 
 from ticklake.devstack import paths, ports, process
+from ticklake.devstack.cluster import command as cluster_command
 from ticklake.devstack.kafka import KafkaBroker
 from ticklake.devstack.pipeline import Pipeline, PipelineOptions
 from ticklake.devstack.prometheus import PrometheusServer, prometheus_binary, render_scrape_config
@@ -200,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--fresh", action="store_true", help="delete earlier data first")
     run.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
     run.set_defaults(func=cmd_run)
+    cluster_command.add_subcommand(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

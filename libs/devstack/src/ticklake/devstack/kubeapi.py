@@ -37,6 +37,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Self
@@ -236,19 +237,27 @@ def free_port() -> int:
 
 
 @dataclass(frozen=True)
-class _KeyCert:
+class KeyCert:
     key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     cert: x509.Certificate
 
     def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
         crt, key = directory / f"{stem}.crt", directory / f"{stem}.key"
         crt.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-        key.write_bytes(_key_pem(self.key))
+        key.write_bytes(key_pem(self.key))
         key.chmod(0o600)
         return crt, key
 
+    @classmethod
+    def load(cls, directory: Path, stem: str) -> KeyCert:
+        """Read back what :meth:`write` wrote (a long-lived cluster's CA)."""
+        key = serialization.load_pem_private_key((directory / f"{stem}.key").read_bytes(), None)
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise KubeAPIError(f"{directory / stem}.key: unexpected key type")
+        return cls(key, x509.load_pem_x509_certificate((directory / f"{stem}.crt").read_bytes()))
 
-def _key_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+
+def key_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -262,19 +271,23 @@ def _name(cn: str, orgs: tuple[str, ...] = ()) -> x509.Name:
     return x509.Name(attrs)
 
 
-def _validity(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
+def _validity(builder: x509.CertificateBuilder, days: int) -> x509.CertificateBuilder:
     # Backdated a little so a clock a few seconds off does not reject it.
     now = dt.datetime.now(dt.UTC)
     return builder.not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(
-        now + dt.timedelta(days=2)
+        now + dt.timedelta(days=days)
     )
 
 
-def _make_ca() -> _KeyCert:
+DEFAULT_SAN_IPS = ("127.0.0.1", "10.0.0.1")
+"""Serving-certificate IPs of the loopback API server (10.0.0.1: its `kubernetes` Service)."""
+
+
+def make_ca(validity_days: int = 2) -> KeyCert:
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name("ticklake-devstack-ca")
     cert = (
-        _validity(x509.CertificateBuilder())
+        _validity(x509.CertificateBuilder(), validity_days)
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
@@ -296,14 +309,23 @@ def _make_ca() -> _KeyCert:
         )
         .sign(key, hashes.SHA256())
     )
-    return _KeyCert(key, cert)
+    return KeyCert(key, cert)
 
 
-def _issue(ca: _KeyCert, cn: str, *, orgs: tuple[str, ...] = (), server: bool) -> _KeyCert:
+def issue_cert(
+    ca: KeyCert,
+    cn: str,
+    *,
+    orgs: tuple[str, ...] = (),
+    server: bool,
+    san_ips: tuple[str, ...] = DEFAULT_SAN_IPS,
+    validity_days: int = 2,
+) -> KeyCert:
+    """A client (or, with ``server``, serving) certificate signed by ``ca``."""
     key = ec.generate_private_key(ec.SECP256R1())
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
     builder = (
-        _validity(x509.CertificateBuilder())
+        _validity(x509.CertificateBuilder(), validity_days)
         .subject_name(_name(cn, orgs))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
@@ -316,14 +338,168 @@ def _issue(ca: _KeyCert, cn: str, *, orgs: tuple[str, ...] = (), server: bool) -
             x509.SubjectAlternativeName(
                 [
                     x509.DNSName("localhost"),
+                    x509.DNSName("kubernetes"),
+                    x509.DNSName("kubernetes.default"),
                     x509.DNSName("kubernetes.default.svc"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+                    x509.DNSName("kubernetes.default.svc.cluster.local"),
+                    *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in san_ips),
                 ]
             ),
             critical=False,
         )
-    return _KeyCert(key, builder.sign(ca.key, hashes.SHA256()))
+    return KeyCert(key, builder.sign(ca.key, hashes.SHA256()))
+
+
+# --- command lines (shared with the real one-node cluster, devstack.cluster) ---
+
+
+def etcd_args(bin_dir: Path, data_dir: Path, client_url: str, peer_url: str) -> list[str]:
+    """etcd serving one member at ``client_url`` (plain HTTP: loopback only)."""
+    return [
+        str(bin_dir / ETCD),
+        "--name=devstack",
+        f"--data-dir={data_dir}",
+        f"--listen-client-urls={client_url}",
+        f"--advertise-client-urls={client_url}",
+        f"--listen-peer-urls={peer_url}",
+        f"--initial-advertise-peer-urls={peer_url}",
+        f"--initial-cluster=devstack={peer_url}",
+        # Test data is thrown away at the end; fsync only slows the tests.
+        "--unsafe-no-fsync=true",
+        "--log-level=warn",
+    ]
+
+
+def write_service_account_keys(pki_dir: Path) -> None:
+    """``sa.key``/``sa.pub``: the key pair that signs and checks ServiceAccount tokens."""
+    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (pki_dir / "sa.key").write_bytes(key_pem(sa_key))
+    (pki_dir / "sa.key").chmod(0o600)
+    (pki_dir / "sa.pub").write_bytes(
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+def apiserver_args(
+    bin_dir: Path,
+    *,
+    etcd_url: str,
+    address: str,
+    port: int,
+    pki_dir: Path,
+    service_cidr: str,
+    real_nodes: bool,
+) -> list[str]:
+    """kube-apiserver on ``address:port`` with the certificates in ``pki_dir``.
+
+    ``pki_dir`` holds ``ca``, ``serving`` (see :func:`issue_cert`) and the
+    ServiceAccount keys (:func:`write_service_account_keys`); with
+    ``real_nodes`` also ``user-apiserver-kubelet`` (its client certificate
+    towards kubelets).
+    """
+    args = [
+        str(bin_dir / KUBE_APISERVER),
+        f"--etcd-servers={etcd_url}",
+        f"--bind-address={address}",
+        f"--advertise-address={address}",
+        f"--secure-port={port}",
+        f"--tls-cert-file={pki_dir / 'serving.crt'}",
+        f"--tls-private-key-file={pki_dir / 'serving.key'}",
+        f"--client-ca-file={pki_dir / 'ca.crt'}",
+        f"--cert-dir={pki_dir}",
+        f"--service-cluster-ip-range={service_cidr}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={pki_dir / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki_dir / 'sa.key'}",
+        "--allow-privileged=true",
+    ]
+    if real_nodes:
+        return [
+            *args,
+            # Node: kubelets see only their own Node's Pods, Secrets, ...
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={pki_dir / 'user-apiserver-kubelet.crt'}",
+            f"--kubelet-client-key={pki_dir / 'user-apiserver-kubelet.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
+    return [
+        *args,
+        "--authorization-mode=RBAC",
+        # ServiceAccount: Pods would wait for tokens no kubelet mounts.
+        # TaintNodesByCondition: new Nodes start tainted not-ready and only
+        # the node lifecycle controller (off, see below) lifts that.
+        "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+        # v1.37 refuses a loopback advertise address when it maintains the
+        # `kubernetes` Service endpoints; nothing here needs them.
+        "--endpoint-reconciler-type=none",
+    ]
+
+
+def _controller_common(kubeconfig: Path, secure_port: int) -> list[str]:
+    # Their own secure ports serve only /healthz here; authn/authz go
+    # through the API server like in a cluster.
+    kc = str(kubeconfig)
+    return [
+        f"--kubeconfig={kc}",
+        f"--authentication-kubeconfig={kc}",
+        f"--authorization-kubeconfig={kc}",
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={secure_port}",
+    ]
+
+
+def controller_manager_args(
+    kubeconfig: Path, secure_port: int, pki_dir: Path, *, real_nodes: bool
+) -> list[str]:
+    """kube-controller-manager's flags (without the binary)."""
+    return [
+        *_controller_common(kubeconfig, secure_port),
+        f"--service-account-private-key-file={pki_dir / 'sa.key'}",
+        f"--root-ca-file={pki_dir / 'ca.crt'}",
+        "--use-service-account-credentials=false",
+        # No cloud hands out Pod CIDRs: a real node's CNI gets its range from
+        # its own config. kwok renews no kubelet heartbeats the lifecycle
+        # controller would accept forever; a real kubelet does.
+        "--controllers=*,-node-ipam-controller"
+        if real_nodes
+        else "--controllers=*,-node-lifecycle-controller,-node-ipam-controller",
+    ]
+
+
+def scheduler_args(kubeconfig: Path, secure_port: int) -> list[str]:
+    """kube-scheduler's flags (without the binary)."""
+    return _controller_common(kubeconfig, secure_port)
+
+
+def wait_http(
+    url: str,
+    *,
+    ssl_ctx: ssl.SSLContext | None,
+    timeout_s: float,
+    what: str,
+    exited: Callable[[], int | None] = lambda: None,
+    log_tail: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll ``url`` until it answers 200; raise :class:`KubeAPIError` with ``log_tail()``
+    if ``exited()`` returns an exit code or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        code = exited()
+        if code is not None:
+            raise KubeAPIError(f"{what} exited with {code}: {log_tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5, context=ssl_ctx) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as e:
+            last = str(e)
+        time.sleep(0.25)
+    raise KubeAPIError(f"{what} not ready after {timeout_s}s ({last}): {log_tail()}")
 
 
 # --- processes ----------------------------------------------------------------
@@ -349,7 +525,7 @@ def _stop(proc: subprocess.Popen[bytes] | None, grace_s: float = 10.0) -> None:
         proc.wait(timeout=grace_s)
 
 
-def _kubeconfig_yaml(server: str, ca: Path, crt: Path, key: Path, user: str) -> str:
+def kubeconfig_yaml(server: str, ca: Path, crt: Path, key: Path, user: str) -> str:
     # Written by hand (not with a YAML library) so the launcher needs only
     # `cryptography`; every value is a plain path or URL.
     return f"""apiVersion: v1
@@ -398,7 +574,7 @@ class KubeAPIServer:
     _etcd: subprocess.Popen[bytes] | None = None
     _apiserver: subprocess.Popen[bytes] | None = None
     _controllers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    _ca: _KeyCert | None = None
+    _ca: KeyCert | None = None
     _logs: list[IO[bytes]] = field(default_factory=list)
     _own_workdir: bool = False
 
@@ -455,20 +631,9 @@ class KubeAPIServer:
     def _start_etcd(self) -> None:
         client, peer = free_port(), free_port()
         self._etcd_url = f"http://127.0.0.1:{client}"
-        peer_url = f"http://127.0.0.1:{peer}"
-        args = [
-            str(self.bin_dir / ETCD),
-            "--name=devstack",
-            f"--data-dir={self.workdir / 'etcd'}",
-            f"--listen-client-urls={self._etcd_url}",
-            f"--advertise-client-urls={self._etcd_url}",
-            f"--listen-peer-urls={peer_url}",
-            f"--initial-advertise-peer-urls={peer_url}",
-            f"--initial-cluster=devstack={peer_url}",
-            # Test data is thrown away at the end; fsync only slows the tests.
-            "--unsafe-no-fsync=true",
-            "--log-level=warn",
-        ]
+        args = etcd_args(
+            self.bin_dir, self.workdir / "etcd", self._etcd_url, f"http://127.0.0.1:{peer}"
+        )
         self._etcd = subprocess.Popen(
             args, stdout=self._log("etcd"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
         )
@@ -477,47 +642,23 @@ class KubeAPIServer:
     def _start_apiserver(self) -> None:
         d = self.workdir / "pki"
         d.mkdir()
-        self._ca = _make_ca()
+        self._ca = make_ca()
         self.ca_file, _ = self._ca.write(d, "ca")
-        serving_crt, serving_key = _issue(self._ca, "kube-apiserver", server=True).write(
-            d, "serving"
-        )
-        sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        (d / "sa.key").write_bytes(_key_pem(sa_key))
-        (d / "sa.pub").write_bytes(
-            sa_key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
+        issue_cert(self._ca, "kube-apiserver", server=True).write(d, "serving")
+        write_service_account_keys(d)
         port = free_port()
         self.url = f"https://127.0.0.1:{port}"
-        args = [
-            str(self.bin_dir / KUBE_APISERVER),
-            f"--etcd-servers={self._etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            f"--secure-port={port}",
-            f"--tls-cert-file={serving_crt}",
-            f"--tls-private-key-file={serving_key}",
-            f"--client-ca-file={self.ca_file}",
-            f"--cert-dir={d}",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={d / 'sa.pub'}",
-            f"--service-account-signing-key-file={d / 'sa.key'}",
-            "--authorization-mode=RBAC",
-            "--allow-privileged=true",
-            # ServiceAccount: Pods would wait for tokens no kubelet mounts.
-            # TaintNodesByCondition: new Nodes start tainted not-ready and only
-            # the node lifecycle controller (off, see below) lifts that.
-            "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
-            # v1.37 refuses a loopback advertise address when it maintains the
-            # `kubernetes` Service endpoints; nothing here needs them.
-            "--endpoint-reconciler-type=none",
-            *self.extra_apiserver_args,
-        ]
+        args = apiserver_args(
+            self.bin_dir,
+            etcd_url=self._etcd_url,
+            address="127.0.0.1",
+            port=port,
+            pki_dir=d,
+            service_cidr="10.0.0.0/24",
+            real_nodes=False,
+        )
         self._apiserver = subprocess.Popen(
-            args,
+            [*args, *self.extra_apiserver_args],
             stdout=self._log("kube-apiserver"),
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
@@ -535,38 +676,20 @@ class KubeAPIServer:
         return proc
 
     def _start_workload_controllers(self) -> None:
-        kc = str(self.kubeconfig)
-        d = self.workdir / "pki"
-        # Their own secure ports serve only /healthz here; authn/authz go
-        # through the API server like in a cluster.
-        common = [
-            f"--kubeconfig={kc}",
-            f"--authentication-kubeconfig={kc}",
-            f"--authorization-kubeconfig={kc}",
-            "--leader-elect=false",
-            "--bind-address=127.0.0.1",
-        ]
         cm_port, sched_port = free_port(), free_port()
         cm = self._spawn(
             CONTROLLER_MANAGER,
-            [
-                *common,
-                f"--secure-port={cm_port}",
-                f"--service-account-private-key-file={d / 'sa.key'}",
-                f"--root-ca-file={self.ca_file}",
-                "--use-service-account-credentials=false",
-                # kwok renews no kubelet heartbeats the lifecycle controller
-                # would accept forever, and no cloud hands out Pod CIDRs.
-                "--controllers=*,-node-lifecycle-controller,-node-ipam-controller",
-            ],
+            controller_manager_args(
+                self.kubeconfig, cm_port, self.workdir / "pki", real_nodes=False
+            ),
         )
-        sched = self._spawn(SCHEDULER, [*common, f"--secure-port={sched_port}"])
+        sched = self._spawn(SCHEDULER, scheduler_args(self.kubeconfig, sched_port))
         stages = self.workdir / "kwok-stages.yaml"
         stages.write_text(KWOK_STAGES)
         kwok = self._spawn(
             KWOK,
             [
-                f"--kubeconfig={kc}",
+                f"--kubeconfig={self.kubeconfig}",
                 f"--config={stages}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-label-selector={FAKE_NODE_LABEL[0]}={FAKE_NODE_LABEL[1]}",
@@ -635,9 +758,9 @@ class KubeAPIServer:
         if self._ca is None:
             raise KubeAPIError("start() the server first")
         d = self.workdir / "pki"
-        crt, key = _issue(self._ca, user, orgs=groups, server=False).write(d, f"user-{user}")
+        crt, key = issue_cert(self._ca, user, orgs=groups, server=False).write(d, f"user-{user}")
         path = self.workdir / f"kubeconfig-{user}.yaml"
-        path.write_text(_kubeconfig_yaml(self.url, self.ca_file, crt, key, user))
+        path.write_text(kubeconfig_yaml(self.url, self.ca_file, crt, key, user))
         return path
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -663,20 +786,13 @@ class KubeAPIServer:
         proc: subprocess.Popen[bytes] | None,
         what: str,
     ) -> None:
-        deadline = time.monotonic() + self.ready_timeout_s
-        last = ""
-        while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                raise KubeAPIError(f"{what} exited with {proc.returncode}: {self._tail(what)}")
-            try:
-                with urllib.request.urlopen(url, timeout=5, context=ssl_ctx) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError) as e:
-                last = str(e)
-            time.sleep(0.25)
-        raise KubeAPIError(
-            f"{what} not ready after {self.ready_timeout_s}s ({last}): {self._tail(what)}"
+        wait_http(
+            url,
+            ssl_ctx=ssl_ctx,
+            timeout_s=self.ready_timeout_s,
+            what=what,
+            exited=(lambda: proc.poll()) if proc is not None else (lambda: None),
+            log_tail=lambda: self._tail(what),
         )
 
     def _tail(self, what: str) -> str:

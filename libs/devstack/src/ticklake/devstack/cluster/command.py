@@ -1,0 +1,51 @@
+"""``ticklake-stack cluster up|down|status``: the one-node cluster from the command line."""
+
+from __future__ import annotations
+
+import argparse
+
+from ticklake.devstack.cluster.cluster import COMPONENTS, Cluster, ClusterError
+
+
+def cmd_up(_: argparse.Namespace) -> int:
+    cluster = Cluster()
+    try:
+        cluster.up()
+    except ClusterError as e:
+        print(f"cluster up failed: {e}")
+        print(f"logs of the failed start: {cluster.layout.root / 'failed-start-logs'}")
+        return 1
+    print(f"export KUBECONFIG={cluster.kubeconfig}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    Cluster().down(purge=args.purge)
+    return 0
+
+
+def cmd_status(_: argparse.Namespace) -> int:
+    cluster = Cluster()
+    status = cluster.status()
+    for name in COMPONENTS:
+        pid = status.components[name]
+        print(f"{name:<24}{'up' if pid else 'DOWN':<6}{f'pid {pid}' if pid else ''}")
+    api = "ready" if status.apiserver_ready else "NOT READY"
+    print(f"{'api server':<24}{api} {cluster.server}")
+    print(f"{'node':<24}{'Ready' if status.node_ready else 'NOT READY'}")
+    if status.apiserver_ready:
+        print(cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False), end="")
+        print(f"export KUBECONFIG={cluster.kubeconfig}")
+    return 0 if status.healthy else 1
+
+
+def add_subcommand(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("cluster", help="a real one-node Kubernetes cluster (root)")
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("up", help="start it, or reuse a healthy one").set_defaults(func=cmd_up)
+    down = actions.add_parser("down", help="stop it and restore the host")
+    down.add_argument(
+        "--purge", action="store_true", help="also delete the image store and volumes"
+    )
+    down.set_defaults(func=cmd_down)
+    actions.add_parser("status", help="what runs").set_defaults(func=cmd_status)

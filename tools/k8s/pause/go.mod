@@ -1,0 +1,3 @@
+module ticklake.dev/tools/pause
+
+go 1.22
