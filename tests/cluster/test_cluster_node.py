@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from clusterkit import dns_a_over_tcp, eventually, port_forward
+from nodekit import dns_a_over_tcp, eventually, port_forward
 
 from ticklake.devstack.cluster.cluster import NODE_NAME, Cluster
 
