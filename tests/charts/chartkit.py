@@ -52,6 +52,14 @@ def tools() -> Path:
     return BIN
 
 
+def helm_plugins() -> str:
+    """HELM_PLUGINS for the plugins tools/helm/install.sh builds (helm-unittest)."""
+    tools()
+    unittest = CACHE / "helm-plugins" / "unittest" / "untt"
+    assert unittest.exists(), f"helm-unittest missing ({unittest}) after tools/helm/install.sh"
+    return str(CACHE / "helm-plugins")
+
+
 def tool(name: str) -> str:
     path = tools() / name
     assert path.exists(), f"{name} missing from {BIN} after tools/helm/install.sh"
