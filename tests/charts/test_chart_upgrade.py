@@ -14,6 +14,7 @@ cluster and its node pool: Strimzi deletes a renamed pool's brokers).
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,14 @@ import yaml
 from chartkit import CHART, Manifest, parse
 from clusterkit import ChartCluster
 from test_chart_install import helm
-from versionkit import extract_chart, previous_release_commit, version_at, working_version
+from versionkit import (
+    CHART_PATH,
+    extract_chart,
+    git,
+    previous_release_commit,
+    version_at,
+    working_version,
+)
 
 NAMESPACE = "up-from-previous"
 RELEASE = "ticklake"
@@ -102,3 +110,32 @@ def test_the_redis_password_survives(upgraded: Any, chart_cluster: ChartCluster)
     stored = chart_cluster.client.request("GET", f"/api/v1/namespaces/{NAMESPACE}/secrets/{name}")
     assert stored["data"]["redis-password"] == old
     assert len(base64.b64decode(old)) == 32
+
+
+def last_commit_with_version(prefix: str) -> str:
+    for commit in git("log", "--format=%H", "--", f"{CHART_PATH}/Chart.yaml").split():
+        version = version_at(commit)
+        if version and version.startswith(prefix):
+            return commit
+    raise AssertionError(f"no chart version {prefix}* in the history")
+
+
+def test_an_upgrade_from_0_1_keeps_the_node_pool_it_made(
+    chart_cluster: ChartCluster, tmp_path: Path
+) -> None:
+    """Chart 0.1.x named the KafkaNodePool nodePool.name alone; 0.2 prefixes
+    it with the release. Renaming a pool makes Strimzi delete its brokers, so
+    an upgrade keeps the old name (the template finds it with lookup), while a
+    fresh install gets the prefixed one."""
+    chart_cluster.use_strimzi("strimzi-1.2.0")
+    kubeconfig, ns = chart_cluster.kubeconfig, "up-from-0-1"
+    old = extract_chart(last_commit_with_version("0.1."), tmp_path)
+    helm(kubeconfig, "install", RELEASE, str(old), "-n", ns, "--create-namespace")
+    helm(kubeconfig, "upgrade", RELEASE, str(CHART), "-n", ns)
+    text = helm(kubeconfig, "get", "manifest", RELEASE, "-n", ns)
+    pools = [o["metadata"]["name"] for o in parse(text) if o["kind"] == "KafkaNodePool"]
+    assert pools == ["dual-role"]
+    stored = chart_cluster.client.request(
+        "GET", f"/apis/kafka.strimzi.io/v1/namespaces/{ns}/kafkanodepools/dual-role"
+    )
+    assert stored["metadata"]["annotations"]["meta.helm.sh/release-name"] == RELEASE
