@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from nodekit import require
 
 from ticklake.devstack.cluster.cluster import BUILT_BINARIES, Cluster, missing_prerequisites
 
@@ -22,16 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 _HERE = Path(__file__).resolve().parent
 _last_item: list[str] = []
 _to_stop: list[Cluster] = []
-
-
-def require(problems: list[str]) -> None:
-    """Fail (CI) or skip (elsewhere) with how to install what is missing."""
-    if not problems:
-        return
-    message = "the cluster tests need:\n  " + "\n  ".join(problems)
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import socket
 import struct
@@ -11,9 +12,21 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+import pytest
+
 from ticklake.devstack.cluster.cluster import Cluster
 
 T = TypeVar("T")
+
+
+def require(problems: list[str]) -> None:
+    """Fail (CI) or skip (elsewhere) with how to install what is missing."""
+    if not problems:
+        return
+    message = "the cluster tests need:\n  " + "\n  ".join(problems)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @contextlib.contextmanager

@@ -265,6 +265,7 @@ class Cluster:
     def load_images(self, archives: Sequence[Path]) -> list[Path]:
         """Import docker-archive tars into the node; skip those already imported.
 
+        An archive may hold several images (``podman save --multi-image-archive``).
         Returns the archives that were imported now. Pods then use the images
         with ``imagePullPolicy: Never`` (or IfNotPresent).
         """
@@ -273,7 +274,7 @@ class Cluster:
         present = set(self.ctr("images", "ls", "-q").split())
         imported = []
         for archive in archives:
-            digest = scratch_image.archive_config_digest(archive)
+            digest = scratch_image.archive_identity(archive)
             refs = record.get(digest, "").split()
             if refs and all(r in present for r in refs):
                 continue

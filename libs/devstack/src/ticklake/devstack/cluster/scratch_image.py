@@ -80,3 +80,13 @@ def archive_config_digest(archive: Path) -> str:
         manifest = json.load(member)
     config = manifest[0]["Config"]
     return "sha256:" + Path(config).name.removesuffix(".json").removeprefix("sha256:")
+
+
+def archive_identity(archive: Path) -> str:
+    """A digest of a docker-archive tar's manifest: it names every image's config
+    (content-addressed) and tags, so equal identities mean the same images."""
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("manifest.json")
+        if member is None:
+            raise ValueError(f"{archive}: no manifest.json (not a docker-archive tar)")
+        return "sha256:" + hashlib.sha256(member.read()).hexdigest()

@@ -1,0 +1,171 @@
+"""The chart on the real node, the way a user meets it.
+
+``helm install`` of charts/ticklake with the images built by
+``ticklake.devstack.images`` (imported into the node's containerd), Kafka from
+a single-node KRaft pod (external-Kafka mode), Redis from the chart and the
+lake on a hostPath PersistentVolume. Then the user's path: every pod Running
+and Ready, ``helm test``, ticks from the producer in Redis and the lake,
+``kubectl port-forward`` to the query API for /latest, /bars and the live
+stream, and every pod's /metrics through its Service's named port.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from chartrun import (
+    CHART,
+    NAMESPACE,
+    RELEASE,
+    Release,
+    build_and_load,
+    create_topics,
+    helm,
+    kafka_manifests,
+    release_values,
+    require_images,
+)
+from nodekit import eventually, port_forward
+
+from ticklake.devstack.cluster.cluster import Cluster
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+    require_images()
+    tmp = tmp_path_factory.mktemp("chart")
+    built = build_and_load(cluster, tmp)
+    # A fresh namespace, lake and Kafka per session. The operator's kopf
+    # finalizer would hold the namespace forever once the operator is gone:
+    # stop the operator first, then drop the finalizers.
+    cluster.kubectl("-n", NAMESPACE, "delete", "deployment", "-l",
+                    "app.kubernetes.io/component=operator", "--wait=true", check=False)  # fmt: skip
+    for scaler in cluster.kubectl("-n", NAMESPACE, "get", "ingestscalers", "-o", "name",
+                                  check=False).split():  # fmt: skip
+        cluster.kubectl("-n", NAMESPACE, "patch", scaler, "--type=merge",
+                        "-p", '{"metadata":{"finalizers":[]}}', check=False)  # fmt: skip
+    cluster.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true",
+                    timeout=300)  # fmt: skip
+    cluster.kubectl("delete", "pv", f"lake-{NAMESPACE}", "--ignore-not-found")
+    shutil.rmtree(cluster.layout.volumes / f"lake-{NAMESPACE}", ignore_errors=True)
+    cluster.kubectl("create", "namespace", NAMESPACE)
+    kafka_image = next(b.ref for b in built if b.name == "kafka")
+    cluster.apply(kafka_manifests(NAMESPACE, kafka_image))
+    pv = cluster.host_path_volume(f"lake-{NAMESPACE}", capacity="2Gi")
+    cluster.apply([pv])
+    cluster.kubectl("-n", NAMESPACE, "rollout", "status", "deployment/kafka", "--timeout=300s",
+                    timeout=310)  # fmt: skip
+    create_topics(cluster, NAMESPACE)
+    values = tmp / "values.yaml"
+    values.write_text(yaml.safe_dump(release_values(NAMESPACE, built, cluster)))
+    started = time.monotonic()
+    helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(values),
+         "--wait", "--timeout", "10m", timeout=620)  # fmt: skip
+    print(f"chart Running and Ready {time.monotonic() - started:.1f}s after helm install")
+    yield Release(cluster, NAMESPACE, RELEASE, f"kafka.{NAMESPACE}.svc.cluster.local:9092")
+
+
+def _get(port: int, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.load(r)
+
+
+def test_every_pod_is_running_and_ready(release: Release) -> None:
+    pods = release.pods()
+    components = {p["metadata"]["labels"].get("app.kubernetes.io/component") for p in pods}
+    assert {"producer", "ingest", "query-api", "operator", "redis"} <= components
+    for pod in pods:
+        if pod["metadata"]["labels"].get("app.kubernetes.io/component") == "test":
+            continue
+        conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+        assert pod["status"]["phase"] == "Running", pod["metadata"]["name"]
+        assert conditions["Ready"] == "True", pod["metadata"]["name"]
+
+
+def test_helm_test_passes(release: Release) -> None:
+    # (No --logs: the chart's hook-delete-policy removes the pod once it succeeded.)
+    out = helm(release.cluster, "test", release.name, "-n", release.namespace)
+    phases = [line.split()[-1] for line in out.splitlines() if line.startswith("Phase:")]
+    assert phases == ["Succeeded"], out
+
+
+def test_latest_tick_through_port_forward_is_seconds_old(release: Release) -> None:
+    with port_forward(release.cluster, release.svc("query-api"), "http",
+                      namespace=release.namespace) as port:  # fmt: skip
+
+        def fresh() -> dict[str, Any]:
+            body: dict[str, Any] = _get(port, "/latest/AAPL")
+            return body
+
+        body = eventually(
+            fresh,
+            lambda b: time.time_ns() - b["tick"]["ts_ns"] < 10 * 1_000_000_000,
+            what="a tick of AAPL produced seconds ago",
+            timeout_s=180,
+        )
+        assert body["symbol"] == "AAPL"
+        assert body["source"] == "redis"
+        bars = eventually(
+            lambda: _get(port, "/bars/AAPL?interval=1s"),
+            lambda b: len(b.get("bars", [])) > 0,
+            what="1 s bars of AAPL from the lake",
+            timeout_s=180,
+        )
+        assert all(bar["tick_count"] > 0 for bar in bars["bars"])
+
+
+def test_live_stream_delivers_ticks(release: Release) -> None:
+    with port_forward(release.cluster, release.svc("query-api"), "http",
+                      namespace=release.namespace) as port:  # fmt: skip
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/stream?symbols=AAPL")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        events: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "event: ticks" not in events:
+            events.append(resp.readline().decode().strip())
+        events.append(resp.readline().decode().strip())  # its data line
+        conn.close()
+    assert "event: ticks" in events, events[-10:]
+    data = events[events.index("event: ticks") + 1]
+    assert data.startswith("data: ")
+    ticks = json.loads(data.removeprefix("data: "))
+    assert ticks and all(t["symbol"] == "AAPL" for t in ticks)
+
+
+def test_ticks_reach_the_lake_on_the_volume(release: Release) -> None:
+    lake = release.cluster.layout.volumes / f"lake-{release.namespace}"
+    files = eventually(
+        lambda: sorted(lake.rglob("*.parquet")),
+        lambda f: len(f) > 0,
+        what="Parquet files on the PersistentVolume",
+        timeout_s=180,
+    )
+    assert all(f.stat().st_uid == 10001 for f in files[:20])
+
+
+def test_every_pods_metrics_scrape_through_the_services_named_port(release: Release) -> None:
+    services = json.loads(release.kubectl("get", "services", "-o", "json"))["items"]
+    scraped = {}
+    for svc in services:
+        ports = [p["name"] for p in svc["spec"]["ports"] if p.get("name") in ("metrics", "http")]
+        component = svc["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+        if not ports or component not in ("producer", "ingest", "query-api", "operator"):
+            continue
+        port_name = "metrics" if "metrics" in ports else "http"
+        with port_forward(release.cluster, f"svc/{svc['metadata']['name']}", port_name,
+                          namespace=release.namespace) as port:  # fmt: skip
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                text = r.read().decode()
+        assert "# TYPE" in text
+        scraped[component] = len(text)
+    assert set(scraped) >= {"producer", "ingest", "query-api", "operator"}, scraped
