@@ -10,11 +10,26 @@ Needs root and the packages ``tools/bootstrap.sh --test`` installs; with
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from chartrun import (
+    CHART,
+    NAMESPACE,
+    RELEASE,
+    Release,
+    build_and_load,
+    create_topics,
+    helm,
+    kafka_manifests,
+    release_values,
+    require_images,
+)
 from nodekit import require
 
 from ticklake.devstack.cluster.cluster import BUILT_BINARIES, Cluster, missing_prerequisites
@@ -57,3 +72,38 @@ def cluster() -> Iterator[Cluster]:
     for leftover in _to_stop:
         leftover.down(log=lambda _: None)
     _to_stop.clear()
+
+
+@pytest.fixture(scope="session")
+def release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+    require_images()
+    tmp = tmp_path_factory.mktemp("chart")
+    built = build_and_load(cluster, tmp)
+    # A fresh namespace, lake and Kafka per session. The operator's kopf
+    # finalizer would hold the namespace forever once the operator is gone:
+    # stop the operator first, then drop the finalizers.
+    cluster.kubectl("-n", NAMESPACE, "delete", "deployment", "-l",
+                    "app.kubernetes.io/component=operator", "--wait=true", check=False)  # fmt: skip
+    for scaler in cluster.kubectl("-n", NAMESPACE, "get", "ingestscalers", "-o", "name",
+                                  check=False).split():  # fmt: skip
+        cluster.kubectl("-n", NAMESPACE, "patch", scaler, "--type=merge",
+                        "-p", '{"metadata":{"finalizers":[]}}', check=False)  # fmt: skip
+    cluster.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true",
+                    timeout=300)  # fmt: skip
+    cluster.kubectl("delete", "pv", f"lake-{NAMESPACE}", "--ignore-not-found")
+    shutil.rmtree(cluster.layout.volumes / f"lake-{NAMESPACE}", ignore_errors=True)
+    cluster.kubectl("create", "namespace", NAMESPACE)
+    kafka_image = next(b.ref for b in built if b.name == "kafka")
+    cluster.apply(kafka_manifests(NAMESPACE, kafka_image))
+    pv = cluster.host_path_volume(f"lake-{NAMESPACE}", capacity="2Gi")
+    cluster.apply([pv])
+    cluster.kubectl("-n", NAMESPACE, "rollout", "status", "deployment/kafka", "--timeout=300s",
+                    timeout=310)  # fmt: skip
+    create_topics(cluster, NAMESPACE)
+    values = tmp / "values.yaml"
+    values.write_text(yaml.safe_dump(release_values(NAMESPACE, built, cluster)))
+    started = time.monotonic()
+    helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(values),
+         "--wait", "--timeout", "10m", timeout=620)  # fmt: skip
+    print(f"chart Running and Ready {time.monotonic() - started:.1f}s after helm install")
+    yield Release(cluster, NAMESPACE, RELEASE, f"kafka.{NAMESPACE}.svc.cluster.local:9092")
