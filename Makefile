@@ -1,5 +1,5 @@
 # ticklake: the two commands of the quick start are `make run` and `make test`.
-.PHONY: run test install install-test lint pytest bench bench-quick stack-up stack-down
+.PHONY: run test install install-test lint pytest bench bench-quick stack-up stack-down images
 
 ## run: the whole pipeline locally (Kafka, Redis, Prometheus, producer, ingest, query API)
 run: install
@@ -35,3 +35,8 @@ bench: install
 ## bench-quick: the same scenarios and data sizes with shorter windows (< 5 min once data is cached)
 bench-quick: install
 	uv run --frozen python bench/run_all.py --quick
+
+## images: the four service images plus Kafka and Redis, built with podman (docs/images.md)
+images:
+	bash tools/bootstrap.sh --images
+	uv run --frozen ticklake-stack images build

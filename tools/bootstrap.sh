@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
 # Installs everything ticklake needs on a fresh Debian machine, idempotently:
 #   tools/bootstrap.sh          what `make run` needs (system packages, uv, the workspace)
-#   tools/bootstrap.sh --test   plus the test tools (helm, kube-apiserver, etcd, chromium)
+#   tools/bootstrap.sh --test   plus the test tools (helm, kube-apiserver, etcd, chromium, podman)
+#   tools/bootstrap.sh --images what `make images` needs (podman, mmdebstrap)
 # Downloads and builds are cached outside the repository in ${TICKLAKE_CACHE:-~/.cache/ticklake}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test_tools=0
-[[ "${1:-}" == "--test" ]] && want_test_tools=1
+want_images=0
+[[ "${1:-}" == "--test" ]] && want_test_tools=1 && want_images=1
+[[ "${1:-}" == "--images" ]] && want_images=1
 
 say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
 
 # --- system packages (Debian) -------------------------------------------------
 # redis-server: the hot cache; prometheus: local scraping and promtool for rules;
-# chromium: the live page's browser test.
 packages=(redis-server prometheus)
 # chromium: the live page's browser test. The rest: the real one-node cluster
 # of tests/cluster (docs/testing.md): its container runtime, CNI plugins and
 # the tools the kubelet, kube-proxy and the fixture run.
 ((want_test_tools)) && packages+=(chromium containerd runc containernetworking-plugins
   iptables conntrack iproute2 util-linux mount)
+# podman, runc, mmdebstrap: the container images (docs/images.md); slirp4netns
+# publishes their ports on loopback in the image tests.
+((want_images)) && packages+=(podman runc mmdebstrap slirp4netns)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

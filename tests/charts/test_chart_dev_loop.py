@@ -8,7 +8,7 @@
   the node image (which the stand-in refuses).
 * skaffold.yaml: skaffold is not served by the Go proxy and no registry ships
   its JSON schema, so structural assertions: every artifact's Dockerfile
-  exists, every ``setValueTemplates`` key is a chart value that changes the
+  and target exist, every ``setValueTemplates`` key is a chart value that changes the
   image of the right Deployment, port-forwards name Services the chart
   renders, the profiles' patches point at existing paths.
 * compose.yaml: the compose-spec JSON schema vendored in check-jsonschema,
@@ -38,6 +38,8 @@ from chartkit import (
     run,
     tool,
 )
+
+from ticklake.devstack.images import dockerfile_stages
 
 DOCKER_INFO = (
     '{"CgroupDriver":"systemd","CgroupVersion":"2","MemoryLimit":true,"PidsLimit":true,'
@@ -128,6 +130,8 @@ def test_skaffold_builds_the_four_images(skaffold: dict[str, Any]) -> None:
     for a in artifacts.values():
         assert a["context"] == "."
         assert (ROOT / a["docker"]["dockerfile"]).is_file()
+        assert a["docker"]["target"] == a["image"].removeprefix("ticklake-")
+        assert a["docker"]["target"] in dockerfile_stages((ROOT / "Dockerfile").read_text())
 
 
 def test_skaffold_value_templates_wire_each_image(skaffold: dict[str, Any]) -> None:
@@ -223,6 +227,7 @@ def test_compose_mirrors_the_stack(compose: dict[str, Any]) -> None:
     assert "broker,controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
     for name in ("producer", "ingest", "query-api"):
         assert (ROOT / services[name]["build"]["dockerfile"]).is_file()
+        assert services[name]["build"]["target"] == name
         assert services[name]["read_only"] is True and services[name]["user"] == "10001:10001"
     for svc in services.values():
         for volume in svc.get("volumes", []):

@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 from chartkit import ROOT, VALUE_SETS, helm_template, run, tool
 
-DOCKERFILES = [
-    "services/producer/Dockerfile",
-    "services/ingest/Dockerfile",
-    "services/query-api/Dockerfile",
-    "operator/Dockerfile",
+# The product's images (checkov and hadolint) ...
+DOCKERFILES = ["Dockerfile"]
+# ... and the stand-ins and test-cluster images of tools/images (hadolint).
+TOOL_DOCKERFILES = [
+    "tools/images/python/Dockerfile",
+    "tools/images/kafka/Dockerfile",
+    "tools/images/redis/Dockerfile",
 ]
 EXCEPTIONS_DOC = ROOT / "docs" / "security-exceptions.md"
 
@@ -86,7 +88,7 @@ def test_dockerfiles_pass_checkov(checkov_findings: list[tuple[str, str]]) -> No
     assert not [f for f in checkov_findings if f[0].startswith("CKV_DOCKER")]
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES + TOOL_DOCKERFILES)
 def test_hadolint_is_clean(dockerfile: str) -> None:
     result = run([tool("hadolint"), "--failure-threshold", "info", dockerfile])
     assert result.returncode == 0, result.stdout + result.stderr
@@ -98,18 +100,29 @@ def test_hadolint_can_fail(tmp_path: Path) -> None:
     assert run([tool("hadolint"), str(bad)]).returncode != 0
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES)
-def test_dockerfile_shape(dockerfile: str) -> None:
+SERVICE_TARGETS = ["producer", "ingest", "query-api", "operator"]
+
+
+def test_dockerfile_shape() -> None:
     """Multi-stage on python:3.11-slim, deps from the lockfile, non-root."""
-    text = (ROOT / dockerfile).read_text()
-    froms = re.findall(r"^FROM (\S+)", text, re.M)
-    assert froms == ["python:3.11-slim", "python:3.11-slim"]
-    assert "uv sync --frozen --no-dev --no-install-workspace --package" in text
-    assert "uv sync --frozen --no-dev --no-editable --package" in text
+    text = (ROOT / "Dockerfile").read_text()
+    froms = re.findall(r"^FROM (\S+) AS (\S+)$", text, re.M)
+    bases = {stage: base for base, stage in froms}
+    assert bases["workspace"] == "python:3.11-slim"
+    assert bases["runtime"] == "python:3.11-slim"
     assert re.search(r"^USER 10001:10001$", text, re.M)
-    assert "COPY --from=build /opt/ticklake/venv /opt/ticklake/venv" in text
-    # The runtime stage copies nothing else from the build stage or the context.
-    runtime = text.split("\nFROM python:3.11-slim\n", 1)[1]
-    assert re.findall(r"^COPY .*", runtime, re.M) == [
-        "COPY --from=build /opt/ticklake/venv /opt/ticklake/venv"
-    ]
+    stages = text.split("\nFROM ")
+    for target in SERVICE_TARGETS:
+        package = f"ticklake-{target}"
+        assert bases[f"{target}-venv"] == "workspace"
+        assert bases[target] == "runtime"
+        venv = next(s for s in stages if s.startswith(f"workspace AS {target}-venv\n"))
+        assert f"uv sync --frozen --no-dev --no-install-workspace --package {package}" in venv
+        assert f"uv sync --frozen --no-dev --no-editable --package {package}" in venv
+        # The image copies nothing but its venv from the build stages or the context.
+        final = next(s for s in stages if s.startswith(f"runtime AS {target}\n"))
+        assert re.findall(r"^COPY .*", final, re.M) == [
+            f"COPY --from={target}-venv /opt/ticklake/venv /opt/ticklake/venv"
+        ]
+    runtime = next(s for s in stages if s.startswith("python:3.11-slim AS runtime\n"))
+    assert "COPY" not in runtime

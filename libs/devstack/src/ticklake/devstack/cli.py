@@ -8,6 +8,8 @@
                              (``make run``)
 * ``ticklake-stack cluster up|down|status``  a real one-node Kubernetes cluster
                              (``docs/testing.md``)
+* ``ticklake-stack images build|list``  the container images, with podman
+                             (``make images``, docs/images.md)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from ticklake.devstack import paths, ports, process
+from ticklake.devstack import images, paths, ports, process
 from ticklake.devstack.cluster import command as cluster_command
 from ticklake.devstack.kafka import KafkaBroker
 from ticklake.devstack.pipeline import Pipeline, PipelineOptions
@@ -182,6 +184,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("stopped cleanly", flush=True)
 
 
+def cmd_images_build(args: argparse.Namespace) -> int:
+    built = images.build(args.names or None, tag=args.tag)
+    for image in built:
+        how = "cached" if image.cached else f"built in {image.seconds:.0f} s"
+        print(f"{image.ref:<52}{image.size_bytes / 1e6:>8.0f} MB  {how}")
+    return 0
+
+
+def cmd_images_list(_: argparse.Namespace) -> int:
+    for ref, size, created in images.list_images():
+        print(f"{ref:<52}{size / 1e6:>8.0f} MB  {created}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = argparse.ArgumentParser(prog="ticklake-stack", description=__doc__.split("\n")[0])
@@ -204,6 +220,17 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
     run.set_defaults(func=cmd_run)
     cluster_command.add_subcommand(sub)
+    images_parser = sub.add_parser("images", help="build or list the container images (podman)")
+    images_sub = images_parser.add_subparsers(dest="images_command", required=True)
+    images_build = images_sub.add_parser("build", help="build images whose inputs changed")
+    images_build.add_argument("names", nargs="*", help="producer, ingest, query-api, operator, "
+                              "kafka, redis (default: all)")  # fmt: skip
+    images_build.add_argument("--tag", default=None, help="tag of the service images "
+                              "(default: a hash of their inputs)")  # fmt: skip
+    images_build.set_defaults(func=cmd_images_build)
+    images_sub.add_parser("list", help="ticklake images in podman's storage").set_defaults(
+        func=cmd_images_list
+    )
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -74,6 +74,21 @@ def kafka_libs() -> Path:
     return libs
 
 
+def jvm_args() -> list[str]:
+    """JVM options of every Kafka process (heap apart): GC and logging.
+
+    Shared by the local broker and the ticklake-kafka image (its jvm.args).
+    """
+    return [
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+        "-Dorg.slf4j.simpleLogger.log.org.apache.kafka=warn",
+        "-Dorg.slf4j.simpleLogger.log.kafka=info",
+    ]
+
+
 def java_command(main_class: str, *args: str, heap: str = "512m") -> list[str]:
     """``java`` command line running ``main_class`` from the Kafka jars."""
     java = shutil.which("java")
@@ -85,17 +100,50 @@ def java_command(main_class: str, *args: str, heap: str = "512m") -> list[str]:
         java,
         f"-Xmx{heap}",
         f"-Xms{heap}",
-        "-XX:+UseG1GC",
-        "-XX:MaxGCPauseMillis=20",
-        "-Djava.awt.headless=true",
-        "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
-        "-Dorg.slf4j.simpleLogger.log.org.apache.kafka=warn",
-        "-Dorg.slf4j.simpleLogger.log.kafka=info",
+        *jvm_args(),
         "-cp",
         f"{kafka_libs()}/*",
         main_class,
         *args,
     ]
+
+
+def server_properties(
+    *, listeners: str, controller_bootstrap: str, log_dirs: str
+) -> dict[str, str]:
+    """Settings of a single-node KRaft broker+controller, tuned for 2 cores.
+
+    Shared by the local broker and the ticklake-kafka image; each adds
+    ``advertised.listeners`` and ``num.partitions`` for where it runs.
+    """
+    return {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.bootstrap.servers": controller_bootstrap,
+        "listeners": listeners,
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": log_dirs,
+        "auto.create.topics.enable": "true",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "log.cleaner.dedupe.buffer.size": str(2 * 1024 * 1024),
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "log.retention.hours": "24",
+    }
+
+
+def properties_text(settings: dict[str, str]) -> str:
+    """``key=value`` lines of a Java properties file."""
+    return "".join(f"{k}={v}\n" for k, v in settings.items())
 
 
 def cluster_id() -> str:
@@ -146,34 +194,16 @@ class KafkaBroker:
 
     def _write_config(self) -> Path:
         config = self.data_dir / "server.properties"
-        settings = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
-            "listeners": (
+        settings = server_properties(
+            listeners=(
                 f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
             ),
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self.data_dir / "data"),
-            "num.partitions": str(self.default_partitions),
-            "auto.create.topics.enable": "true",
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "transaction.state.log.num.partitions": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "log.cleaner.dedupe.buffer.size": str(2 * 1024 * 1024),
-            "num.network.threads": "2",
-            "num.io.threads": "4",
-            "log.retention.hours": "24",
-        }
-        config.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+            controller_bootstrap=f"127.0.0.1:{self.controller_port}",
+            log_dirs=str(self.data_dir / "data"),
+        )
+        settings["advertised.listeners"] = f"PLAINTEXT://127.0.0.1:{self.port}"
+        settings["num.partitions"] = str(self.default_partitions)
+        config.write_text(properties_text(settings))
         return config
 
     def _format(self, config: Path) -> None:
