@@ -117,7 +117,8 @@ def test_unread_builders_and_deployers_are_refused(document: dict[str, Any]) -> 
 def test_artifacts_of_our_file(document: dict[str, Any]) -> None:
     cfg = skaffold.apply_profiles(document, [])
     by_image = {a.image: a for a in cfg.artifacts}
-    assert by_image["ticklake-query-api"].dockerfile == "services/query-api/Dockerfile"
+    assert by_image["ticklake-query-api"].dockerfile == "Dockerfile"
+    assert by_image["ticklake-query-api"].target == "query-api"
     assert by_image["ticklake-query-api"].template_name == "ticklake_query_api"
     assert all((ROOT / a.context / a.dockerfile).is_file() for a in cfg.artifacts)
     assert cfg.push is False

@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ticklake.devstack import images
+
 SUPPORTED_API_PREFIX = "skaffold/v4"
 
 
@@ -394,7 +396,13 @@ def source_dependencies(artifact: Artifact, root: Path) -> list[Path]:
         ignore_file.read_text().splitlines() if ignore_file.is_file() else []
     )
     files = {dockerfile}
-    for source in dockerfile_sources(dockerfile.read_text()):
+    text = dockerfile.read_text()
+    sources = dockerfile_sources(text)
+    if artifact.target:
+        # Only what the target's stages copy (one Dockerfile serves four images).
+        wanted, _ = images.target_inputs(images.dockerfile_stages(text), artifact.target)
+        sources = [s for s in sources if s in wanted]
+    for source in sources:
         pattern = source.rstrip("/")
         matches = [context] if pattern in ("", ".") else sorted(context.glob(pattern))
         for match in matches:
