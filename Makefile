@@ -1,5 +1,5 @@
 # ticklake: the two commands of the quick start are `make run` and `make test`.
-.PHONY: run test install install-test lint pytest bench bench-quick stack-up stack-down images
+.PHONY: run test install install-test lint pytest bench bench-quick chaos stack-up stack-down images
 
 ## run: the whole pipeline locally (Kafka, Redis, Prometheus, producer, ingest, query API)
 run: install
@@ -40,3 +40,7 @@ bench-quick: install
 images:
 	bash tools/bootstrap.sh --images
 	uv run --frozen ticklake-stack images build
+
+## chaos: the fault suite (SIGKILLs, broker restart, Redis down 30 s, lake full; needs root for the tmpfs) -> bench/results/chaos.json, docs/reliability.md
+chaos: install
+	uv run --frozen python bench/chaos.py

@@ -143,6 +143,7 @@ class IngestConsumer:
         self.fatal: BaseException | None = None
         self.stalls = PartitionStalls(metrics)
         self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._inflight_jobs: dict[int, FlushJob] = {}
         self._paused: set[int] = set()
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
@@ -426,11 +427,13 @@ class IngestConsumer:
                 continue
             task = asyncio.create_task(self._write_and_commit(job), name=f"flush-p{partition}")
             self._inflight[partition] = task
+            self._inflight_jobs[partition] = job
             task.add_done_callback(lambda t, p=partition: self._flush_done(p, t))
 
     def _flush_done(self, partition: int, task: asyncio.Task[None]) -> None:
         if self._inflight.get(partition) is task:
             del self._inflight[partition]
+            self._inflight_jobs.pop(partition, None)
         if task.cancelled() or task.exception() is None:
             return
         error = task.exception()
@@ -545,9 +548,18 @@ class IngestConsumer:
             try:
                 await asyncio.wait_for(asyncio.shield(task), max(0.1, deadline - time.monotonic()))
             except Exception as e:
+                # The partition is leaving: its flush must not land later, after the next
+                # owner recovered from the lake (its rows would then be there twice). Stop
+                # the retries, make the writer refuse the job's remaining files, and wait
+                # for a write already running in the writer thread to end.
+                job = self._inflight_jobs.get(partition)
+                if job is not None:
+                    job.abandoned = True
+                task.cancel()
+                settled = await self.lake.settle(max(0.1, deadline - time.monotonic()))
                 log.error(
-                    "in-flight flush did not finish",
-                    extra={"partition": partition, "error": repr(e)},
+                    "in-flight flush did not finish; abandoned (the next owner re-processes)",
+                    extra={"partition": partition, "error": repr(e), "writer_idle": settled},
                 )
                 return
         job = self.lake.take(partition)

@@ -89,6 +89,9 @@ class FlushJob:
     """Pending rows as numpy column chunks (see :class:`PartitionBuffer`)."""
     symbol_names: pa.Array | None = None
     """The partition's symbols by code (``_codes`` in ``parts`` index it)."""
+    abandoned: bool = False
+    """Set when the partition left this replica mid-flush: the writer then writes no
+    further file of the job, so none lands after the next owner's recovery."""
 
     @property
     def ticks(self) -> pa.Table:
@@ -262,12 +265,14 @@ class LakeWriter:
                     "state": orjson.Fragment(job.state),
                 }
             )
+            _refuse_abandoned(job)
             self._put(
                 f"{self._state_dir}/{checkpoint_name(job.partition, job.next_offset)}", checkpoint
             )
             written: list[WrittenFile] = []
             for lake_file, table in planned:
                 data = self._parquet_bytes(table, lake_file, job)
+                _refuse_abandoned(job)
                 self._put(lake_file.relative_path(), data)
                 written.append(
                     WrittenFile(
@@ -365,6 +370,14 @@ class LakeWriter:
             self._delete(name)
         except OSError as e:
             raise LakeWriteError(f"lake {self.lake.uri} is not writable: {e}") from e
+
+
+def _refuse_abandoned(job: FlushJob) -> None:
+    if job.abandoned:
+        raise LakeWriteError(
+            f"flush of partition {job.partition} [{job.first_offset}, {job.next_offset}) "
+            "abandoned: the partition moved to another replica"
+        )
 
 
 def _fsync_dir(path: str) -> None:
@@ -537,6 +550,15 @@ class LakeSink:
         if self._on_written is not None:
             self._on_written(written)
         return written
+
+    async def settle(self, timeout_s: float) -> bool:
+        """Wait until the writer thread has finished what it is doing (True), or timeout."""
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(loop.run_in_executor(self._executor, lambda: None), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     async def flush(self) -> None:
         """Write every partition's pending records (commits are the caller's job)."""
