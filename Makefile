@@ -1,5 +1,5 @@
 # ticklake: the two commands of the quick start are `make run` and `make test`.
-.PHONY: run test install install-test lint pytest bench bench-quick chaos stack-up stack-down images
+.PHONY: test-cluster run test install install-test lint pytest bench bench-quick chaos stack-up stack-down images
 
 ## run: the whole pipeline locally (Kafka, Redis, Prometheus, producer, ingest, query API)
 run: install
@@ -20,7 +20,11 @@ lint:
 	uv run --frozen mypy libs/core/src
 
 pytest:
-	uv run --frozen pytest
+	uv run --frozen pytest --ignore=tests/cluster --ignore=tests/ingest/test_chaos_short.py
+
+## test-cluster: the real one-node cluster tests (images built with podman, helm install on a real node)
+test-cluster: install-test
+	uv run --frozen pytest tests/cluster tests/ingest/test_chaos_short.py
 
 stack-up: install
 	uv run --frozen ticklake-stack up
