@@ -20,11 +20,11 @@ lint:
 	uv run --frozen mypy libs/core/src
 
 pytest:
-	uv run --frozen pytest --ignore=tests/cluster --ignore=tests/ingest/test_chaos_short.py
+	uv run --frozen pytest --ignore=tests/cluster
 
 ## test-cluster: the real one-node cluster tests (images built with podman, helm install on a real node)
 test-cluster: install-test
-	uv run --frozen pytest tests/cluster tests/ingest/test_chaos_short.py
+	uv run --frozen pytest tests/cluster
 
 stack-up: install
 	uv run --frozen ticklake-stack up
