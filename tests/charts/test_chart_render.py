@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chartkit import CHART, NAMESPACE, RELEASE, VALUE_SETS, helm_template, parse, render, run, tool
+from chartkit import (
+    CHART,
+    NAMESPACE,
+    RELEASE,
+    ROOT,
+    VALUE_SETS,
+    helm_template,
+    parse,
+    render,
+    run,
+    tool,
+)
 
 
 def test_every_ci_values_file_is_a_rendered_value_set() -> None:
@@ -136,7 +147,14 @@ def rendered_notes(tmp_path: Path, *sets: str) -> str:
 
 def test_notes_print_the_exact_port_forward_command(tmp_path: Path) -> None:
     notes = rendered_notes(tmp_path)
-    assert "kubectl -n ticklake port-forward svc/ticklake-query-api 8000:8000" in notes, notes
+    # The local ports are skaffold.yaml's port-forwards (8000 is `make run`'s).
+    skaffold = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    forwards = {f["resourceName"]: f["localPort"] for f in skaffold["portForward"]}
+    api, grafana = forwards["ticklake-query-api"], forwards["kube-prometheus-stack-grafana"]
+    assert f"kubectl -n ticklake port-forward svc/ticklake-query-api {api}:8000" in notes, notes
+    assert f"curl http://127.0.0.1:{api}/readyz" in notes
+    assert f"svc/kube-prometheus-stack-grafana {grafana}:80" in notes
+    assert f"http://127.0.0.1:{grafana}/d/ticklake-pipeline" in notes
     assert "kubectl -n ticklake wait kafka/ticklake --for=condition=Ready" in notes
     assert "helm test ticklake -n ticklake" in notes
     services = {o["metadata"]["name"] for o in render("defaults") if o["kind"] == "Service"}

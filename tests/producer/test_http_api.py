@@ -78,3 +78,10 @@ async def test_running_service_serves_health_and_metrics_until_stopped(
             raise AssertionError("HTTP server still up after stop")
         except httpx.ConnectError:
             pass
+
+
+def test_send_errors_are_exported_at_zero_before_any_error() -> None:
+    """The dashboard's send-errors panel and increase() need the series before the first error."""
+    body = ProducerMetrics().exposition().decode()
+    assert 'ticklake_producer_send_errors_total{error="KafkaTimeoutError"} 0.0' in body
+    assert 'ticklake_producer_send_errors_total{error="CancelledError"} 0.0' in body

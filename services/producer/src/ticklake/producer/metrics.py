@@ -14,6 +14,12 @@ BATCH_SIZE_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
 """Ticks per Kafka batch."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Seconds from handing a batch to the Kafka client to the broker's acknowledgement."""
+SEND_ERRORS_AT_ZERO = ("KafkaTimeoutError", "CancelledError")
+"""Error classes the send-errors counter exports at 0 from the start: the client's
+timeouts (no room in its queue, no acknowledgement in time) and sends cut short by a
+stop. A series born at its first error leaves the dashboard's panel empty ("no
+data") until then and makes increase() blind to that first burst; other classes
+still appear when they first happen."""
 
 
 @dataclass
@@ -33,6 +39,8 @@ class ProducerMetrics:
             ["error"],
             registry=r,
         )
+        for error in SEND_ERRORS_AT_ZERO:
+            self.send_errors.labels(error)
         self.ticks_in_flight = Gauge(
             "ticklake_producer_ticks_in_flight",
             "Ticks handed to the Kafka client and not yet acknowledged or failed.",
