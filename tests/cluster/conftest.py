@@ -10,11 +10,11 @@ Needs root and the packages ``tools/bootstrap.sh --test`` installs; with
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
@@ -28,11 +28,15 @@ from chartrun import (
     helm,
     kafka_manifests,
     release_values,
+    remove_namespace,
     require_images,
 )
-from nodekit import require
+from nodekit import add_session_cleanup, require, run_session_cleanups
 
 from ticklake.devstack.cluster.cluster import BUILT_BINARIES, Cluster, missing_prerequisites
+
+if TYPE_CHECKING:
+    from ticklake.devstack.images import BuiltImage
 
 ROOT = Path(__file__).resolve().parents[2]
 _HERE = Path(__file__).resolve().parent
@@ -47,9 +51,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     # The cluster takes a minute to start, so it is session-scoped; but it must
-    # not load the 2-core machine while the rest of the suite runs: stop it
-    # after the last test of this folder.
+    # not load the 2-core machine while the rest of the suite runs: remove what
+    # the tests installed and stop the cluster after the last test of this folder.
     if _last_item and item.nodeid == _last_item[0]:
+        run_session_cleanups()
         for cluster in _to_stop:
             cluster.down(log=lambda _: None)
         _to_stop.clear()
@@ -65,35 +70,40 @@ def cluster() -> Iterator[Cluster]:
         # Built on first use, like the API server's binaries (minutes, cached).
         subprocess.run(["bash", str(ROOT / "tools" / "k8s" / "build.sh")], check=False)
     require(missing_prerequisites(c.bin_dir))
-    started = c.up(log=print)
-    if started and not os.environ.get("TICKLAKE_CLUSTER_KEEP"):
-        _to_stop.append(c)
+    started = time.monotonic()
+    if c.up(log=print):
+        print(f"cluster up in {time.monotonic() - started:.1f}s")
+        if not os.environ.get("TICKLAKE_CLUSTER_KEEP"):
+            _to_stop.append(c)
     yield c
+    run_session_cleanups()
     for leftover in _to_stop:
         leftover.down(log=lambda _: None)
     _to_stop.clear()
 
 
 @pytest.fixture(scope="session")
-def release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+def node_images(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> list[BuiltImage]:
+    """All of ``ticklake.devstack.images`` (four services, Kafka, Redis), built with
+    podman (cached by their inputs) and imported into the node's containerd."""
     require_images()
+    return build_and_load(cluster, tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture(scope="session")
+def release(
+    cluster: Cluster, node_images: list[BuiltImage], tmp_path_factory: pytest.TempPathFactory
+) -> Release:
+    """charts/ticklake installed by ``helm install --wait`` in a fresh namespace
+    (external-Kafka mode against a Kafka pod, the lake on a hostPath volume);
+    the namespace is deleted after the last test of the folder."""
     tmp = tmp_path_factory.mktemp("chart")
-    built = build_and_load(cluster, tmp)
-    # A fresh namespace, lake and Kafka per session. The operator's kopf
-    # finalizer would hold the namespace forever once the operator is gone:
-    # stop the operator first, then drop the finalizers.
-    cluster.kubectl("-n", NAMESPACE, "delete", "deployment", "-l",
-                    "app.kubernetes.io/component=operator", "--wait=true", check=False)  # fmt: skip
-    for scaler in cluster.kubectl("-n", NAMESPACE, "get", "ingestscalers", "-o", "name",
-                                  check=False).split():  # fmt: skip
-        cluster.kubectl("-n", NAMESPACE, "patch", scaler, "--type=merge",
-                        "-p", '{"metadata":{"finalizers":[]}}', check=False)  # fmt: skip
-    cluster.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true",
-                    timeout=300)  # fmt: skip
-    cluster.kubectl("delete", "pv", f"lake-{NAMESPACE}", "--ignore-not-found")
-    shutil.rmtree(cluster.layout.volumes / f"lake-{NAMESPACE}", ignore_errors=True)
+    # A fresh namespace, lake and Kafka per session (a crashed session may
+    # have left one).
+    remove_namespace(cluster, NAMESPACE)
+    add_session_cleanup(lambda: remove_namespace(cluster, NAMESPACE))
     cluster.kubectl("create", "namespace", NAMESPACE)
-    kafka_image = next(b.ref for b in built if b.name == "kafka")
+    kafka_image = next(b.ref for b in node_images if b.name == "kafka")
     cluster.apply(kafka_manifests(NAMESPACE, kafka_image))
     pv = cluster.host_path_volume(f"lake-{NAMESPACE}", capacity="2Gi")
     cluster.apply([pv])
@@ -101,9 +111,9 @@ def release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
                     timeout=310)  # fmt: skip
     create_topics(cluster, NAMESPACE)
     values = tmp / "values.yaml"
-    values.write_text(yaml.safe_dump(release_values(NAMESPACE, built, cluster)))
+    values.write_text(yaml.safe_dump(release_values(NAMESPACE, node_images, cluster)))
     started = time.monotonic()
     helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(values),
          "--wait", "--timeout", "10m", timeout=620)  # fmt: skip
     print(f"chart Running and Ready {time.monotonic() - started:.1f}s after helm install")
-    yield Release(cluster, NAMESPACE, RELEASE, f"kafka.{NAMESPACE}.svc.cluster.local:9092")
+    return Release(cluster, NAMESPACE, RELEASE, f"kafka.{NAMESPACE}.svc.cluster.local:9092")

@@ -18,6 +18,30 @@ from ticklake.devstack.cluster.cluster import Cluster
 
 T = TypeVar("T")
 
+# What the session put on the cluster (releases, namespaces), undone newest
+# first after the last test of tests/cluster, before the cluster stops.
+_session_cleanups: list[Callable[[], None]] = []
+
+
+def add_session_cleanup(undo: Callable[[], None]) -> None:
+    """Run ``undo`` after the last test of tests/cluster, before the cluster
+    stops (or at session end if that test never ran). Any fixture that installs
+    something on the shared cluster registers its removal here."""
+    _session_cleanups.append(undo)
+
+
+def run_session_cleanups() -> None:
+    """Run the registered cleanups, newest first; each runs once. One failing
+    does not stop the others; the first failure is raised after them all."""
+    failures: list[BaseException] = []
+    while _session_cleanups:
+        try:
+            _session_cleanups.pop()()
+        except Exception as e:
+            failures.append(e)
+    if failures:
+        raise failures[0]
+
 
 def require(problems: list[str]) -> None:
     """Fail (CI) or skip (elsewhere) with how to install what is missing."""
