@@ -43,8 +43,7 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench_ingest import create_topic, ingest_env, private_stack, rss_mb, start_ingest, stop_ingest
 
-from ticklake.core.latest_hash import decode_channel_message
-from ticklake.core.redis_keys import TICKS_CHANNEL
+from ticklake.core.hot_cache import TICKS_CHANNEL, decode_channel_message
 from ticklake.core.tick import Tick, encode_tick
 from ticklake.devstack.ports import free_port
 

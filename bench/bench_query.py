@@ -48,8 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from query_data import DAY_NS, DAY_START_NS, SYMBOL, ensure_lakes
 from query_loadgen import fixed_rate, max_rate
 
-from ticklake.core.latest_hash import encode_latest_hash
-from ticklake.core.redis_keys import SYMBOLS_KEY, latest_key
+from ticklake.core.hot_cache import SYMBOLS_KEY, encode_latest_hash, latest_key
 from ticklake.devstack.ports import free_port, port_open, wait_until
 from ticklake.devstack.redis import RedisServer
 

@@ -41,7 +41,7 @@ import redis
 from aiokafka import AIOKafkaProducer
 from bench_ingest import create_topic, ingest_env, private_stack, start_ingest
 
-from ticklake.core.redis_keys import latest_key
+from ticklake.core.hot_cache import latest_key
 from ticklake.core.tick import Tick, encode_tick
 from ticklake.devstack.ports import free_port
 

@@ -31,7 +31,7 @@ import pandas as pd
 import redis
 from aiokafka import AIOKafkaConsumer
 
-from ticklake.core.redis_keys import latest_key
+from ticklake.core.hot_cache import latest_key
 from ticklake.core.tick import decode_tick, tick_to_dict
 
 BATCH = 500

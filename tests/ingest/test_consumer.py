@@ -26,7 +26,7 @@ from ingest_kit import (
     wait_until,
 )
 
-from ticklake.core import latest_hash, redis_keys
+from ticklake.core import hot_cache
 from ticklake.devstack.kafka import KafkaBroker
 from ticklake.ingest.consumer import feature_params
 from ticklake.ingest.features import FEATURES
@@ -96,8 +96,8 @@ async def test_a_rebalance_between_two_replicas_continues_every_series_exactly(
     # the cache holds every symbol's newest tick
     for symbol in symbols:
         newest = max(t.seq for t in ticks if t.symbol == symbol)
-        fields = await redis_client.hgetall(redis_keys.latest_key(symbol))
-        assert latest_hash.decode_latest_hash(fields)["seq"] == newest
+        fields = await redis_client.hgetall(hot_cache.latest_key(symbol))
+        assert hot_cache.decode_latest_hash(fields)["seq"] == newest
 
 
 @pytest.mark.slow

@@ -40,7 +40,7 @@ from ingest_kit import (
     wait_until,
 )
 
-from ticklake.core import redis_keys
+from ticklake.core import hot_cache
 from ticklake.core.tick import Tick, encode_tick
 from ticklake.ingest.sequencer import choose_owner
 
@@ -252,7 +252,7 @@ async def test_an_unkeyed_feed_gets_per_symbol_event_time_order_despite_kill_9(
     try:
         for symbol in symbols:
             last = sent[sent["symbol"] == symbol].iloc[-1]
-            fields = await client.hgetall(redis_keys.latest_key(symbol))
+            fields = await client.hgetall(hot_cache.latest_key(symbol))
             assert int(fields[b"ts_ns"]) == last["ts_ns"], symbol
             assert float(fields[b"price"]) == last["price"], symbol
     finally:

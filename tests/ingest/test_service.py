@@ -26,7 +26,7 @@ from ingest_kit import (
     wait_until,
 )
 
-from ticklake.core import latest_hash, redis_keys
+from ticklake.core import hot_cache
 
 
 async def test_ticks_reach_the_lake_and_redis_with_features_like_the_reference(
@@ -100,17 +100,17 @@ async def test_ticks_reach_the_lake_and_redis_with_features_like_the_reference(
     # Redis: the newest tick of every symbol, and its tail.
     for symbol in symbols:
         newest = max((t for t in ticks if t.symbol == symbol), key=lambda t: t.seq)
-        fields = latest_hash.decode_latest_hash(
-            await redis_client.hgetall(redis_keys.latest_key(symbol))
+        fields = hot_cache.decode_latest_hash(
+            await redis_client.hgetall(hot_cache.latest_key(symbol))
         )
         assert fields["seq"] == newest.seq and fields["price"] == newest.price
         assert fields["symbol"] == symbol and fields["timestamp"].endswith("Z")
         row = merged[(merged.symbol == symbol) & (merged.seq == newest.seq)].iloc[0]
         assert fields["ema_slow"] == row["ema_slow"]
-        tail = await redis_client.xrange(redis_keys.tail_key(symbol))
-        seqs = [latest_hash.decode_tail_entry(f)["seq"] for _, f in tail]
+        tail = await redis_client.xrange(hot_cache.tail_key(symbol))
+        seqs = [hot_cache.decode_tail_entry(f)["seq"] for _, f in tail]
         assert seqs == sorted(t.seq for t in ticks if t.symbol == symbol)
-    members = {m.decode() for m in await redis_client.smembers(redis_keys.SYMBOLS_KEY)}
+    members = {m.decode() for m in await redis_client.smembers(hot_cache.SYMBOLS_KEY)}
     assert set(symbols) <= members
 
     # bars datasets exist and add up to the ticks

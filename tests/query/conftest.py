@@ -41,8 +41,10 @@ def redis_sync(query_redis_url: str, redis_password: str) -> Iterator[redis.Redi
 
 
 @pytest.fixture(scope="session")
-def ingest(lake_root: Path, redis_sync: redis.Redis) -> IngestLike:
-    return IngestLike(lake_root, redis_sync)
+def ingest(
+    lake_root: Path, redis_sync: redis.Redis, query_redis_url: str, redis_password: str
+) -> IngestLike:
+    return IngestLike(lake_root, redis_sync, query_redis_url, redis_password)
 
 
 def api_settings(**overrides: object) -> QuerySettings:

@@ -2,32 +2,35 @@
 
 The lake is written by ingest's own library functions (its partition
 processor computes the feature columns, its lake writer names and writes the
-files, bars included); Redis is written with the shared encoders of
-:mod:`ticklake.core.latest_hash` under the keys of :mod:`ticklake.core.redis_keys`.
-This is the only test module that imports ``ticklake.ingest``; the service
-code never does.
+files, bars included), and so is Redis (its writer, ``RedisWriter``, run on a
+private event loop), so a change of the Redis format reaches these tests.
+Tests import ``ticklake.ingest`` here; the query service's code never does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import redis
+import redis.asyncio as aioredis
 
 from ticklake.core.lake_fs import open_lake
-from ticklake.core.latest_hash import encode_channel_message, encode_latest_hash, encode_tail_entry
-from ticklake.core.redis_keys import SYMBOLS_KEY, TAIL_MAX_LEN, TICKS_CHANNEL, latest_key, tail_key
 from ticklake.core.settings import LakeFields
 from ticklake.core.tick import Tick, encode_tick
 from ticklake.core.topics import TICKS_TOPIC, tick_key
 from ticklake.ingest.features import FeatureParams
+from ticklake.ingest.metrics import IngestMetrics
 from ticklake.ingest.partition import TICK_FILE_SCHEMA, PartitionProcessor, ProcessedBatch
 from ticklake.ingest.sinks.lake import FlushJob, LakeOptions, LakeWriter
+from ticklake.ingest.sinks.redis_writer import RedisWriter
 
 NS = 1_000_000_000
 
@@ -50,12 +53,21 @@ class _Record:
 class IngestLike:
     """Feeds ticks through ingest's processing, then to the lake and/or Redis."""
 
-    def __init__(self, lake_root: Path, redis_client: redis.Redis | None) -> None:
+    def __init__(
+        self,
+        lake_root: Path,
+        redis_client: redis.Redis | None,
+        redis_url: str | None = None,
+        redis_password: str | None = None,
+    ) -> None:
         self.lake = open_lake(LakeFields(lake_uri=str(lake_root)))
         self.writer = LakeWriter(self.lake, TICKS_TOPIC, LakeOptions())
         self.redis = redis_client
+        """For reading back and for forging what ingest would never write."""
+        self.redis_url, self.redis_password = redis_url, redis_password
         self._processors: dict[int, PartitionProcessor] = {}
         self._next_offset: dict[int, int] = {}
+        self._batches: list[ProcessedBatch] = []
 
     def process(self, ticks: list[Tick], partition: int = 0) -> list[dict[str, Any]]:
         """Run ``ticks`` through ingest's processor; returns the typed lake rows."""
@@ -70,6 +82,7 @@ class IngestLike:
         batch = processor.process(records, ingest_ns=time.time_ns())
         self._next_offset[partition] = first + len(records)
         self._last_batch = batch
+        self._batches.append(batch)
         return pa.Table.from_batches([_record_batch(batch)]).to_pylist()
 
     @property
@@ -93,30 +106,53 @@ class IngestLike:
         self,
         rows: list[dict[str, Any]],
         *,
-        latest: bool = True,
-        tail: bool = True,
-        publish: bool = False,
+        announce: bool = True,
+        redis_url: str | None = None,
+        redis_password: str | None = None,
     ) -> None:
-        """What ingest's Redis sink does for a batch: tail entries, latest hashes, one message."""
-        assert self.redis is not None
-        newest: dict[str, dict[str, Any]] = {}
-        pipe = self.redis.pipeline(transaction=False)
-        for row in rows:
-            newest[row["symbol"]] = row
-            if tail:
-                pipe.xadd(
-                    tail_key(row["symbol"]),
-                    encode_tail_entry(row),
-                    maxlen=TAIL_MAX_LEN,
-                    approximate=True,
+        """Write ``rows`` (from one :meth:`process` call) with ingest's Redis writer.
+
+        ``announce=False`` publishes on a channel nobody reads, so only Redis has the
+        rows; ``redis_url`` writes to another Redis than the fixture's.
+        """
+        batch = self._batch_of(rows)
+        url = redis_url or self.redis_url
+        assert url is not None, "IngestLike was made without a Redis"
+        password = redis_password if redis_url else self.redis_password
+
+        async def write() -> None:
+            writer = RedisWriter(
+                aioredis.Redis.from_url(url, password=password),
+                IngestMetrics(),
+                **({} if announce else {"channel": f"unannounced:{uuid.uuid4().hex}"}),
+            )
+            try:
+                writer.add(batch)
+                await writer.flush()
+            finally:
+                await writer.stop()
+
+        # the writer is async and tests may already run a loop: give it its own thread
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, write()).result()
+
+    def _batch_of(self, rows: list[dict[str, Any]]) -> ProcessedBatch:
+        """The part of a processed batch holding exactly ``rows``."""
+        offsets = [r["kafka_offset"] for r in rows]
+        partition = rows[0]["kafka_partition"]
+        for batch in reversed(self._batches):
+            have = batch.columns["kafka_offset"]
+            if batch.partition == partition and np.isin(offsets, have).all():
+                keep = np.isin(have, offsets)
+                return ProcessedBatch(
+                    partition=batch.partition,
+                    first_offset=min(offsets),
+                    last_offset=max(offsets),
+                    columns={name: column[keep] for name, column in batch.columns.items()},
+                    codes=batch.codes[keep],
+                    symbol_names=batch.symbol_names,
                 )
-        if latest:
-            for symbol, row in newest.items():
-                pipe.hset(latest_key(symbol), mapping=encode_latest_hash(row))
-                pipe.sadd(SYMBOLS_KEY, symbol)
-        if publish:
-            pipe.publish(TICKS_CHANNEL, encode_channel_message(list(newest.values())))
-        pipe.execute()
+        raise AssertionError("rows must come from one IngestLike.process call")
 
     def ingest(
         self, ticks: list[Tick], *, lake: bool = True, redis_: bool = True

@@ -69,7 +69,7 @@ async def test_board_updates_prices_from_the_stream(
                         seed=100 + step,
                     )
                 rows = ingest.process(batch)
-                ingest.to_redis(rows, publish=True)
+                ingest.to_redis(rows)
                 expected = f"{next(r['price'] for r in rows if r['symbol'] == symbols[0]):.2f}"
                 await page.wait_for_function(
                     "([sel, want]) => document.querySelector(sel)?.textContent === want",

@@ -13,19 +13,19 @@ import redis.asyncio as aioredis
 
 from query.ingest_like import NS, IngestLike, make_ticks, new_symbol
 from ticklake.ingest.metrics import IngestMetrics
-from ticklake.ingest.sinks.redis_cache import RedisCache
+from ticklake.ingest.sinks.redis_writer import RedisWriter
 
 
 @pytest.fixture
-async def ingest_sink(query_redis_url: str, redis_password: str) -> AsyncIterator[RedisCache]:
+async def ingest_sink(query_redis_url: str, redis_password: str) -> AsyncIterator[RedisWriter]:
     client = aioredis.Redis.from_url(query_redis_url, password=redis_password)
-    sink = RedisCache(client, IngestMetrics())
+    sink = RedisWriter(client, IngestMetrics())
     yield sink
     await sink.stop()
 
 
 async def test_latest_ticks_and_stream_follow_ingests_redis_sink(
-    client: httpx.AsyncClient, ingest: IngestLike, ingest_sink: RedisCache
+    client: httpx.AsyncClient, ingest: IngestLike, ingest_sink: RedisWriter
 ) -> None:
     symbol = new_symbol()
     now = time.time_ns()

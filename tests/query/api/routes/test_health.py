@@ -47,7 +47,7 @@ async def test_a_dead_stream_hub_makes_readyz_unready_with_the_reason(
             deadline = time.monotonic() + 10
             while hub.died is None and time.monotonic() < deadline:
                 rows = ingest.process(make_ticks(new_symbol(), 1, start_ns=time.time_ns()))
-                ingest.to_redis(rows, publish=True)
+                ingest.to_redis(rows)
                 await asyncio.sleep(0.1)
             r = await c.get("/readyz")
             assert r.status_code == 503

@@ -128,15 +128,7 @@ async def test_redis_down_falls_back_to_the_lake(tmp_path, ingest: IngestLike) -
         symbol = new_symbol()
         rows = ingest.process(make_ticks(symbol, 6, start_ns=time.time_ns() - 60 * NS))
         ingest.to_lake(rows[:4])  # the lake is behind Redis
-        import redis as redis_lib
-
-        direct = redis_lib.Redis.from_url(private.url, password=private.password)
-        from ticklake.core.latest_hash import encode_latest_hash
-        from ticklake.core.redis_keys import SYMBOLS_KEY, latest_key
-
-        direct.hset(latest_key(symbol), mapping=encode_latest_hash(rows[-1]))  # no publish
-        direct.sadd(SYMBOLS_KEY, symbol)
-        direct.close()
+        ingest.to_redis(rows[-1:], redis_url=private.url, redis_password=private.password)
         settings = api_settings(
             redis_url=private.url,
             redis_password=private.password,
@@ -179,7 +171,7 @@ async def test_a_published_update_is_served_at_once_and_the_fast_path_matches_th
 ) -> None:
     symbol = new_symbol()
     rows = ingest.process(make_ticks(symbol, 3, start_ns=time.time_ns() - 10 * NS))
-    ingest.to_redis(rows[:1], publish=False)  # not announced: only Redis has it
+    ingest.to_redis(rows[:1], announce=False)  # not announced: only Redis has it
     mirror = api.app.state.runtime.mirror
     assert mirror.get(symbol) is None
     via_route = await client.get(f"/latest/{symbol}")  # miss: FastAPI route, HGETALL

@@ -75,7 +75,7 @@ async def test_sse_delivers_batches_for_the_asked_symbols_with_heartbeats(
             make_ticks(mine, 3, start_ns=time.time_ns(), step_ns=NS)
             + make_ticks(other, 3, start_ns=time.time_ns(), step_ns=NS)
         )
-        ingest.to_redis(rows, publish=True)
+        ingest.to_redis(rows)
         frames = await _until(lines, "ticks")
         ticks = [json.loads(data) for name, data in frames if name == "ticks"]
         assert len(ticks) == 1
@@ -97,7 +97,7 @@ async def test_sse_without_symbols_gets_everything(
         rows = ingest.process(
             make_ticks(a, 1, start_ns=time.time_ns()) + make_ticks(b, 1, start_ns=time.time_ns())
         )
-        ingest.to_redis(rows, publish=True)
+        ingest.to_redis(rows)
         seen: set[str] = set()
         while {a, b} - seen:
             frames = await _until(lines, "ticks")
@@ -115,7 +115,7 @@ async def test_websocket_delivers_batches(api: RunningApi, ingest: IngestLike) -
     async with websockets.connect(url) as ws:
         await _gauge(api, 1)
         rows = ingest.process(make_ticks(symbol, 2, start_ns=time.time_ns()))
-        ingest.to_redis(rows, publish=True)
+        ingest.to_redis(rows)
         batch = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert [t["kafka_offset"] for t in batch] == [rows[-1]["kafka_offset"]]
     await _gauge(api, 0)

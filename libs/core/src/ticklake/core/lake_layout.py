@@ -25,31 +25,26 @@ from typing import Final
 
 import pyarrow as pa
 
+from ticklake.core import tick_fields
+from ticklake.core.tick_fields import TickField
+
 TICKS_DATASET: Final = "ticks"
 BARS_DATASETS: Final = {"1s": "bars_1s", "1m": "bars_1m"}
 """Bar interval -> dataset folder. Coarser bars are rolled up from ``bars_1m``."""
 PARTITION_COLUMN: Final = "date"
 
-TICK_BASE_FIELDS: Final = (
-    pa.field("symbol", pa.string(), nullable=False),
-    pa.field("ts_ns", pa.int64(), nullable=False),
-    pa.field("price", pa.float64(), nullable=False),
-    pa.field("size", pa.float64(), nullable=False),
-    pa.field("exchange", pa.string(), nullable=False),
-    pa.field("seq", pa.int64()),
-    pa.field("bid", pa.float64()),
-    pa.field("ask", pa.float64()),
-    pa.field("bid_size", pa.float64()),
-    pa.field("ask_size", pa.float64()),
-)
-"""The tick's own fields, as in :class:`ticklake.core.tick.Tick`."""
 
-SOURCE_FIELDS: Final = (
-    pa.field("kafka_partition", pa.int32(), nullable=False),
-    pa.field("kafka_offset", pa.int64(), nullable=False),
-    pa.field("ingest_ns", pa.int64(), nullable=False),
-)
-"""Where the row came from: source partition and offset, ingest wall time (UTC ns)."""
+def arrow_field(field: TickField) -> pa.Field:
+    """The lake column of one tick field (a required field is non-nullable)."""
+    return pa.field(field.name, getattr(pa, field.kind)(), nullable=not field.required)
+
+
+TICK_BASE_FIELDS: Final = tuple(arrow_field(f) for f in tick_fields.TICK_FIELDS)
+"""The tick's own fields (:data:`ticklake.core.tick_fields.TICK_FIELDS`)."""
+
+SOURCE_FIELDS: Final = tuple(arrow_field(f) for f in tick_fields.SOURCE_FIELDS)
+"""Where the row came from: source partition and offset, ingest wall time (UTC ns)
+(:data:`ticklake.core.tick_fields.SOURCE_FIELDS`)."""
 
 BAR_SCHEMA: Final = pa.schema(
     [

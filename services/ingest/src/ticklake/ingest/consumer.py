@@ -46,7 +46,7 @@ from ticklake.ingest.sinks.lake import (
     LakeWriter,
     WrittenFile,
 )
-from ticklake.ingest.sinks.redis_cache import RedisCache
+from ticklake.ingest.sinks.redis_writer import RedisWriter
 from ticklake.ingest.stalls import PartitionStalls, Stage
 from ticklake.ingest.state import PartitionState
 
@@ -123,7 +123,7 @@ class IngestConsumer:
         settings: IngestSettings,
         lake: Lake,
         metrics: IngestMetrics,
-        cache: RedisCache | None,
+        cache: RedisWriter | None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics

@@ -19,7 +19,6 @@ from typing import Any
 import uvicorn
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 
 from ticklake.core.lake_fs import Lake, open_lake
 from ticklake.ingest.consumer import IngestConsumer
@@ -28,7 +27,7 @@ from ticklake.ingest.metrics import IngestMetrics
 from ticklake.ingest.sequencer import Sequencer
 from ticklake.ingest.settings import IngestSettings
 from ticklake.ingest.sinks.lake import LakeWriteError
-from ticklake.ingest.sinks.redis_cache import RedisCache
+from ticklake.ingest.sinks.redis_writer import RedisWriter
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ class IngestService:
         self.metrics = IngestMetrics(registry)
         self.lake: Lake = open_lake(settings)
         password = settings.redis_password.get_secret_value() if settings.redis_password else None
-        self.cache = RedisCache.from_url(
+        self.cache = RedisWriter.from_url(
             settings.redis_url,
             password,
             settings.redis_timeout_seconds,
@@ -77,10 +76,6 @@ class IngestService:
         self._lake_probe_at = 0.0
         self._lake_probe_error: str | None = None
         self._run_task_error: str | None = None
-
-    @property
-    def redis_client(self) -> Redis:
-        return self.cache.client
 
     async def start(self) -> None:
         if self._started:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from ticklake.core import redis_keys, topics
+from ticklake.core import hot_cache, topics
 from ticklake.core.settings import (
     HttpFields,
     KafkaFields,
@@ -20,7 +20,7 @@ class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields, OrderingF
 
     model_config = settings_config()
 
-    http_port: int = Field(8002, description="Port of /healthz, /readyz, /metrics, /latest.")
+    http_port: int = Field(8002, description="Port of /healthz, /readyz, /metrics.")
     consumer_group: str = Field(topics.CONSUMER_GROUP, description="Kafka consumer group id.")
     client_id: str = Field("ticklake-ingest", description="Kafka client id (shows in logs).")
 
@@ -115,7 +115,7 @@ class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields, OrderingF
     )
 
     redis_tail_max_len: int = Field(
-        redis_keys.TAIL_MAX_LEN, description="Approximate cap of a symbol's tail stream."
+        hot_cache.TAIL_MAX_LEN, description="Approximate cap of a symbol's tail stream."
     )
     redis_timeout_seconds: float = Field(
         2.0, description="Socket timeout of Redis calls (s); Redis is never waited on longer."

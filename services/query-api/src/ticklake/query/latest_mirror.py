@@ -1,7 +1,7 @@
 """An in-process copy of the Redis latest hashes, kept current by the tick channel.
 
 Every ingest batch publishes the new latest rows on
-:data:`ticklake.core.redis_keys.TICKS_CHANNEL` right after writing the hashes,
+:data:`ticklake.core.hot_cache.TICKS_CHANNEL` right after writing the hashes,
 so a process subscribed to the channel can answer ``/latest`` from memory
 instead of paying a Redis round trip per request (redis-py's asyncio client
 costs a few hundred microseconds per command, more than the rest of the
@@ -38,9 +38,16 @@ class _Entry:
     body: bytes | None = None
 
 
-def latest_body(symbol: str, row: dict[str, Any]) -> bytes:
-    """The /latest/{symbol} JSON answer for a row Redis gave (the one place it is shaped)."""
-    return orjson.dumps({"symbol": symbol, "source": "redis", "tick": row})
+def latest_item(symbol: str, row: dict[str, Any], source: str) -> dict[str, Any]:
+    """One symbol's /latest answer (the one place it is shaped; ``/latest?symbols=``
+    lists these)."""
+    return {"symbol": symbol, "source": source, "tick": row}
+
+
+def latest_body(symbol: str, row: dict[str, Any], source: str = "redis") -> bytes:
+    """The /latest/{symbol} JSON body: what the FastAPI route and the raw-ASGI fast path
+    (``api/fast_latest.py``, from this mirror) both send."""
+    return orjson.dumps(latest_item(symbol, row, source), option=orjson.OPT_NON_STR_KEYS)
 
 
 class LatestMirror:

@@ -21,7 +21,7 @@ from ticklake.query.lake_reader import LakeReader
 from ticklake.query.latest_mirror import LatestMirror
 from ticklake.query.metrics import QueryMetrics
 from ticklake.query.params import iso_from_ns
-from ticklake.query.redis_cache import HotCache, RedisUnavailable
+from ticklake.query.redis_reader import RedisReader, RedisUnavailable
 from ticklake.query.settings import QuerySettings
 from ticklake.query.tick_rows import identity, last_at_or_before, merge_page, newest, row_key
 
@@ -72,7 +72,7 @@ class Lookups:
     def __init__(
         self,
         settings: QuerySettings,
-        cache: HotCache,
+        cache: RedisReader,
         lake: LakeReader,
         metrics: QueryMetrics,
         mirror: LatestMirror | None = None,

@@ -19,7 +19,7 @@ from ticklake.query.lake_reader import LakeReader
 from ticklake.query.latest_mirror import LatestMirror
 from ticklake.query.lookups import Lookups
 from ticklake.query.metrics import QueryMetrics
-from ticklake.query.redis_cache import HotCache, make_client
+from ticklake.query.redis_reader import RedisReader, make_client
 from ticklake.query.settings import QuerySettings
 from ticklake.query.stream_hub import StreamHub
 
@@ -45,7 +45,7 @@ class QueryRuntime:
         self.redis: aioredis.Redis = make_client(settings)
         self._pubsub_redis: aioredis.Redis = make_client(settings, for_pubsub=True)
         self.mirror = LatestMirror(settings.latest_mirror_ttl_s)
-        self.cache = HotCache(self.redis)
+        self.cache = RedisReader(self.redis)
         self.lake_reader = LakeReader(self.lake, self.duckdb)
         self.lookups = Lookups(settings, self.cache, self.lake_reader, metrics, self.mirror)
         self.hub = StreamHub(

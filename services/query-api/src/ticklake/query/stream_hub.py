@@ -1,6 +1,6 @@
 """Fan the Redis tick channel out to live clients (SSE and WebSocket).
 
-One subscription to :data:`ticklake.core.redis_keys.TICKS_CHANNEL` per process,
+One subscription to :data:`ticklake.core.hot_cache.TICKS_CHANNEL` per process,
 however many clients listen: each client gets a bounded queue, filtered to
 the symbols it asked for. A client that reads too slowly loses its oldest
 batches instead of growing memory without bound. When Redis drops, the hub
@@ -19,8 +19,7 @@ from typing import Any, Final
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ticklake.core.latest_hash import decode_channel_message
-from ticklake.core.redis_keys import TICKS_CHANNEL
+from ticklake.core.hot_cache import TICKS_CHANNEL, decode_channel_message
 from ticklake.query.latest_mirror import LatestMirror
 from ticklake.query.tick_rows import clean_row
 
@@ -52,7 +51,7 @@ def filter_batch(
 
 
 def parse_message(data: str | bytes) -> list[dict[str, Any]]:
-    """A channel message (JSON array of tick objects, see :mod:`ticklake.core.latest_hash`)."""
+    """A channel message (JSON array of tick objects, see :mod:`ticklake.core.hot_cache`)."""
     return [clean_row(item) for item in decode_channel_message(data) if isinstance(item, dict)]
 
 

@@ -1,7 +1,7 @@
 """Tick rows as plain dicts: ordering, identity, merging lake and Redis rows.
 
 Rows from the lake (DuckDB) and from Redis (decoded by
-:mod:`ticklake.core.latest_hash`) have the same column names and types, so the
+:mod:`ticklake.core.hot_cache`) have the same column names and types, so the
 routes and the output formats see one shape whichever store answered.
 """
 

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from ticklake.query.api.deps import LookupsDep, Symbol, SymbolList
 from ticklake.query.api.models import NOT_FOUND, UNAVAILABLE, Latest, LatestMany
 from ticklake.query.api.responses import OrjsonResponse
-from ticklake.query.latest_mirror import latest_body
+from ticklake.query.latest_mirror import latest_body, latest_item
 from ticklake.query.params import parse_symbol_list
 
 router = APIRouter(prefix="/latest", tags=["latest"])
@@ -23,7 +23,7 @@ async def latest_many(
     found, missing = await lookups.latest_many(parse_symbol_list(symbols))
     return OrjsonResponse(
         {
-            "ticks": [{"symbol": s, "source": src, "tick": row} for s, row, src in found],
+            "ticks": [latest_item(s, row, src) for s, row, src in found],
             "missing": missing,
         }
     )
@@ -33,7 +33,5 @@ async def latest_many(
 async def latest_one(symbol: Symbol, lookups: LookupsDep) -> Response:
     """The newest tick of one symbol. ``source`` says whether Redis or the lake answered."""
     row, source = await lookups.latest(symbol)
-    if source == "redis":
-        # the same bytes the fast path (api/fast_latest.py) sends
-        return Response(latest_body(symbol, row), media_type="application/json")
-    return OrjsonResponse({"symbol": symbol, "source": source, "tick": row})
+    # the same bytes the fast path (api/fast_latest.py) sends for a mirrored row
+    return Response(latest_body(symbol, row, source), media_type="application/json")

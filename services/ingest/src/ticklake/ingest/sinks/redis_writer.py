@@ -12,10 +12,11 @@ about ``CHUNK_TICKS`` ticks) does, for every symbol in it:
   offsets at or below the stream's last entry (so a replay adds nothing), and
   trim it to about ``tail_max_len`` entries.
 
-and at the end one ``PUBLISH`` of the rows that actually changed. Encodings
-are :mod:`ticklake.core.latest_hash`'s.
+and at the end one ``PUBLISH`` of the rows that actually changed. The format (keys,
+fields, encodings, the script and its ordering guard) is :mod:`ticklake.core.hot_cache`'s,
+which the query API reads with; this module batches, retries and catches up.
 
-Writes happen in a background task woken by :meth:`RedisCache.add`, so the
+Writes happen in a background task woken by :meth:`RedisWriter.add`, so the
 consume loop never waits on Redis. While Redis is down, the newest tick per
 symbol and the last ``pending_tail_max`` ticks per symbol are kept and written
 when it returns; the lake holds everything regardless.
@@ -24,148 +25,55 @@ when it returns; the lake holds everything regardless.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final
 
-import msgspec
 import numpy as np
 import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
-from ticklake.core import latest_hash, redis_keys
+from ticklake.core import hot_cache
 from ticklake.ingest.metrics import IngestMetrics
 from ticklake.ingest.partition import ProcessedBatch
 
 log = logging.getLogger(__name__)
 
-UPDATE_SCRIPT: Final = """
--- One call writes a whole flush (up to CHUNK_TICKS ticks), then publishes.
--- KEYS: the symbols set, then per symbol its latest hash and its tail stream
--- ARGV: tail max length, channel, latest-hash field names joined by \\31, then per
---       symbol: symbol, field values joined by \\31, its channel fragment, the number
---       n of tail ticks, and n (kafka_offset, tick json) pairs in offset order
-local function split(s)
-  local out, start = {}, 1
-  while true do
-    local i = string.find(s, '\\31', start, true)
-    if not i then out[#out + 1] = string.sub(s, start); return out end
-    out[#out + 1] = string.sub(s, start, i - 1)
-    start = i + 1
-  end
-end
-local names = split(ARGV[3])
-local ts_at, seq_at, off_at
-for i = 1, #names do
-  if names[i] == 'ts_ns' then ts_at = i
-  elseif names[i] == 'seq' then seq_at = i
-  elseif names[i] == 'kafka_offset' then off_at = i end
-end
-local changed = {}
-local a = 4
-for k = 2, #KEYS, 2 do
-  local symbol, values, fragment = ARGV[a], split(ARGV[a + 1]), ARGV[a + 2]
-  local n = tonumber(ARGV[a + 3])
-  a = a + 4
-  local new_ts = values[ts_at]
-  local new_seq, new_off = tonumber(values[seq_at]) or -1, tonumber(values[off_at])
-  local cur = redis.call('HMGET', KEYS[k], 'ts_ns', 'seq', 'kafka_offset')
-  local newer = true
-  if cur[1] then
-    -- ts_ns has 19 digits: compare as equal-length strings, not as Lua doubles
-    local cur_ts = cur[1]
-    if #new_ts ~= #cur_ts then
-      newer = #new_ts > #cur_ts
-    elseif new_ts ~= cur_ts then
-      newer = new_ts > cur_ts
-    else
-      local cur_seq, cur_off = tonumber(cur[2]) or -1, tonumber(cur[3]) or -1
-      newer = new_seq > cur_seq or (new_seq == cur_seq and new_off > cur_off)
-    end
-  end
-  if newer then
-    local fields = {}
-    for i = 1, #names do
-      fields[2 * i - 1] = names[i]
-      fields[2 * i] = values[i]
-    end
-    redis.call('HSET', KEYS[k], unpack(fields))
-    changed[#changed + 1] = fragment
-  end
-  redis.call('SADD', KEYS[1], symbol)
-  local last_off = -1
-  local last = redis.call('XREVRANGE', KEYS[k + 1], '+', '-', 'COUNT', 1)
-  if #last > 0 then
-    local f = last[1][2]
-    for j = 1, #f, 2 do
-      if f[j] == 'kafka_offset' then last_off = tonumber(f[j + 1]) end
-    end
-  end
-  for i = a, a + 2 * n - 1, 2 do
-    local off = tonumber(ARGV[i])
-    if off > last_off then
-      redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', ARGV[1], '*',
-                 'kafka_offset', ARGV[i], 'tick', ARGV[i + 1])
-      last_off = off
-    end
-  end
-  a = a + 2 * n
-end
-if #changed > 0 then
-  redis.call('PUBLISH', ARGV[2], '[' .. table.concat(changed, ',') .. ']')
-end
-return #changed
-"""
-
-
-_SEPARATOR: Final = "\x1f"
-"""Joins the latest hash's names and values into one Lua argument each; no field name
-or value (numbers, symbols, exchange codes, ISO times) can contain it."""
-
 CHUNK_TICKS: Final = 20_000
 """Most tail entries sent in one script call."""
-
-_encoder = msgspec.json.Encoder()
-
-
-@functools.cache
-def _row_struct(names: tuple[str, ...]) -> type[msgspec.Struct]:
-    """A Struct type with the lake's columns: msgspec encodes it as a JSON object, like the
-    dict :func:`ticklake.core.latest_hash.encode_tail_tick` takes, at a fraction of the cost."""
-    return msgspec.defstruct("TailTick", [(name, Any) for name in names])
 
 
 @dataclass(slots=True)
 class _Latest:
     order: tuple[int, int, int]
-    """(ts_ns, seq or -1, kafka_offset): the same order the Lua guard uses."""
+    """:func:`ticklake.core.hot_cache.latest_order` of the row (what the script's guard uses)."""
     row: dict[str, Any]
     tick: bytes
     """The row as the tail's JSON ``tick`` field (reused for the channel message)."""
 
 
 def _newer(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
-    """Is ``a`` newer than ``b``, both (ts_ns, seq or -1, kafka_offset)? Mirrors the Lua guard."""
+    """Is ``a`` newer than ``b``, both :func:`~ticklake.core.hot_cache.latest_order` keys?"""
     return a > b
 
 
-class RedisCache:
+class RedisWriter:
     """Best-effort Redis writer with catch-up after outages."""
 
     def __init__(
         self,
         client: aioredis.Redis,
         metrics: IngestMetrics,
-        tail_max_len: int = redis_keys.TAIL_MAX_LEN,
+        tail_max_len: int = hot_cache.TAIL_MAX_LEN,
         pending_tail_max: int = 1_000,
         pending_symbols_max: int = 100_000,
         retry_max_seconds: float = 5.0,
         health_interval_seconds: float = 5.0,
+        channel: str = hot_cache.TICKS_CHANNEL,
     ) -> None:
         self.client = client
         self.metrics = metrics
@@ -174,6 +82,9 @@ class RedisCache:
         self.pending_symbols_max = pending_symbols_max
         self.retry_max_seconds = retry_max_seconds
         self.health_interval_seconds = health_interval_seconds
+        self.channel = channel
+        """Where each write announces its changed rows (tests use another to write
+        without announcing)."""
         self.healthy = False
         self.last_error: str | None = None
         self.writer_died: str | None = None
@@ -195,7 +106,7 @@ class RedisCache:
         timeout_seconds: float,
         metrics: IngestMetrics,
         **kw: Any,
-    ) -> RedisCache:
+    ) -> RedisWriter:
         client = aioredis.Redis.from_url(
             url,
             password=password,
@@ -261,14 +172,12 @@ class RedisCache:
             return
         cols = batch.columns
         names = list(cols)
-        row_type = _row_struct(tuple(names))
         lists = [cols[name].tolist() for name in names]
         seq = cols["seq"]
         seq_i = names.index("seq")
         if (seq < 0).any():
             lists[seq_i] = [None if s < 0 else s for s in lists[seq_i]]
-        encoded = _encoder.encode_lines([row_type(*values) for values in zip(*lists, strict=True)])
-        ticks = encoded.split(b"\n")
+        ticks = hot_cache.encode_tail_ticks(names, lists)
         offsets = lists[names.index("kafka_offset")]
         symbols = lists[names.index("symbol")]
         # newest row per symbol by (ts_ns, seq, offset): sort by code then those; take each last
@@ -281,7 +190,7 @@ class RedisCache:
             newest = int(order[end])
             symbol = symbols[newest]
             row = dict(zip(names, (column[newest] for column in lists), strict=True))
-            rank = (row["ts_ns"], -1 if row["seq"] is None else row["seq"], offsets[newest])
+            rank = hot_cache.latest_order(row["ts_ns"], row["seq"], offsets[newest])
             current = latest.get(symbol)
             if current is None:
                 if len(latest) >= self.pending_symbols_max:
@@ -341,27 +250,17 @@ class RedisCache:
         tail: dict[str, deque[tuple[int, bytes]]],
     ) -> int:
         """One script call for ``symbols``; returns how many latest hashes changed."""
-        keys: list[str] = [redis_keys.SYMBOLS_KEY]
-        args: list[Any] = [self.tail_max_len, redis_keys.TICKS_CHANNEL, ""]
-        names = ""
-        for symbol in symbols:
-            newest = latest[symbol]
-            fields = latest_hash.encode_latest_hash(newest.row)
-            names = names or _SEPARATOR.join(fields)
-            entries = tail.get(symbol, ())
-            keys.append(redis_keys.latest_key(symbol))
-            keys.append(redis_keys.tail_key(symbol))
-            args.append(symbol)
-            args.append(_SEPARATOR.join(fields.values()))
-            args.append(latest_hash.channel_fragment(newest.tick, newest.row["ts_ns"]))
-            args.append(len(entries))
-            for offset, tick in entries:
-                args.append(offset)
-                args.append(tick)
-        args[2] = names
+        keys, args = hot_cache.update_script_args(
+            (
+                (symbol, latest[symbol].row, latest[symbol].tick, tail.get(symbol, ()))
+                for symbol in symbols
+            ),
+            tail_max_len=self.tail_max_len,
+            channel=self.channel,
+        )
         for attempt in (1, 2):
             if self._sha is None:
-                self._sha = await self.client.script_load(UPDATE_SCRIPT)
+                self._sha = await self.client.script_load(hot_cache.UPDATE_SCRIPT)
             try:
                 changed: int = await self.client.evalsha(self._sha, len(keys), *keys, *args)
                 return changed

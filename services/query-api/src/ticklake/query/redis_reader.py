@@ -17,8 +17,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from ticklake.core.latest_hash import decode_latest_hash, decode_tail_entry
-from ticklake.core.redis_keys import SYMBOLS_KEY, latest_key, tail_key
+from ticklake.core.hot_cache import (
+    SYMBOLS_KEY,
+    decode_latest_hash,
+    decode_tail_entry,
+    latest_key,
+    tail_key,
+)
 from ticklake.query.settings import QuerySettings
 from ticklake.query.tick_rows import clean_row
 
@@ -48,7 +53,7 @@ def make_client(settings: QuerySettings, *, for_pubsub: bool = False) -> aioredi
     )
 
 
-class HotCache:
+class RedisReader:
     """The query side of Redis: typed rows out, :class:`RedisUnavailable` on failure."""
 
     def __init__(self, client: aioredis.Redis) -> None:

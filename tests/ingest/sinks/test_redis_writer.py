@@ -18,13 +18,13 @@ from ingest_kit import (
     wait_until,
 )
 
-from ticklake.core import latest_hash, redis_keys
+from ticklake.core import hot_cache
 from ticklake.core.tick import Tick, encode_tick
 from ticklake.devstack.redis import RedisServer
 from ticklake.ingest.features import FeatureParams
 from ticklake.ingest.metrics import IngestMetrics
 from ticklake.ingest.partition import PartitionProcessor
-from ticklake.ingest.sinks.redis_cache import RedisCache
+from ticklake.ingest.sinks.redis_writer import RedisWriter
 
 
 class Rec:
@@ -55,14 +55,14 @@ def batch(symbol: str, seqs: list[int], offsets: list[int], price: float = 10.0,
 
 
 async def latest(client: aioredis.Redis, symbol: str) -> dict:
-    return latest_hash.decode_latest_hash(await client.hgetall(redis_keys.latest_key(symbol)))
+    return hot_cache.decode_latest_hash(await client.hgetall(hot_cache.latest_key(symbol)))
 
 
 async def test_the_latest_hash_never_moves_back_and_a_replay_adds_no_tail_entries(
     ingest_redis: str, redis_password: str, redis_client: aioredis.Redis
 ) -> None:
     symbol = unique_prefix()
-    cache = RedisCache.from_url(ingest_redis, redis_password, 1.0, IngestMetrics())
+    cache = RedisWriter.from_url(ingest_redis, redis_password, 1.0, IngestMetrics())
     try:
         cache.add(batch(symbol, [1, 2, 3], [10, 11, 12]))
         await cache.flush()
@@ -74,7 +74,7 @@ async def test_the_latest_hash_never_moves_back_and_a_replay_adds_no_tail_entrie
         await cache.flush()
         row = await latest(redis_client, symbol)
         assert (row["seq"], row["kafka_offset"], row["price"]) == (3, 12, 13.0)
-        tail = await redis_client.xrange(redis_keys.tail_key(symbol))
+        tail = await redis_client.xrange(hot_cache.tail_key(symbol))
         assert [int(f[b"kafka_offset"]) for _, f in tail] == [10, 11, 12, 13]
         cache.add(batch(symbol, [4], [14]))
         await cache.flush()
@@ -93,9 +93,9 @@ async def test_each_flush_publishes_the_rows_that_changed(
 ) -> None:
     symbol = unique_prefix()
     pubsub = redis_client.pubsub()
-    await pubsub.subscribe(redis_keys.TICKS_CHANNEL)
+    await pubsub.subscribe(hot_cache.TICKS_CHANNEL)
     await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
-    cache = RedisCache.from_url(ingest_redis, redis_password, 1.0, IngestMetrics())
+    cache = RedisWriter.from_url(ingest_redis, redis_password, 1.0, IngestMetrics())
     try:
         cache.add(batch(symbol, [1, 2], [0, 1]))
         await cache.flush()
@@ -105,7 +105,7 @@ async def test_each_flush_publishes_the_rows_that_changed(
         await cache.flush()
         messages = []
         while m := await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0):
-            rows = latest_hash.decode_channel_message(m["data"])
+            rows = hot_cache.decode_channel_message(m["data"])
             messages.append([(r["symbol"], r["seq"]) for r in rows if r["symbol"] == symbol])
         assert [m for m in messages if m] == [[(symbol, 2)], [(symbol, 3)]]
     finally:
@@ -154,8 +154,8 @@ async def test_redis_outage_keeps_the_lake_going_and_the_cache_catches_up(
         # Redis restarted empty (no persistence): the catch-up rewrote every latest hash
         for symbol in symbols:
             newest = max(t.seq for t in ticks if t.symbol == symbol)
-            fields = await client.hgetall(redis_keys.latest_key(symbol))
-            assert latest_hash.decode_latest_hash(fields)["seq"] == newest
+            fields = await client.hgetall(hot_cache.latest_key(symbol))
+            assert hot_cache.decode_latest_hash(fields)["seq"] == newest
     finally:
         await client.aclose()
         server.stop()
