@@ -5,7 +5,7 @@ Every other spelling of the tick is derived from these tables or tied to them by
 
 * derived: the lake's Arrow fields (:data:`ticklake.core.lake_layout.TICK_BASE_FIELDS`,
   :data:`~ticklake.core.lake_layout.SOURCE_FIELDS`), the Redis hash decoder's integer and
-  string columns (:mod:`ticklake.core.latest_hash`), the Lua guard's field names
+  string columns (:mod:`ticklake.core.hot_cache`), the Lua guard's field names
   (:mod:`ticklake.core.hot_cache`);
 * tied by the test: the msgspec :class:`ticklake.core.tick.Tick` (written out so that
   type checkers see it and decoding stays at C speed), ingest's column builders
