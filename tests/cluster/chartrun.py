@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import yaml
 from nodekit import require
 
@@ -255,3 +256,102 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     for k, v in b.items():
         out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+# ---------------------------------------------------------------- Kafka's view
+
+
+def kafka_tool(release: Release, main_class: str, *args: str, timeout: float = 120) -> str:
+    """Run one of Kafka's own command-line tools inside the Kafka pod."""
+    return release.kubectl(
+        "exec", "deploy/kafka", "--", "java", "-Xmx128m", "-cp", "/opt/kafka/libs/*",
+        main_class, "--bootstrap-server", "localhost:9092", *args, timeout=timeout,
+    )  # fmt: skip
+
+
+def group_members(release: Release, group: str = "ticklake-ingest") -> dict[str, set[int]]:
+    """Consumer id -> partitions of ``market.ticks``, from Kafka's group description."""
+    out = kafka_tool(
+        release, "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        "--describe", "--group", group,
+    )  # fmt: skip
+    members: dict[str, set[int]] = {}
+    for line in out.splitlines():
+        cols = line.split()
+        if len(cols) >= 7 and cols[1] == "market.ticks" and cols[2].isdigit():
+            consumer = cols[6]
+            if consumer != "-":
+                members.setdefault(consumer, set()).add(int(cols[2]))
+    return members
+
+
+def splits_partitions(members: dict[str, set[int]], count: int) -> bool:
+    """``count`` members holding disjoint sets that together are every partition."""
+    owned = [p for parts in members.values() for p in parts]
+    return (
+        len(members) == count
+        and all(members.values())
+        and sorted(owned) == list(range(KAFKA_PARTITIONS))
+    )
+
+
+def end_offsets(release: Release, topic: str = "market.ticks") -> dict[int, int]:
+    """Partition -> log end offset (the next offset to be written)."""
+    out = kafka_tool(release, "org.apache.kafka.tools.GetOffsetShell",
+                     "--topic", topic, "--time", "-1")  # fmt: skip
+    ends = {}
+    for line in out.splitlines():
+        name, partition, offset = line.rsplit(":", 2)
+        if name == topic:
+            ends[int(partition)] = int(offset)
+    if len(ends) != KAFKA_PARTITIONS:
+        raise AssertionError(f"end offsets of {topic}: {out}")
+    return ends
+
+
+# ---------------------------------------------------------------- the lake's view
+
+
+@dataclass(frozen=True)
+class LakeCount:
+    """Rows of the lake's ticks dataset for a window of Kafka offsets."""
+
+    expected: int  #: offsets in the window
+    rows: int  #: rows in the lake with an offset in the window
+    distinct: int  #: distinct (partition, offset) among them
+    duplicated_anywhere: int  #: rows minus distinct (partition, offset) in the whole lake
+
+    @property
+    def lost(self) -> int:
+        return self.expected - self.distinct
+
+    @property
+    def duplicated(self) -> int:
+        return self.rows - self.distinct
+
+
+def lake_count(release: Release, start: dict[int, int], end: dict[int, int]) -> LakeCount:
+    """Count the lake's ticks by (partition, offset) for offsets in [start, end).
+
+    The lake is the release's hostPath volume, read on the host with DuckDB.
+    """
+    glob = (
+        release.cluster.layout.volumes / f"lake-{release.namespace}" / "ticks" / "**" / "*.parquet"
+    )
+    window = " or ".join(
+        f"(kafka_partition = {p} and kafka_offset >= {start[p]} and kafka_offset < {end[p]})"
+        for p in sorted(end)
+    )
+    con = duckdb.connect()
+    con.execute(
+        f"create view ticks as select kafka_partition, kafka_offset from read_parquet('{glob}')"
+    )
+    counts = "select count(*), count(distinct (kafka_partition, kafka_offset)) from ticks"
+    rows, distinct = con.execute(f"{counts} where {window}").fetchone() or (0, 0)
+    everything, everything_distinct = con.execute(counts).fetchone() or (0, 0)
+    return LakeCount(
+        expected=sum(end[p] - start[p] for p in end),
+        rows=rows,
+        distinct=distinct,
+        duplicated_anywhere=everything - everything_distinct,
+    )

@@ -40,9 +40,10 @@ class Endpoint:
     ip: str
     name: str = ""
     namespace: str | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
-    namespace_labels: Mapping[str, str] = field(default_factory=dict)
-    named_ports: Mapping[str, int] = field(default_factory=dict)
+    # Not part of the identity (ip, name, namespace): mappings cannot be hashed.
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+    namespace_labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+    named_ports: Mapping[str, int] = field(default_factory=dict, compare=False)
     """Container port names of the pod (``ports[].name`` -> ``containerPort``)."""
 
     @property

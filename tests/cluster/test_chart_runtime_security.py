@@ -5,7 +5,7 @@ itself reports them."""
 from __future__ import annotations
 
 import pytest
-from chartrun import KAFKA_PARTITIONS, Release
+from chartrun import KAFKA_PARTITIONS, Release, group_members, splits_partitions
 from nodekit import eventually
 
 pytestmark = pytest.mark.usefixtures("release")
@@ -28,31 +28,13 @@ def test_every_container_runs_non_root_with_a_read_only_root_fs(release: Release
     assert len(checked) >= 6, checked
 
 
-def _group_members(release: Release) -> dict[str, set[int]]:
-    out = release.kubectl(
-        "exec", "deploy/kafka", "--", "java", "-Xmx128m", "-cp", "/opt/kafka/libs/*",
-        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-        "--bootstrap-server", "localhost:9092", "--describe", "--group", "ticklake-ingest",
-    )  # fmt: skip
-    members: dict[str, set[int]] = {}
-    for line in out.splitlines():
-        cols = line.split()
-        if len(cols) >= 7 and cols[1] == "market.ticks" and cols[2].isdigit():
-            consumer = cols[6]
-            if consumer != "-":
-                members.setdefault(consumer, set()).add(int(cols[2]))
-    return members
-
-
 def test_ingest_replicas_split_the_partitions_in_kafkas_group_description(
     release: Release,
 ) -> None:
     members = eventually(
-        lambda: _group_members(release),
+        lambda: group_members(release),
         lambda m: len(m) == 2 and sum(len(p) for p in m.values()) == KAFKA_PARTITIONS,
         what="two ingest members sharing the 6 partitions",
         timeout_s=180,
     )
-    parts = list(members.values())
-    assert parts[0].isdisjoint(parts[1])
-    assert parts[0] | parts[1] == set(range(KAFKA_PARTITIONS))
+    assert splits_partitions(members, 2), members
