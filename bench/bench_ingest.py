@@ -39,12 +39,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ticklake.core.tick import Tick, encode_tick
+from ticklake.core.topic_admin import TopicSpec, ensure_topics
+from ticklake.devstack import process
 from ticklake.devstack.kafka import KafkaBroker
 from ticklake.devstack.ports import free_port
 from ticklake.devstack.redis import RedisServer
@@ -70,12 +72,7 @@ def private_stack(base: Path) -> Iterator[tuple[str, RedisServer]]:
 
 async def create_topic(bootstrap: str, partitions: int) -> str:
     topic = f"bench-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
+    await ensure_topics(bootstrap, [TopicSpec(topic, partitions)])
     return topic
 
 
@@ -206,13 +203,56 @@ def start_ingest(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def naive_argv(
+    bootstrap: str, topic: str, lake: Path, redis_server: RedisServer, max_seconds: float
+) -> list[str]:
+    """The command of the naive baseline (bench/naive_ingest.py) in a fresh group."""
+    return [
+        sys.executable,
+        str(ROOT / "bench/naive_ingest.py"),
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--group",
+        f"naive-{uuid.uuid4().hex[:6]}",
+        "--lake",
+        str(lake),
+        "--redis-url",
+        redis_server.url,
+        "--redis-password",
+        redis_server.password,
+        "--max-seconds",
+        str(max_seconds),
+    ]
+
+
 def stop_ingest(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    process.stop(proc, timeout=30)
+
+
+def scrape_metrics(port: int, timeout_s: float) -> Iterator[tuple[float, str]]:
+    """(monotonic time, /metrics text) of the ingest on ``port``, every 50 ms, until
+    ``timeout_s`` has passed (the caller breaks when it has what it waits for)."""
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            try:
+                text = http.get(f"http://127.0.0.1:{port}/metrics").text
+            except httpx.HTTPError:
+                time.sleep(0.1)
+                continue
+            yield time.monotonic(), text
+            time.sleep(0.05)
+
+
+def write_report(path: Path, report: dict[str, Any], *shown: str) -> None:
+    """Write a benchmark's JSON report (adding the machine) and print its ``shown`` keys."""
+    report.setdefault("machine", {"cpus": os.cpu_count(), "python": platform.python_version()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    for key in shown:
+        print(json.dumps(report[key], indent=2))
 
 
 def run_ticklake(
@@ -225,27 +265,18 @@ def run_ticklake(
     samples: list[tuple[float, float, float, float]] = []  # t, consumed, processed, lake rows
     rss: list[tuple[float, float]] = []
     try:
-        deadline = time.monotonic() + 300
-        with httpx.Client(timeout=2.0) as http:
-            while time.monotonic() < deadline:
-                try:
-                    text = http.get(f"http://127.0.0.1:{port}/metrics").text
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-                    continue
-                now = time.monotonic()
-                samples.append(
-                    (
-                        now,
-                        metric(text, "ticklake_ingest_consumed_total"),
-                        metric(text, "ticklake_ingest_processed_total"),
-                        metric(text, 'ticklake_ingest_lake_rows_total{dataset="ticks"}'),
-                    )
+        for now, text in scrape_metrics(port, 300):
+            samples.append(
+                (
+                    now,
+                    metric(text, "ticklake_ingest_consumed_total"),
+                    metric(text, "ticklake_ingest_processed_total"),
+                    metric(text, 'ticklake_ingest_lake_rows_total{dataset="ticks"}'),
                 )
-                rss.append((samples[-1][1], rss_mb(proc.pid)))
-                if samples[-1][3] >= expect:
-                    break
-                time.sleep(0.05)
+            )
+            rss.append((samples[-1][1], rss_mb(proc.pid)))
+            if samples[-1][3] >= expect:
+                break
     finally:
         stop_ingest(proc)
     first = next(t for t, consumed, _, _ in samples if consumed > 0)
@@ -315,29 +346,9 @@ def main() -> None:
                 results["ticklake_durable_ticks_per_s"].append(tl["durable_ticks_per_s"])
                 results["ticklake_rss_peak_mb"].append(tl["rss_peak_mb"])
                 results["ticklake_rss_steady_mb"].append(tl["rss_steady_mb"])
-                naive = run_child(
-                    [
-                        sys.executable,
-                        str(ROOT / "bench/naive_ingest.py"),
-                        "--bootstrap",
-                        bootstrap,
-                        "--topic",
-                        topic,
-                        "--group",
-                        f"naive-{uuid.uuid4().hex[:6]}",
-                        "--lake",
-                        str(work / f"naive-{run}"),
-                        "--redis-url",
-                        redis_server.url,
-                        "--redis-password",
-                        redis_server.password,
-                        "--max-seconds",
-                        str(args.naive_seconds),
-                        "--expect",
-                        str(args.ticks),
-                    ],
-                    args.naive_seconds + 120,
-                )
+                lake = work / f"naive-{run}"
+                argv = naive_argv(bootstrap, topic, lake, redis_server, args.naive_seconds)
+                naive = run_child([*argv, "--expect", str(args.ticks)], args.naive_seconds + 120)
                 results["naive_ticks_per_s"].append(
                     float(naive["messages"]) / max(float(naive["seconds"]), 1e-9)
                 )
@@ -347,7 +358,6 @@ def main() -> None:
 
     report = {
         "benchmark": "ingest throughput (backlog drain), lake + Redis on",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "ticks": args.ticks,
         "symbols": args.symbols,
         "partitions": args.partitions,
@@ -374,10 +384,7 @@ def main() -> None:
         },
         "command": "uv run python bench/bench_ingest.py " + " ".join(sys.argv[1:]),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report["results"], indent=2))
-    print(json.dumps(report["targets"]))
+    write_report(args.json, report, "results", "targets")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -41,7 +39,16 @@ from pathlib import Path
 import numpy as np
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from bench_ingest import create_topic, ingest_env, private_stack, rss_mb, start_ingest, stop_ingest
+from bench_ingest import (
+    create_topic,
+    ingest_env,
+    naive_argv,
+    private_stack,
+    rss_mb,
+    start_ingest,
+    stop_ingest,
+    write_report,
+)
 
 from ticklake.core.hot_cache import TICKS_CHANNEL, decode_channel_message
 from ticklake.core.tick import Tick, encode_tick
@@ -222,24 +229,7 @@ def run_once(
         time.sleep(4)
     else:
         child = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "bench/naive_ingest.py"),
-                "--bootstrap",
-                bootstrap,
-                "--topic",
-                topic,
-                "--group",
-                f"naive-{uuid.uuid4().hex[:6]}",
-                "--lake",
-                str(work / f"naive-{topic}"),
-                "--redis-url",
-                redis_server.url,
-                "--redis-password",
-                redis_server.password,
-                "--max-seconds",
-                str(budget),
-            ],
+            naive_argv(bootstrap, topic, work / f"naive-{topic}", redis_server, budget),
             stdout=open(result_file, "w"),
         )
         time.sleep(4)
@@ -329,7 +319,6 @@ def main() -> None:
         summary["ticklake"]["rss_steady_mb"] = median_of("ticklake", "rss_steady_mb")
     report = {
         "benchmark": f"end-to-end latency at {args.rate} ticks/s (event time -> visible)",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "rate": args.rate,
         "seconds": args.seconds,
         "repeats": args.repeats,
@@ -346,10 +335,7 @@ def main() -> None:
         },
         "command": "uv run python bench/bench_ingest_latency.py " + " ".join(sys.argv[1:]),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report["medians_ms"], indent=2))
-    print(json.dumps(report["targets"]))
+    write_report(args.json, report, "medians_ms", "targets")
 
 
 if __name__ == "__main__":

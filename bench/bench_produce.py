@@ -40,11 +40,11 @@ import uuid
 from pathlib import Path
 
 from ticklake.core.tick import encode_ticks
+from ticklake.core.topic_admin import TopicSpec, ensure_topics
 from ticklake.devstack.kafka import KafkaBroker, java_command
 from ticklake.producer.publisher import PublisherConfig, TickPublisher
 from ticklake.producer.runner import FeedProgress, KafkaSink, run_simulation
 from ticklake.producer.simulator import MarketSimulator, build_market
-from ticklake.producer.topic_setup import TopicSpec, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 6

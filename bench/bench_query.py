@@ -49,6 +49,7 @@ from query_data import DAY_NS, DAY_START_NS, SYMBOL, ensure_lakes
 from query_loadgen import fixed_rate, max_rate
 
 from ticklake.core.hot_cache import SYMBOLS_KEY, encode_latest_hash, latest_key
+from ticklake.devstack import process
 from ticklake.devstack.ports import free_port, port_open, wait_until
 from ticklake.devstack.redis import RedisServer
 
@@ -79,14 +80,6 @@ def start_process(argv: list[str], env: dict[str, str], port: int) -> subprocess
     proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
     wait_until(lambda: port_open(port), 30, f"{argv[-1]} on {port}")
     return proc
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def api_process(port: int, redis_server: RedisServer, lake: Path) -> subprocess.Popen[bytes]:
@@ -156,8 +149,8 @@ def bench_latest(
         }
         return results
     finally:
-        stop_process(api)
-        stop_process(bare)
+        process.stop(api)
+        process.stop(bare)
 
 
 def time_it(fn, repeats: int) -> tuple[float, list[float], Any]:
@@ -224,7 +217,7 @@ def bench_bars(redis_server: RedisServer, n: int, repeats: int) -> dict[str, Any
 
                 median, samples, body = time_it(via_api, repeats)
         finally:
-            stop_process(proc)
+            process.stop(proc)
         assert sum(b["tick_count"] for b in body["bars"]) == n, name
         out[name] = {
             "median_s": round(median, 4),
@@ -303,7 +296,7 @@ def bench_ticks(redis_server: RedisServer, n: int, repeats: int) -> dict[str, An
             out["api_tenth_page"] = {"median_s": round(median, 4),
                                      "runs_s": [round(x, 4) for x in samples]}  # fmt: skip
     finally:
-        stop_process(proc)
+        process.stop(proc)
     out["api_first_page"]["vs_direct_duckdb"] = round(
         out["api_first_page"]["median_s"] / out["direct_duckdb"]["median_s"], 3
     )

@@ -44,6 +44,7 @@ from bench_ingest import (
     make_ticks,
     metric,
     private_stack,
+    scrape_metrics,
     start_ingest,
     stop_ingest,
     summary,
@@ -110,21 +111,12 @@ def throughput(
     proc = start_ingest(env, work / f"ingest-{mode}.log")
     first = done = None
     try:
-        deadline = time.monotonic() + 600
-        with httpx.Client(timeout=2.0) as http:
-            while time.monotonic() < deadline:
-                try:
-                    text = http.get(f"http://127.0.0.1:{port}/metrics").text
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-                    continue
-                now = time.monotonic()
-                if first is None and started_work(text):
-                    first = now
-                if metric(text, 'ticklake_ingest_lake_rows_total{dataset="ticks"}') >= expect:
-                    done = now
-                    break
-                time.sleep(0.05)
+        for now, text in scrape_metrics(port, 600):
+            if first is None and started_work(text):
+                first = now
+            if metric(text, 'ticklake_ingest_lake_rows_total{dataset="ticks"}') >= expect:
+                done = now
+                break
     finally:
         stop_ingest(proc)
     if first is None or done is None:

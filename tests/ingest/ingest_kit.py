@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -24,9 +25,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ticklake.core.tick import Tick, encode_tick
+from ticklake.core.topic_admin import TopicSpec, ensure_topics
 from ticklake.core.topics import tick_key
 from ticklake.devstack.ports import free_port
 from ticklake.ingest.settings import IngestSettings
@@ -82,12 +83,7 @@ def settings_for(
 
 
 async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
+    await ensure_topics(bootstrap, [TopicSpec(topic, partitions)])
 
 
 def tick_stream(
@@ -256,6 +252,47 @@ class RunningIngest:
         return value or 0.0
 
 
+def sent_frame(ticks: Sequence[Tick]) -> pd.DataFrame:
+    """What was produced, as the columns :func:`reference_features` reads."""
+    return pd.DataFrame(
+        {
+            "symbol": [t.symbol for t in ticks],
+            "seq": [t.seq for t in ticks],
+            "ts_ns": [t.ts_ns for t in ticks],
+            "price": [t.price for t in ticks],
+            "size": [t.size for t in ticks],
+            "bid": [t.bid for t in ticks],
+            "ask": [t.ask for t in ticks],
+        }
+    )
+
+
+def assert_features_match(
+    lake_rows: pd.DataFrame, sent: pd.DataFrame, settings: IngestSettings, names: Sequence[str]
+) -> pd.DataFrame:
+    """The lake's feature columns equal one uninterrupted pandas run over ``sent`` (in
+    its row order); returns the rows joined with the reference on (symbol, seq)."""
+    ref = pd.concat(
+        [
+            sent[["symbol", "seq"]],
+            reference_features(
+                sent, settings.ema_fast_span, settings.ema_slow_span, settings.vol_span
+            ),
+        ],
+        axis=1,
+    )
+    merged = lake_rows.merge(ref, on=["symbol", "seq"], suffixes=("", "_ref"))
+    for name in names:
+        np.testing.assert_allclose(
+            merged[name].to_numpy(np.float64),
+            merged[f"{name}_ref"].to_numpy(np.float64),
+            rtol=1e-9,
+            equal_nan=True,
+            err_msg=name,
+        )
+    return merged
+
+
 def ticks_frame(lake: Path | str) -> pd.DataFrame:
     """The lake's ticks in stream order per partition (kafka_partition, kafka_offset)."""
     table = read_ticks(lake)
@@ -304,6 +341,48 @@ async def wait_assigned(port: int, timeout_s: float = 60.0) -> None:
         return bool(body.get("assigned_partitions"))
 
     await wait_until(assigned, timeout_s, "partitions assigned", interval_s=0.05)
+
+
+async def kill_9_repeatedly(
+    env: dict[str, str],
+    log: Path,
+    kills: int,
+    rng: random.Random,
+    pause_s: tuple[float, float],
+    *,
+    first_during_startup: bool = False,
+) -> None:
+    """Start ingest and SIGKILL it ``kills`` times, each a random ``pause_s`` after it
+    owns partitions (the first one during start-up, if asked)."""
+    for kill in range(kills):
+        proc, port = start_ingest(env, log)
+        try:
+            if kill > 0 or not first_during_startup:
+                await wait_assigned(port)
+            await asyncio.sleep(rng.uniform(*pause_s))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+
+async def drain_and_stop(
+    env: dict[str, str], log: Path, lake: Path, expect: int, timeout_s: float = 120
+) -> None:
+    """Start ingest, wait until the lake holds ``expect`` rows, SIGTERM it: it must exit 0."""
+    proc, port = start_ingest(env, log)
+    try:
+        await wait_assigned(port)
+        await wait_until(lambda: lake_row_count(lake) >= expect, timeout_s, f"{expect} lake rows")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log_tail(log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def log_tail(log: Path, chars: int = 3000) -> str:
+    """The end of a process's log, for an assertion message."""
+    return log.read_text()[-chars:]
 
 
 # --- records for the pure parts (no Kafka) --------------------------------------------

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import signal
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -24,16 +23,14 @@ from aiokafka import AIOKafkaProducer
 from ingest_kit import (
     consume_all,
     create_topic,
+    drain_and_stop,
     env_of,
-    lake_row_count,
+    kill_9_repeatedly,
     settings_for,
-    start_ingest,
     tick_messages,
     tick_stream,
     unique_prefix,
     unique_topic,
-    wait_assigned,
-    wait_until,
 )
 
 from ticklake.core import topics
@@ -70,22 +67,11 @@ async def test_each_bad_record_is_in_the_dead_letter_topic_under_one_id_despite_
 
     producing = asyncio.create_task(_produce(kafka_bootstrap, topic, messages, bad_sent))
     try:
-        for _ in range(KILLS):
-            proc, port = start_ingest(env, log)
-            await wait_assigned(port)
-            await asyncio.sleep(rng.uniform(0.3, 1.5))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        await kill_9_repeatedly(env, log, KILLS, rng, (0.3, 1.5))
         await producing
-        proc, port = start_ingest(env, log)
-        await wait_assigned(port)
-        await wait_until(lambda: lake_row_count(lake) >= GOOD, 120, "every good tick")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        await drain_and_stop(env, log, lake, GOOD)
     finally:
         producing.cancel()
-        if proc.poll() is None:
-            proc.kill()
 
     expected = {f"{topic}/{p}/{o}" for p, o in bad_sent}
     assert len(expected) == GOOD // BAD_EVERY

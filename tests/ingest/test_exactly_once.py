@@ -11,28 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import pandas as pd
 import pytest
 from ingest_kit import (
+    assert_features_match,
     create_topic,
+    drain_and_stop,
     env_of,
-    lake_row_count,
+    kill_9_repeatedly,
     produce,
-    reference_features,
+    sent_frame,
     settings_for,
-    start_ingest,
     tick_messages,
     tick_stream,
     ticks_frame,
     unique_prefix,
     unique_topic,
-    wait_assigned,
-    wait_until,
 )
 
 TOTAL = 12_000
@@ -64,23 +60,11 @@ async def test_every_tick_lands_exactly_once_despite_repeated_kill_9(
 
     producing = asyncio.create_task(_produce_slowly(kafka_bootstrap, topic, ticks))
     try:
-        for kill in range(KILLS):
-            proc, port = start_ingest(env, log)
-            if kill > 0:  # the first kill lands during start-up
-                await wait_assigned(port)
-            await asyncio.sleep(rng.uniform(0.05, 1.5))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        await kill_9_repeatedly(env, log, KILLS, rng, (0.05, 1.5), first_during_startup=True)
         await producing
-        proc, port = start_ingest(env, log)
-        await wait_assigned(port)
-        await wait_until(lambda: lake_row_count(lake) >= TOTAL, 120, "every tick in the lake")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, log.read_text()[-3000:]
+        await drain_and_stop(env, log, lake, TOTAL)
     finally:
         producing.cancel()
-        if proc.poll() is None:
-            proc.kill()
 
     restored = log.read_text().count('"state":"restored"')
     assert restored >= 2, "the kills should have interrupted work that later runs resumed"
@@ -99,35 +83,12 @@ async def test_every_tick_lands_exactly_once_despite_repeated_kill_9(
     assert bar_ticks == TOTAL
 
     # Each restart resumed from a checkpoint: the features equal one continuous run.
-    df = ticks_frame(lake)
-    produced = pd.DataFrame(
-        {
-            "symbol": [t.symbol for t in ticks],
-            "seq": [t.seq for t in ticks],
-            "ts_ns": [t.ts_ns for t in ticks],
-            "price": [t.price for t in ticks],
-            "size": [t.size for t in ticks],
-            "bid": [t.bid for t in ticks],
-            "ask": [t.ask for t in ticks],
-        }
+    assert_features_match(
+        ticks_frame(lake),
+        sent_frame(ticks),
+        settings,
+        ["ret_simple", "ema_fast", "ema_slow", "vol_ewma", "vwap_day", "ticks_day"],
     )
-    ref = pd.concat(
-        [
-            produced[["symbol", "seq"]],
-            reference_features(
-                produced, settings.ema_fast_span, settings.ema_slow_span, settings.vol_span
-            ),
-        ],
-        axis=1,
-    )
-    merged = df.merge(ref, on=["symbol", "seq"], suffixes=("", "_ref"))
-    for name in ["ret_simple", "ema_fast", "ema_slow", "vol_ewma", "vwap_day", "ticks_day"]:
-        np.testing.assert_allclose(
-            merged[name].to_numpy(np.float64),
-            merged[f"{name}_ref"].to_numpy(np.float64),
-            rtol=1e-9,
-            err_msg=name,
-        )
 
 
 async def _produce_slowly(bootstrap: str, topic: str, ticks: list) -> None:

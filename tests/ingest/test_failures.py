@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError
 from ingest_kit import (
@@ -40,6 +40,7 @@ from ingest_kit import (
 
 from ticklake.core import topics
 from ticklake.core.tick import encode_tick
+from ticklake.core.topic_admin import TopicSpec, ensure_topics
 
 
 class Injected(Exception):
@@ -149,16 +150,17 @@ async def test_a_dead_letter_topic_refusing_writes_holds_only_partitions_with_de
 ) -> None:
     topic = unique_topic()
     dlq = f"{topic}.dlq"
+    await ensure_topics(
+        kafka_bootstrap,
+        [
+            TopicSpec(topic, 2),
+            # every dead letter is larger than this, even cut down: the topic refuses all
+            TopicSpec(dlq, 1, configs={"max.message.bytes": "64"}),
+        ],
+    )
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics(
-            [
-                NewTopic(topic, 2, 1),
-                # every dead letter is larger than this, even cut down: the topic refuses all
-                NewTopic(dlq, 1, 1, topic_configs={"max.message.bytes": "64"}),
-            ]
-        )
         prefix = unique_prefix()
         clean, dirty = tick_stream([f"{prefix}A"], 300, seed=23), tick_stream([f"{prefix}B"], 300)
         lake = tmp_path / "lake"

@@ -17,7 +17,6 @@ import signal
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
@@ -25,11 +24,12 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from ingest_kit import (
     RunningIngest,
+    assert_features_match,
     create_topic,
     env_of,
     lake_row_count,
     produce,
-    reference_features,
+    sent_frame,
     settings_for,
     start_ingest,
     tick_messages,
@@ -95,20 +95,6 @@ async def _metric(port: int, name: str) -> float:
         if line.startswith(name) and not line.startswith("#"):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-def _sent_frame(ticks: list[Tick]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "symbol": [t.symbol for t in ticks],
-            "seq": [t.seq for t in ticks],
-            "ts_ns": [t.ts_ns for t in ticks],
-            "price": [t.price for t in ticks],
-            "size": [t.size for t in ticks],
-            "bid": [t.bid for t in ticks],
-            "ask": [t.ask for t in ticks],
-        }
-    )
 
 
 def _lake_bars(lake: Path, dataset: str) -> pd.DataFrame:
@@ -206,26 +192,14 @@ async def test_an_unkeyed_feed_gets_per_symbol_event_time_order_despite_kill_9(
         assert g["ts_ns"].is_monotonic_increasing, f"{symbol} out of event-time order"
 
     # features of one run over each symbol's ticks in event-time order (independent pandas)
-    sent = _sent_frame(ticks).sort_values("ts_ns", kind="stable").reset_index(drop=True)
-    ref = pd.concat(
-        [
-            sent[["symbol", "seq"]],
-            reference_features(
-                sent, settings.ema_fast_span, settings.ema_slow_span, settings.vol_span
-            ),
-        ],
-        axis=1,
+    sent = sent_frame(ticks).sort_values("ts_ns", kind="stable").reset_index(drop=True)
+    merged = assert_features_match(
+        df,
+        sent,
+        settings,
+        ["ret_simple", "ret_log", "ema_fast", "ema_slow", "vol_ewma", "vwap_day"],
     )
-    merged = df.merge(ref, on=["symbol", "seq"], suffixes=("", "_ref"))
     assert len(merged) == TOTAL
-    for name in ["ret_simple", "ret_log", "ema_fast", "ema_slow", "vol_ewma", "vwap_day"]:
-        np.testing.assert_allclose(
-            merged[name].to_numpy(np.float64),
-            merged[f"{name}_ref"].to_numpy(np.float64),
-            rtol=1e-9,
-            equal_nan=True,
-            err_msg=name,
-        )
 
     # 1-minute bars equal the OHLCV of what was sent
     sent["start_ns"] = sent["ts_ns"] // 60_000_000_000 * 60_000_000_000

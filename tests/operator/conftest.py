@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kubernetes_asyncio import client, config
 from opkit import OperatorProcess, eventually
 
+from ticklake.core.topic_admin import TopicSpec, ensure_topics
 from ticklake.devstack import kubeapi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,14 +147,7 @@ async def namespace(api: client.ApiClient) -> AsyncIterator[str]:
 def new_topic(kafka_bootstrap: str) -> Callable[..., Awaitable[str]]:
     async def create(partitions: int, name: str | None = None) -> str:
         topic = name or f"ticks.{uuid.uuid4().hex[:8]}"
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics(
-                [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
-            )
-        finally:
-            await admin.close()
+        await ensure_topics(kafka_bootstrap, [TopicSpec(topic, partitions)])
         return topic
 
     return create

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from kubernetes_asyncio import client
 from opkit import deployment, eventually, get_scaler, ready, replicas_of
+
+from ticklake.core.topic_admin import TopicSpec, ensure_topics
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "operator" / "examples"
 PARTITIONS = 12
@@ -28,16 +28,7 @@ def test_every_example_has_an_expectation() -> None:
 
 
 async def _ensure_topic(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]
-        )
-    except TopicAlreadyExistsError:
-        pass
-    finally:
-        await admin.close()
+    await ensure_topics(bootstrap, [TopicSpec(topic, PARTITIONS)])
 
 
 async def _apply(api: client.ApiClient, namespace: str, doc: dict[str, Any]) -> None:

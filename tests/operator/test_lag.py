@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from ticklake.core.topic_admin import TopicSpec, ensure_topics
 from ticklake.operator import lag
 from ticklake.operator.lag import PartitionOffsets
 
@@ -27,16 +28,10 @@ def test_partition_lag(o: PartitionOffsets, want: int) -> None:
 
 async def test_reads_lag_from_kafka(kafka_bootstrap: str) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.structs import OffsetAndMetadata
 
     topic, group = f"test.lag.{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-    finally:
-        await admin.close()
+    await ensure_topics(kafka_bootstrap, [TopicSpec(topic, 3)])
 
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ticklake.core.topic_admin import TopicSpec, ensure_topics
 from ticklake.operator import cli, partitions
 
 # Kafka's UtilsTest vectors (Java ints, here as unsigned 32-bit).
@@ -70,15 +71,9 @@ SYMBOLS = [
 async def test_kafka_puts_each_symbol_where_we_say(kafka_bootstrap: str) -> None:
     """Produce keyed messages to a real broker; the partition it reports must match."""
     from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     topic, n = f"test.partitions.{uuid.uuid4().hex[:8]}", 7
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=n, replication_factor=1)])
-    finally:
-        await admin.close()
+    await ensure_topics(kafka_bootstrap, [TopicSpec(topic, n)])
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     try:

@@ -9,9 +9,9 @@ from aiokafka.partitioner import murmur2
 from producer_kit import consume_all, producer_settings, unique_topic
 
 from ticklake.core.tick import decode_tick
+from ticklake.core.topic_admin import TopicSpec, ensure_topics
 from ticklake.producer.publisher import PublisherConfig, TickPublisher
 from ticklake.producer.service import ProducerService, SimulateFeed
-from ticklake.producer.topic_setup import TopicSpec, ensure_topics
 
 SYMBOLS = "AAPL,MSFT,AMZN,GOOGL,META,NVDA,TSLA,JPM,BRK.B,BTC-USD"
 

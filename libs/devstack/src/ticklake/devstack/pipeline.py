@@ -16,10 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
-
 from ticklake.core import topics
+from ticklake.core.topic_admin import TopicSpec, ensure_topics
 from ticklake.devstack import metrics_text, ports, process
 from ticklake.devstack.kafka import KafkaBroker
 from ticklake.devstack.redis import RedisServer
@@ -79,26 +77,8 @@ class _Rates:
 
 def create_topics(bootstrap: str, partitions: int) -> None:
     """Create the ticks topic and its dead-letter topic; existing ones are kept."""
-
-    async def create() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            wanted = [
-                NewTopic(topics.TICKS_TOPIC, partitions, 1),
-                NewTopic(topics.DEAD_LETTER_TOPIC, 1, 1),
-            ]
-            missing = [t for t in wanted if t.name not in existing]
-            if missing:
-                try:
-                    await admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass  # another process created it between list and create
-        finally:
-            await admin.close()
-
-    asyncio.run(create())
+    specs = [TopicSpec(topics.TICKS_TOPIC, partitions), TopicSpec(topics.DEAD_LETTER_TOPIC, 1)]
+    asyncio.run(ensure_topics(bootstrap, specs))
 
 
 class Pipeline:

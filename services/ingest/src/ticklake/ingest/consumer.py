@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from ticklake.core.lake_fs import Lake
+from ticklake.core.retry import after_attempts, retry_with_backoff
 from ticklake.ingest.dead_letters import DeadLetterPublisher
 from ticklake.ingest.features import FeatureParams
 from ticklake.ingest.metrics import IngestMetrics
@@ -70,38 +71,6 @@ def feature_params(settings: IngestSettings) -> FeatureParams:
         ema_slow_span=settings.ema_slow_span,
         vol_span=settings.vol_span,
     )
-
-
-async def retry_with_backoff(
-    what: str,
-    attempt: Callable[[], Awaitable[Any]],
-    errors: tuple[type[BaseException], ...],
-    max_delay: float,
-    give_up: Callable[[], bool] = lambda: False,
-) -> Any:
-    """Call ``attempt`` until it succeeds, doubling the wait up to ``max_delay`` seconds."""
-    delay = 0.2
-    while True:
-        try:
-            return await attempt()
-        except errors as e:
-            if give_up():
-                raise
-            log.warning(f"{what} failed; retrying", extra={"error": repr(e), "retry_in_s": delay})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
-
-
-def _after_attempts(count: int) -> Callable[[], bool]:
-    """A ``give_up`` for :func:`retry_with_backoff` that gives up after ``count`` failures."""
-    failures = 0
-
-    def give_up() -> bool:
-        nonlocal failures
-        failures += 1
-        return failures >= count
-
-    return give_up
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -168,8 +137,8 @@ class IngestConsumer:
             "connecting the dead-letter producer to Kafka",
             self._producer.start,
             (KafkaError, OSError),
-            s.kafka_retry_max_seconds,
-            give_up,
+            max_delay=s.kafka_retry_max_seconds,
+            give_up=give_up,
         )
         self._dlq = DeadLetterPublisher(self._producer, s.dead_letter_topic)
 
@@ -201,8 +170,8 @@ class IngestConsumer:
             "connecting the consumer to Kafka",
             start_consumer,
             (KafkaError, OSError),
-            s.kafka_retry_max_seconds,
-            give_up,
+            max_delay=s.kafka_retry_max_seconds,
+            give_up=give_up,
         )
         assert self._consumer is not None
         self._consumer.subscribe([self.topic], listener=_Rebalance(self))
@@ -629,8 +598,8 @@ class IngestConsumer:
             f"recovering partition {partition} from the lake",
             lambda: asyncio.to_thread(self.writer.recover, partition, committed),
             (LakeWriteError,),
-            self.settings.lake_retry_max_seconds,
-            lambda: self._stopping,
+            max_delay=self.settings.lake_retry_max_seconds,
+            give_up=lambda: self._stopping,
         )
         state = None
         if recovery.state is not None:
@@ -653,8 +622,8 @@ class IngestConsumer:
                 f"committing partition {partition}'s recovery point",
                 lambda: self._commit(partition, start),
                 (KafkaError,),
-                self.settings.kafka_retry_max_seconds,
-                _after_attempts(5),
+                max_delay=self.settings.kafka_retry_max_seconds,
+                give_up=after_attempts(5),
             )
         else:
             self.committed[partition] = start

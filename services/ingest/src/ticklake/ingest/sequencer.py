@@ -26,19 +26,20 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberAssignment,
     ConsumerProtocolMemberMetadata,
 )
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from ticklake.core import topics
 from ticklake.core.errors import TickDecodeError
 from ticklake.core.tick import decode_tick
+from ticklake.core.topic_admin import TopicSetupError, TopicSpec, ensure_topics
 from ticklake.ingest.merge import NO_TIME, EventTimeMerge, Released
 from ticklake.ingest.ordering_metrics import OrderingMetrics
 from ticklake.ingest.settings import IngestSettings
@@ -205,23 +206,16 @@ class Sequencer:
                     f"input topic {self.source!r} not found: the sequencer sizes "
                     f"{self.target!r} after it"
                 )
-            partitions = s.sequenced_partitions or len(source_partitions)
-            replication = len(source_partitions[0].get("replicas") or [1])
-            response = await admin.create_topics([NewTopic(self.target, partitions, replication)])
-            for name, code, *detail in response.topic_errors:
-                if code == TopicAlreadyExistsError.errno:
-                    continue
-                if code != 0:
-                    raise SequencerError(
-                        f"could not create the sequenced topic {name!r}: "
-                        f"{for_code(code).__name__} {detail}"
-                    )
-                log.info(
-                    "created the sequenced topic",
-                    extra={"topic": name, "partitions": partitions, "replicas": replication},
-                )
         finally:
             await admin.close()
+        partitions = s.sequenced_partitions or len(source_partitions)
+        replication = len(source_partitions[0].get("replicas") or [1])
+        try:
+            await ensure_topics(
+                s.kafka_bootstrap_servers, [TopicSpec(self.target, partitions, replication)]
+            )
+        except TopicSetupError as e:
+            raise SequencerError(f"the sequenced topic: {e}") from e
 
     async def run(self, stop: asyncio.Event) -> None:
         assert self._consumer is not None

@@ -7,7 +7,6 @@ Data flows top to bottom::
     replay.py      CSV/Parquet rows -> contract-valid ticks, bad rows with file:line
     runner.py      the feed loops: paced simulation and replay into a sink
     publisher.py   per-partition record batches -> idempotent aiokafka producer
-    topic_setup.py create the ticks and dead-letter topics when missing
     recording.py   simulate to a Parquet/CSV file instead of Kafka
     service.py     one process: connect with backoff, run a feed, SIGTERM -> flush
     http_api.py    /healthz and /metrics

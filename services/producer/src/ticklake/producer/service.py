@@ -18,13 +18,14 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from aiokafka.errors import KafkaError
 
+from ticklake.core.retry import RetryTimeout, retry_with_backoff
+from ticklake.core.topic_admin import TopicSpec, ensure_topics
 from ticklake.producer import pacing
 from ticklake.producer.http_api import HttpServer
 from ticklake.producer.metrics import ProducerMetrics
@@ -42,7 +43,6 @@ from ticklake.producer.runner import (
 )
 from ticklake.producer.settings import ProducerSettings
 from ticklake.producer.simulator import MarketSimulator, build_market
-from ticklake.producer.topic_setup import TopicSpec, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -79,33 +79,6 @@ class RunResult:
     bad_rows: int
     elapsed_s: float
     stopped_by_signal: bool
-
-
-async def retry_with_backoff(
-    attempt: Callable[[], Awaitable[None]], what: str, max_wait_s: float
-) -> None:
-    """Call ``attempt`` until it succeeds, backing off 0.5 s, 1 s ... 5 s; give up after
-    ``max_wait_s`` with :class:`BrokerUnavailableError`."""
-    deadline = time.monotonic() + max_wait_s
-    delay = 0.5
-    tries = 0
-    while True:
-        tries += 1
-        try:
-            await attempt()
-            return
-        except (KafkaError, OSError) as e:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BrokerUnavailableError(
-                    f"{what}: no answer within {max_wait_s:.0f}s ({tries} attempts): {e!r}"
-                ) from e
-            pause = min(delay, remaining)
-            log.warning(
-                "%s: not reachable yet (attempt %d: %r); retrying in %.1fs", what, tries, e, pause
-            )
-            await asyncio.sleep(pause)
-            delay = min(delay * 2, 5.0)
 
 
 class ProducerService:
@@ -273,9 +246,17 @@ class ProducerService:
             await ensure_topics(s.kafka_bootstrap_servers, specs, s.request_timeout_ms)
             await self.publisher.start()
 
-        await retry_with_backoff(
-            attempt, f"Kafka at {s.kafka_bootstrap_servers}", s.connect_retry_max_s
-        )
+        try:
+            await retry_with_backoff(
+                f"Kafka at {s.kafka_bootstrap_servers}",
+                attempt,
+                (KafkaError, OSError),
+                first_delay=0.5,
+                max_delay=5.0,
+                max_wait_s=s.connect_retry_max_s,
+            )
+        except RetryTimeout as e:
+            raise BrokerUnavailableError(str(e)) from e.__cause__
 
     def _simulator(self) -> MarketSimulator:
         s = self.settings

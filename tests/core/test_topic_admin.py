@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from producer_kit import partitions_of, unique_topic
 
-from ticklake.producer.topic_setup import TopicSetupError, TopicSpec, ensure_topics
+from ticklake.core.topic_admin import TopicSetupError, TopicSpec, ensure_topics
 
 
 async def test_topics_are_created_once_and_existing_ones_are_left_alone(

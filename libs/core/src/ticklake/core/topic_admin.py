@@ -1,4 +1,9 @@
-"""Create the ticks topic and the dead-letter topic when they are missing.
+"""Create Kafka topics that are missing: the one place ticklake creates topics.
+
+The producer creates the ticks and dead-letter topics, ingest's sequencer its
+internal topic, the dev stack, tests and benchmarks theirs, all through
+:func:`ensure_topics`. Needs ``aiokafka`` (the ``kafka`` extra of ticklake-core;
+the query API, which never talks to Kafka, does not install it).
 
 Several producers (and ingest) may race to create the same topic at start;
 ``TOPIC_ALREADY_EXISTS`` is therefore success, not an error. A busy controller
@@ -11,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, for_code
@@ -27,14 +33,18 @@ _ATTEMPTS = 5
 class TopicSpec:
     name: str
     partitions: int
-    replication_factor: int
+    replication_factor: int = 1
+    configs: Mapping[str, str] = field(default_factory=dict)
+    """Topic-level settings (``max.message.bytes`` ...), applied at creation only."""
 
 
 class TopicSetupError(RuntimeError):
     """The broker refused to create a topic (bad replication factor, authorisation ...)."""
 
 
-async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec], timeout_ms: int) -> None:
+async def ensure_topics(
+    bootstrap_servers: str, specs: Sequence[TopicSpec], timeout_ms: int = 30_000
+) -> None:
     """Create every topic in ``specs`` that does not exist yet; existing ones stay as they are."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
     await admin.start()
@@ -42,7 +52,12 @@ async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec], timeout_
         pending = {s.name: s for s in specs}
         for attempt in range(1, _ATTEMPTS + 1):
             response = await admin.create_topics(
-                [NewTopic(s.name, s.partitions, s.replication_factor) for s in pending.values()],
+                [
+                    NewTopic(
+                        s.name, s.partitions, s.replication_factor, topic_configs=dict(s.configs)
+                    )
+                    for s in pending.values()
+                ],
                 timeout_ms=timeout_ms,
             )
             retry: dict[str, TopicSpec] = {}
