@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -61,3 +62,30 @@ def artifacts_dir() -> Path:
     path = Path(__file__).resolve().parents[1] / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+CI_MAY_SKIP: Final[tuple[str, ...]] = ()
+"""Node-id prefixes of tests allowed to skip under ``CI=true``: only what CI cannot have,
+each listed with its reason in docs/testing.md ("Skips"). Empty: CI skips nothing."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under ``CI=true`` a skipped test is a failure: a skip there means a prerequisite the
+    project's scripts should have installed is missing (the reason says which)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if (
+        report.skipped
+        and os.environ.get("CI", "").lower() == "true"
+        and not hasattr(report, "wasxfail")
+        and not item.nodeid.startswith(CI_MAY_SKIP)
+    ):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped under CI=true, which makes a skip a failure: {reason}\n"
+            "Install what is missing (tools/bootstrap.sh --test installs every prerequisite), "
+            "or, if CI cannot have it, add the test to CI_MAY_SKIP in tests/conftest.py "
+            "and to docs/testing.md."
+        )

@@ -115,7 +115,7 @@ def scrapes(
         for name, (argv, env) in services.items():
             script = bin_dir / argv[0]
             if not script.exists():
-                pytest.skip(f"{argv[0]} is not installed in the workspace venv yet")
+                pytest.skip(f"{argv[0]} is not installed: uv sync --all-packages --frozen")
             procs[name] = process.spawn(
                 [str(script), *argv[1:]],
                 work / f"{name}.log",
