@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import msgspec
 import orjson
 import pyarrow.parquet as pq
 import pytest
@@ -162,3 +163,25 @@ async def test_an_unwritable_lake_raises_a_clear_error_and_the_job_can_be_retrie
     blocker.unlink()
     written = await sink.write(job)
     assert sum(w.rows for w in written if w.dataset == "ticks") == 10
+
+
+async def test_late_ticks_are_stored_flagged_and_do_not_rewind_the_features(
+    tmp_path: Path,
+) -> None:
+    stream = tick_stream(["AA"], 6)
+    # the 4th tick arrives with an event time before the 3rd's: late
+    late_one = msgspec.structs.replace(stream[3], ts_ns=stream[1].ts_ns)
+    arrived = [*stream[:3], late_one, *stream[4:]]
+    msgs = tick_messages(arrived)
+    recs = [Rec(i, k, v, h) for i, (k, v, h) in enumerate(msgs)]
+    _, sink, processor = make(tmp_path)
+    batch = processor.process(recs, 1)
+    assert batch.late == 1
+    sink.add(batch)
+    written = await sink.write(sink.take(0))  # type: ignore[arg-type]
+    ticks = pq.read_table(tmp_path / "lake" / written[0].relative_path).to_pylist()
+    assert [t["late"] for t in ticks] == [False, False, False, True, False, False]
+    assert ticks[3]["prev_price"] is None and ticks[3]["ema_fast"] is None
+    # the next on-time tick continues from the last on-time one (the 3rd)
+    assert ticks[4]["prev_price"] == arrived[2].price
+    assert ticks[3]["ticks_day"] == 4  # it counts in the day: that volume happened

@@ -12,8 +12,8 @@ rewrites the same file instead of adding a duplicate (the exactly-once scheme
 of Kafka Connect's S3 sink). Readers (the query API, DuckDB, pandas) read a
 dataset with Hive partitioning on ``date``.
 
-Ingest adds feature columns after :data:`TICK_BASE_FIELDS` and
-:data:`SOURCE_FIELDS`; readers must select columns by name.
+Ingest adds feature columns after :data:`TICK_BASE_FIELDS`, :data:`SOURCE_FIELDS`
+and :data:`FLAG_FIELDS`; readers must select columns by name.
 """
 
 from __future__ import annotations
@@ -45,6 +45,14 @@ TICK_BASE_FIELDS: Final = tuple(arrow_field(f) for f in tick_fields.TICK_FIELDS)
 SOURCE_FIELDS: Final = tuple(arrow_field(f) for f in tick_fields.SOURCE_FIELDS)
 """Where the row came from: source partition and offset, ingest wall time (UTC ns)
 (:data:`ticklake.core.tick_fields.SOURCE_FIELDS`)."""
+
+FLAG_FIELDS: Final = (pa.field("late", pa.bool_(), nullable=False),)
+"""What ingest found about the row. ``late``: its event time was below the latest already
+seen for its symbol when it arrived (later than the allowed lateness in ``sequence``
+mode, or out of order from its producer): stored, counted in
+``ticklake_ingest_late_ticks_total``, its path-dependent features null, and the series
+goes on from the last on-time tick. Files written before this column existed lack it
+(readers use ``union_by_name``; a missing value means not flagged)."""
 
 BAR_SCHEMA: Final = pa.schema(
     [

@@ -16,14 +16,16 @@ from typing import Final
 import numpy as np
 import pyarrow as pa
 
-from ticklake.core.lake_layout import SOURCE_FIELDS, TICK_BASE_FIELDS
+from ticklake.core.lake_layout import FLAG_FIELDS, SOURCE_FIELDS, TICK_BASE_FIELDS
 from ticklake.ingest import arrow_arrays
 from ticklake.ingest.features import FEATURE_FIELDS, FeatureParams, TickInput, compute_features
 from ticklake.ingest.normalise import DeadLetter, KafkaRecord, normalise
 from ticklake.ingest.state import PartitionState
 
-TICK_FILE_SCHEMA: Final = pa.schema([*TICK_BASE_FIELDS, *SOURCE_FIELDS, *FEATURE_FIELDS])
-"""Columns of a ``ticks`` lake file: the tick, its source, then every feature."""
+TICK_FILE_SCHEMA: Final = pa.schema(
+    [*TICK_BASE_FIELDS, *SOURCE_FIELDS, *FLAG_FIELDS, *FEATURE_FIELDS]
+)
+"""Columns of a ``ticks`` lake file: the tick, its source, its flags, then every feature."""
 
 
 @dataclass(slots=True)
@@ -37,7 +39,12 @@ class ProcessedBatch:
     """Offset of the last record consumed (accepted, duplicate or dead letter)."""
     columns: dict[str, np.ndarray]
     """Accepted ticks with features, in offset order, as numpy columns named as in
-    :data:`TICK_FILE_SCHEMA` (``symbol``/``exchange`` as object arrays)."""
+    :data:`TICK_FILE_SCHEMA` (``symbol``/``exchange`` as object arrays), without the
+    flags."""
+    flags: dict[str, np.ndarray]
+    """The :data:`~ticklake.core.lake_layout.FLAG_FIELDS` columns (bool). Kept apart from
+    ``columns`` because they are the lake's: the hot cache holds ticks as they are (its
+    latest hash never holds a late tick: it keeps the newest by event time)."""
     codes: np.ndarray
     """Per row, the symbol's dense code in the partition's state (groups rows by symbol)."""
     symbol_names: pa.Array
@@ -66,6 +73,11 @@ class ProcessedBatch:
     def num_rows(self) -> int:
         return len(self.codes)
 
+    @property
+    def lake_columns(self) -> dict[str, np.ndarray]:
+        """Every column of :data:`TICK_FILE_SCHEMA`: ``columns`` and ``flags``."""
+        return {**self.columns, **self.flags}
+
     def rows(self) -> pa.RecordBatch:
         """The rows as an Arrow record batch in :data:`TICK_FILE_SCHEMA`.
 
@@ -73,7 +85,7 @@ class ProcessedBatch:
         per flush; this is for tests and tools).
         """
         if self._rows is None:
-            self._rows = to_record_batch(self.columns, self.codes, self.symbol_names)
+            self._rows = to_record_batch(self.lake_columns, self.codes, self.symbol_names)
         return self._rows
 
 
@@ -87,6 +99,8 @@ def to_record_batch(
             arrays.append(symbol_names.take(arrow_arrays.numeric(codes, pa.int64())))
         elif fld.name == "exchange":
             arrays.append(arrow_arrays.strings(values.tolist()))
+        elif values.dtype.kind == "b":
+            arrays.append(arrow_arrays.booleans(values))
         elif fld.name == "seq":
             arrays.append(arrow_arrays.numeric(values, fld.type, values < 0))
         elif values.dtype.kind == "f" and fld.nullable:
@@ -159,6 +173,7 @@ class PartitionProcessor:
             first_offset=normalised.first_offset,
             last_offset=normalised.last_offset,
             columns=columns,
+            flags={"late": ticks.late},
             codes=ticks.codes,
             symbol_names=self._symbols,
             dead_letters=normalised.dead_letters,

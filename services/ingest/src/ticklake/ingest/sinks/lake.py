@@ -445,7 +445,7 @@ class PartitionBuffer:
         self.next_offset = batch.next_offset
         n = batch.num_rows
         if n:
-            part = {**batch.columns, CODES: batch.codes}
+            part = {**batch.lake_columns, CODES: batch.codes}
             self.small.append(part)
             self.symbol_names = batch.symbol_names  # codes only grow: the newest covers all
             self.rows += n
