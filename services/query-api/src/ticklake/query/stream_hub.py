@@ -97,8 +97,10 @@ class StreamHub:
         if task is None:
             return
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # wait() rather than await: a task that died has already been logged and
+        # shown in /readyz by _task_done; re-raising it here would turn a clean
+        # shutdown into a crash.
+        await asyncio.wait([task])
         for sub in list(self._subs):
             self._offer(sub, CLOSED)
 
