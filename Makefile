@@ -45,6 +45,7 @@ images:
 	bash tools/bootstrap.sh --images
 	uv run --frozen ticklake-stack images build
 
-## chaos: the fault suite (SIGKILLs, broker restart, Redis down 30 s, lake full; needs root for the tmpfs) -> bench/results/chaos.json, docs/reliability.md
+## chaos: the fault suite over keyed and spread feeds (SIGKILLs, broker restart, Redis down, lake full, S3 errors, flush exception; root for the tmpfs) -> bench/results/chaos.json, docs/reliability.md
 chaos: install
 	uv run --frozen python bench/chaos.py
+	uv run --frozen python bench/chaos_report.py

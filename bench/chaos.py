@@ -1,32 +1,55 @@
-"""Fault suite: keyed feed, two ingest replicas, one fault per scenario, an independent checker.
+"""Fault suite: keyed and spread feeds, two ingest replicas, one fault per run, own checker.
 
-    uv run python bench/chaos.py [--ticks 60000] [--rate 3000]
-        [--scenarios kill9,broker_restart,redis_stop,lake_full] [--kills 20]
-        [--redis-down-s 30] [--json bench/results/chaos.json]
+    uv run python bench/chaos.py [--ticks 60000] [--kill9-ticks 1000000] [--rate 3000]
+        [--feeds keyed,spread]
+        [--faults kill9,broker_restart,redis_stop,lake_full,s3_errors,flush_exception]
+        [--kills 20] [--redis-down-s 30] [--fault-s 15] [--json bench/results/chaos.json]
 
-Per scenario: a fresh topic (4 partitions), consumer group and lake; two
-``ticklake-ingest`` processes (static members ``chaos-a``/``chaos-b``) kept
-alive by a supervisor that restarts any that exits after 1 s, as the kubelet
-would; a producer writing ``--ticks`` ticks keyed by symbol at ``--rate``/s
-with per-symbol sequence numbers; and one fault:
+Feeds (the same ticks for every run of a feed, seeded by its name):
 
-* ``kill9``: SIGKILL a random replica at ``--kills`` random moments
-  (many land mid-flush: flushes roll every 0.5 s);
+* ``keyed``: every tick keyed by its symbol; ingest in ``TICKLAKE_ORDERING=keyed``;
+* ``spread``: no key, each tick sent to a random partition (each symbol spread over
+  all four), as the prototype's producer does; ingest in ``TICKLAKE_ORDERING=sequence``
+  (the sequencer merges the partitions by event time and re-keys by symbol).
+
+For each feed, first a **clean** run (one replica, no fault, as many ticks as the largest
+run), then one run per fault, each fed the first ticks of the same feed.
+Each run: a fresh topic (4 partitions), consumer groups and lake; two
+``ticklake-ingest`` processes (static members ``chaos-a``/``chaos-b``) kept alive by a
+supervisor that restarts one that exits after 1 s, as the kubelet would; a producer
+writing ``--ticks`` ticks at ``--rate``/s with per-symbol sequence numbers; one fault:
+
+* ``kill9``: SIGKILL a random replica at ``--kills`` random moments while
+  ``--kill9-ticks`` ticks are fed (flushes roll every 0.5 s, so many land mid-flush);
 * ``broker_restart``: the Kafka broker stopped and started mid-feed;
 * ``redis_stop``: Redis stopped for ``--redis-down-s`` seconds mid-feed;
-* ``lake_full``: the lake on a 512 KiB tmpfs that fills, then grown to
-  256 MiB after 15 s (``mount -o remount``); unmounted at the end, also on
-  failure (needs root).
+* ``lake_full``: the lake on a 512 KiB tmpfs that fills, grown to 256 MiB after
+  ``--fault-s`` (``mount -o remount``); unmounted at the end, also on failure (root);
+* ``s3_errors``: the lake on S3 (moto's server, ``ticklake.devstack.s3_faults``), which
+  answers every request with 503 SlowDown / 500 InternalError for ``--fault-s``;
+* ``flush_exception``: through the test-only ``TICKLAKE_FAULT_INJECTION_FILE``, an
+  exception in place of the lake write for the first half of ``--fault-s`` (retried in
+  place), then an exception that kills the flush task (the process exits, is restarted,
+  and exits again while the fault lasts) for the second half.
 
-The checker does not use ticklake's code: DuckDB reads the lake's Parquet
-files; lost = produced (symbol, seq) not in the lake; duplicated = rows
-beyond one per (symbol, seq); features = rows whose ``ema_fast``/``ema_slow``
-differ (rtol 1e-9) from pandas' ``ewm(adjust=False)`` over each symbol's
-produced prices in sequence order, which is what a clean single-replica run
-computes; Redis = symbols whose ``sym:{S}:latest`` hash is not the last
-produced seq. "Recovered" is the time from the fault's end until every
-produced tick is in the lake. What a user saw: the ``/readyz`` reasons
-observed (polled every 0.5 s) and the count of error/critical log lines.
+The checker uses none of ticklake's code: DuckDB reads the lake's Parquet files (an S3
+lake is downloaded with boto3 first); pandas computes the references from the produced
+ticks. Per run:
+
+* lost = produced (symbol, seq) not in the lake; duplicated = rows beyond one per
+  (symbol, seq);
+* features vs clean = rows whose tick or feature columns (every column but the Kafka
+  position and ingest time) differ from the clean run's row of the same (symbol, seq);
+* EMAs vs pandas = rows whose ``ema_fast``/``ema_slow`` differ (rtol 1e-9) from
+  ``ewm(adjust=False)`` over each symbol's produced prices in event-time order;
+* 1-minute bars vs pandas = (symbol, minute) whose merged OHLCV differs from the one
+  computed from the produced ticks (or is missing);
+* Redis = symbols whose ``sym:{S}:latest`` hash is not the last produced seq.
+
+"Recovered" is the time from the fault's end until every produced tick is in the lake.
+What a user saw: the ``/readyz`` answers polled every 0.5 s, the stall reasons, exit
+codes and the count of warning/error/critical log lines. ``bench/chaos_report.py``
+renders the table of ``docs/reliability.md`` from the JSON.
 """
 
 from __future__ import annotations
@@ -47,9 +70,11 @@ import threading
 import time
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import duckdb
 import httpx
 import numpy as np
@@ -61,15 +86,23 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from ticklake.devstack.kafka import KafkaBroker
 from ticklake.devstack.ports import free_port
 from ticklake.devstack.redis import RedisServer
+from ticklake.devstack.s3 import S3Server
 
 ROOT = Path(__file__).resolve().parents[1]
 T0_NS = 1_735_828_200_000_000_000
 SYMBOLS = [f"CH{i:02d}" for i in range(24)]
+PARTITIONS = 4
 EMA_FAST, EMA_SLOW = 12, 48
 LEVEL = re.compile(r'"level":\s*"(\w+)"')
+FEEDS = ("keyed", "spread")
+FAULTS = ("kill9", "broker_restart", "redis_stop", "lake_full", "s3_errors", "flush_exception")
+BUCKET = "chaos"
+NOT_COMPARED = ("kafka_partition", "kafka_offset", "ingest_ns", "date")
+"""Columns that differ between correct runs: where the row sat in Kafka, when it was ingested."""
 
 
 def make_feed(count: int, seed: int) -> pd.DataFrame:
+    """``count`` ticks of 24 symbols, one per ms of event time, each with a random partition."""
     rng = np.random.default_rng(seed)
     sym = rng.integers(0, len(SYMBOLS), count)
     steps = rng.normal(0, 0.001, count)
@@ -90,11 +123,12 @@ def make_feed(count: int, seed: int) -> pd.DataFrame:
             "ts_ns": T0_NS + np.arange(count, dtype=np.int64) * 1_000_000,
             "price": price,
             "size": rng.integers(1, 500, count).astype(float),
+            "spread_to": rng.integers(0, PARTITIONS, count),
         }
     )
 
 
-async def produce(bootstrap: str, topic: str, feed: pd.DataFrame, rate: float) -> None:
+async def produce(bootstrap: str, topic: str, feed: pd.DataFrame, rate: float, keyed: bool) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -115,9 +149,13 @@ async def produce(bootstrap: str, topic: str, feed: pd.DataFrame, rate: float) -
                         "seq": int(r["seq"]),
                     }
                 ).encode()
+                key = r["symbol"].encode() if keyed else None
+                partition = None if keyed else int(r["spread_to"])
                 while True:
                     try:
-                        futures.append(await producer.send(topic, value, key=r["symbol"].encode()))
+                        futures.append(
+                            await producer.send(topic, value, key=key, partition=partition)
+                        )
                         break
                     except Exception:  # broker restarting: the producer keeps trying
                         await asyncio.sleep(0.5)
@@ -133,7 +171,7 @@ async def produce(bootstrap: str, topic: str, feed: pd.DataFrame, rate: float) -
 
 
 class Replicas:
-    """Two ingest processes; the supervisor restarts one that exits (like the kubelet)."""
+    """Ingest processes; the supervisor restarts one that exits (like the kubelet)."""
 
     def __init__(self, envs: dict[str, dict[str, str]], logdir: Path) -> None:
         self.envs, self.logdir = envs, logdir
@@ -186,6 +224,17 @@ class Replicas:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
+    def wait_joined(self, timeout_s: float) -> None:
+        """Until every replica answers /readyz with its group joined (start-up is slow here:
+        a fault injected before the replicas run would test nothing)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            bodies = self.readiness().values()
+            if all(b and b.get("checks", {}).get("group_joined") for b in bodies):
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"ingest replicas not in their group after {timeout_s} s")
+
     def readiness(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, port in self.ports.items():
@@ -196,109 +245,276 @@ class Replicas:
         return out
 
 
-def check(lake: Path, feed: pd.DataFrame, client: redis.Redis) -> dict[str, Any]:
-    """The independent verdict: DuckDB over the Parquet files, pandas for the reference."""
-    con = duckdb.connect()
-    files = list(lake.glob("ticks/**/*.parquet"))
-    if not files:
-        return {"lost": len(feed), "duplicated": 0, "feature_rows_differing": None}
-    glob = f"{lake}/ticks/**/*.parquet"
-    got = con.execute(
-        f"select symbol, seq, ema_fast, ema_slow from read_parquet('{glob}', "
-        "hive_partitioning=true)"
-    ).df()
-    distinct = got.drop_duplicates(["symbol", "seq"])
-    ref = feed.sort_values(["symbol", "seq"]).copy()
+# --- the lake as the checker sees it ------------------------------------------------------
+
+
+@dataclass
+class LakeView:
+    """A local directory holding the lake's Parquet files (for S3: a downloaded mirror)."""
+
+    local: Path
+    s3: Any = None
+    prefix: str = ""
+
+    def sync(self) -> None:
+        """Mirror the S3 lake's data files (new ones downloaded, removed ones removed)."""
+        if self.s3 is None:
+            return
+        keys: set[str] = set()
+        for page in self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=BUCKET, Prefix=f"{self.prefix}/"
+        ):
+            for obj in page.get("Contents", []):
+                relative = obj["Key"][len(self.prefix) + 1 :]
+                if relative.endswith(".parquet") and not relative.startswith("_"):
+                    keys.add(relative)
+        for relative in keys:
+            target = self.local / relative
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.s3.download_file(BUCKET, f"{self.prefix}/{relative}", str(target))
+        for path in self.local.glob("**/*.parquet"):
+            if str(path.relative_to(self.local)) not in keys:
+                path.unlink()
+
+    def glob(self, dataset: str) -> str | None:
+        if not list(self.local.glob(f"{dataset}/**/*.parquet")):
+            return None
+        return f"read_parquet('{self.local}/{dataset}/**/*.parquet', hive_partitioning=true)"
+
+
+def lake_count(view: LakeView) -> int:
+    try:
+        view.sync()
+    except Exception:  # S3 still refusing: not there yet
+        return 0
+    ticks = view.glob("ticks")
+    if ticks is None:
+        return 0
+    row = duckdb.connect().execute(f"select count(distinct (symbol, seq)) from {ticks}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def reference(feed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """pandas over the produced ticks: EMAs per symbol in event-time order, 1-minute OHLCV."""
+    ref = feed.sort_values(["symbol", "ts_ns"]).copy()
     g = ref.groupby("symbol")["price"]
     ref["ema_fast_ref"] = g.transform(lambda s: s.ewm(span=EMA_FAST, adjust=False).mean())
     ref["ema_slow_ref"] = g.transform(lambda s: s.ewm(span=EMA_SLOW, adjust=False).mean())
-    merged = distinct.merge(ref, on=["symbol", "seq"], how="inner")
-    differ = ~(
+    ref["start_ns"] = ref["ts_ns"] // 60_000_000_000 * 60_000_000_000
+    ref["notional"] = ref["price"] * ref["size"]
+    bars = (
+        ref.groupby(["symbol", "start_ns"])
+        .agg(
+            open=("price", "first"),
+            high=("price", "max"),
+            low=("price", "min"),
+            close=("price", "last"),
+            volume=("size", "sum"),
+            notional=("notional", "sum"),
+            tick_count=("price", "size"),
+        )
+        .reset_index()
+    )
+    return ref[["symbol", "seq", "ema_fast_ref", "ema_slow_ref"]], bars
+
+
+def check(
+    view: LakeView,
+    feed: pd.DataFrame,
+    ref: tuple[pd.DataFrame, pd.DataFrame],
+    client: redis.Redis,
+    clean: LakeView | None,
+) -> dict[str, Any]:
+    """The independent verdict: DuckDB over the Parquet files, pandas for the references."""
+    view.sync()
+    con = duckdb.connect()
+    ticks = view.glob("ticks")
+    if ticks is None:
+        return {"produced": len(feed), "lost": len(feed), "duplicated": 0}
+    got = con.execute(f"select symbol, seq, ema_fast, ema_slow from {ticks}").df()
+    distinct = got.drop_duplicates(["symbol", "seq"])
+    ema_ref, bars_ref = ref
+    merged = distinct.merge(ema_ref, on=["symbol", "seq"], how="inner")
+    ema_differ = ~(
         np.isclose(merged["ema_fast"], merged["ema_fast_ref"], rtol=1e-9, atol=0)
         & np.isclose(merged["ema_slow"], merged["ema_slow_ref"], rtol=1e-9, atol=0)
     )
+    result: dict[str, Any] = {
+        "produced": len(feed),
+        "lake_rows": len(got),
+        "lost": len(feed) - len(merged),
+        "duplicated": len(got) - len(distinct),
+        "ema_rows_differing_from_pandas": int(ema_differ.sum()),
+        "bars_1m_differing_from_pandas": bars_differing(con, view, bars_ref),
+    }
+    if clean is not None:
+        result.update(differs_from_clean(con, ticks, clean))
     last = feed.groupby("symbol")["seq"].max()
     stale = 0
     for symbol, seq in last.items():
         value = client.hget(f"sym:{symbol}:latest", "seq")
         if value is None or int(value) != int(seq):
             stale += 1
+    result["redis_latest_stale_symbols"] = stale
+    return result
+
+
+def bars_differing(con: duckdb.DuckDBPyConnection, view: LakeView, bars_ref: pd.DataFrame) -> int:
+    """(symbol, minute) whose lake bar, partial rows merged by offset, is not pandas' bar."""
+    source = view.glob("bars_1m")
+    if source is None:
+        return len(bars_ref)
+    lake = con.execute(
+        "select symbol, start_ns, arg_min(open, first_offset) as open, max(high) as high, "
+        "min(low) as low, arg_max(close, last_offset) as close, sum(volume) as volume, "
+        f"sum(notional) as notional, sum(tick_count) as tick_count from {source} group by all"
+    ).df()
+    both = bars_ref.merge(lake, on=["symbol", "start_ns"], how="outer", suffixes=("", "_lake"))
+    same = np.ones(len(both), dtype=bool)
+    for column in ("open", "high", "low", "close", "volume", "notional", "tick_count"):
+        same &= np.isclose(
+            both[column].astype(float), both[f"{column}_lake"].astype(float), rtol=1e-9, atol=0
+        )
+    return int((~same).sum())
+
+
+def differs_from_clean(
+    con: duckdb.DuckDBPyConnection, ticks: str, clean: LakeView
+) -> dict[str, Any]:
+    """Rows (by symbol, seq) with any tick or feature column unlike the clean run's row."""
+    clean_ticks = clean.glob("ticks")
+    assert clean_ticks is not None, "the clean run left no lake"
+    columns = [
+        c
+        for c, *_ in con.execute(f"describe select * from {clean_ticks}").fetchall()
+        if c not in NOT_COMPARED and c not in ("symbol", "seq")
+    ]
+    excluded = ", ".join(NOT_COMPARED)
+    differs = " or ".join(f"r.{c} is distinct from c.{c}" for c in columns)
+    per_column = ", ".join(
+        f"sum(case when r.{c} is distinct from c.{c} then 1 else 0 end) as {c}" for c in columns
+    )
+    row = con.execute(
+        f"with r as (select distinct on (symbol, seq) * exclude ({excluded}) from {ticks}), "
+        f"c as (select distinct on (symbol, seq) * exclude ({excluded}) from {clean_ticks}) "
+        f"select count(*) filter (where {differs}), {per_column} "
+        "from r join c using (symbol, seq)"
+    ).fetchone()
+    assert row is not None
+    by_column = {c: int(n) for c, n in zip(columns, row[1:], strict=True) if n}
     return {
-        "produced": len(feed),
-        "lake_rows": len(got),
-        "lost": len(feed) - len(merged),
-        "duplicated": len(got) - len(distinct),
-        "feature_rows_differing": int(differ.sum()),
-        "redis_latest_stale_symbols": stale,
+        "feature_rows_differing_from_clean": int(row[0]),
+        "columns_differing_from_clean": by_column,
+        "columns_compared_with_clean": len(columns) + 2,
     }
 
 
-def lake_count(lake: Path) -> int:
-    if not list(lake.glob("ticks/**/*.parquet")):
-        return 0
-    return int(
-        duckdb.connect()
-        .execute(
-            f"select count(distinct (symbol, seq)) from read_parquet('{lake}/ticks/**/*.parquet', "
-            "hive_partitioning=true)"
-        )
-        .fetchone()[0]  # type: ignore[index]
-    )
+# --- one run ---------------------------------------------------------------------------------
 
 
 async def create_topic(bootstrap: str, topic: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, 4, 1)])
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
     finally:
         await admin.close()
 
 
-def run_scenario(
-    name: str, args: argparse.Namespace, broker: KafkaBroker, rs: RedisServer, base: Path
-) -> dict[str, Any]:
-    work = base / name
-    work.mkdir(parents=True)
-    lake = work / "lake"
-    lake.mkdir()
-    mounted = False
-    if name == "lake_full":
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(lake)], check=True)
-        mounted = True
-    try:
-        topic = f"chaos-{name}-{os.getpid()}"
-        asyncio.run(create_topic(broker.bootstrap, topic))
-        client = redis.Redis.from_url(rs.url, password=rs.password)
-        client.flushdb()  # the latest-hash guard would keep an earlier scenario's higher seq
-        envs = {}
-        for r in ("a", "b"):
-            env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
+@dataclass
+class Stack:
+    broker: KafkaBroker
+    redis: RedisServer
+    s3: S3Server
+    base: Path
+
+    def s3_client(self) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3.endpoint,
+            aws_access_key_id="chaos",
+            aws_secret_access_key="chaos",
+            region_name="us-east-1",
+        )
+
+
+def ingest_envs(
+    stack: Stack, topic: str, feed_name: str, lake_env: dict[str, str], names: list[str]
+) -> dict[str, dict[str, str]]:
+    envs = {}
+    for r in names:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
+        env.update(
+            {
+                "TICKLAKE_KAFKA_BOOTSTRAP_SERVERS": stack.broker.bootstrap,
+                "TICKLAKE_TICKS_TOPIC": topic,
+                "TICKLAKE_DEAD_LETTER_TOPIC": f"{topic}.dlq",
+                "TICKLAKE_CONSUMER_GROUP": f"g-{topic}",
+                "TICKLAKE_GROUP_INSTANCE_ID": f"chaos-{r}",
+                "TICKLAKE_CLIENT_ID": f"chaos-{r}",
+                "TICKLAKE_REDIS_URL": stack.redis.url,
+                "TICKLAKE_REDIS_PASSWORD": stack.redis.password,
+                "TICKLAKE_LAKE_ROLL_SECONDS": "0.5",
+                "TICKLAKE_LAKE_ROLL_ROWS": "5000",
+                "TICKLAKE_STALL_FATAL_AFTER_SECONDS": "20",
+                "TICKLAKE_LOG_LEVEL": "INFO",
+                **lake_env,
+            }
+        )
+        if feed_name == "spread":
             env.update(
                 {
-                    "TICKLAKE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-                    "TICKLAKE_TICKS_TOPIC": topic,
-                    "TICKLAKE_DEAD_LETTER_TOPIC": f"{topic}.dlq",
-                    "TICKLAKE_CONSUMER_GROUP": f"g-{topic}",
-                    "TICKLAKE_GROUP_INSTANCE_ID": f"chaos-{r}",
-                    "TICKLAKE_CLIENT_ID": f"chaos-{r}",
-                    "TICKLAKE_REDIS_URL": rs.url,
-                    "TICKLAKE_REDIS_PASSWORD": rs.password,
-                    "TICKLAKE_LAKE_URI": str(lake),
-                    "TICKLAKE_LAKE_ROLL_SECONDS": "0.5",
-                    "TICKLAKE_LAKE_ROLL_ROWS": "5000",
-                    "TICKLAKE_STALL_FATAL_AFTER_SECONDS": "20",
-                    "TICKLAKE_LOG_LEVEL": "INFO",
+                    "TICKLAKE_ORDERING": "sequence",
+                    "TICKLAKE_SEQUENCED_TOPIC": f"{topic}.by-symbol",
+                    "TICKLAKE_SEQUENCER_GROUP": f"seq-{topic}",
                 }
             )
-            envs[r] = env
-        feed = make_feed(args.ticks, seed=zlib.crc32(name.encode()))
-        replicas = Replicas(envs, work)
+        envs[r] = env
+    return envs
+
+
+def run_one(
+    feed_name: str,
+    fault: str,
+    feed: pd.DataFrame,
+    ref: tuple[pd.DataFrame, pd.DataFrame],
+    args: argparse.Namespace,
+    stack: Stack,
+    clean: LakeView | None,
+) -> tuple[dict[str, Any], LakeView]:
+    work = stack.base / f"{feed_name}-{fault}"
+    work.mkdir(parents=True)
+    topic = f"chaos-{feed_name}-{fault}-{os.getpid()}"
+    lake = work / "lake"
+    lake.mkdir()
+    view = LakeView(lake)
+    lake_env = {"TICKLAKE_LAKE_URI": str(lake)}
+    fault_file = work / "fault"
+    mounted = False
+    if fault == "lake_full":
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(lake)], check=True)
+        mounted = True
+    elif fault == "s3_errors":
+        view = LakeView(work / "lake-mirror", stack.s3_client(), topic)
+        lake_env = {
+            "TICKLAKE_LAKE_URI": f"s3://{BUCKET}/{topic}",
+            "TICKLAKE_S3_ENDPOINT_URL": stack.s3.endpoint,
+            "TICKLAKE_S3_ACCESS_KEY_ID": "chaos",
+            "TICKLAKE_S3_SECRET_ACCESS_KEY": "chaos",
+        }
+    elif fault == "flush_exception":
+        lake_env["TICKLAKE_FAULT_INJECTION_FILE"] = str(fault_file)
+    try:
+        asyncio.run(create_topic(stack.broker.bootstrap, topic))
+        client = redis.Redis.from_url(stack.redis.url, password=stack.redis.password)
+        client.flushdb()  # the latest-hash guard would keep an earlier run's newer tick
+        names = ["a"] if fault == "clean" else ["a", "b"]
+        replicas = Replicas(ingest_envs(stack, topic, feed_name, lake_env, names), work)
         replicas.start()
         seen: Counter[str] = Counter()
         reasons: Counter[str] = Counter()
         observing = threading.Event()
-
         answered: set[str] = set()
 
         def observe() -> None:
@@ -311,54 +527,68 @@ def run_scenario(
                     answered.add(rname)
                     if body.get("ready"):
                         seen["ready"] += 1
-                    elif not body.get("ready"):
-                        failing = sorted(k for k, v in body.get("checks", {}).items() if not v)
-                        stages = sorted(
-                            {s["stage"] for s in body.get("stalled_partitions", {}).values()}
-                        )
-                        seen[f"not ready: {','.join(failing)} {','.join(stages)}".strip()] += 1
-                        for stall in body.get("stalled_partitions", {}).values():
-                            reasons[f"{stall['stage']}: {stall['reason'][:120]}"] += 1
+                        continue
+                    failing = sorted(k for k, v in body.get("checks", {}).items() if not v)
+                    stalls = body.get("stalled_partitions", {}).values()
+                    stages = sorted({s["stage"] for s in stalls})
+                    seen[f"not ready: {','.join(failing)} {','.join(stages)}".strip()] += 1
+                    for stall in stalls:
+                        reasons[f"{stall['stage']}: {stall['reason'][:120]}"] += 1
                 time.sleep(0.5)
 
         observer = threading.Thread(target=observe, daemon=True)
         observer.start()
         feeding = threading.Thread(
-            target=lambda: asyncio.run(produce(broker.bootstrap, topic, feed, args.rate)),
+            target=lambda: asyncio.run(
+                produce(stack.broker.bootstrap, topic, feed, args.rate, feed_name == "keyed")
+            ),
             daemon=True,
         )
-        time.sleep(3)
+        replicas.wait_joined(timeout_s=120)
         feeding.start()
-        duration = args.ticks / args.rate
+        duration = len(feed) / args.rate
         rng = random.Random(7)
         fault_start = time.monotonic()
-        if name == "kill9":
+        injected: dict[str, Any] = {}
+        if fault == "kill9":
             moments = sorted(rng.uniform(0.5, duration) for _ in range(args.kills))
             for m in moments:
                 time.sleep(max(0.0, fault_start + m - time.monotonic()))
                 replicas.kill(rng.choice(["a", "b"]))
-        elif name == "broker_restart":
+        elif fault == "broker_restart":
             time.sleep(duration / 3)
-            broker.restart()
-        elif name == "redis_stop":
+            stack.broker.restart()
+        elif fault == "redis_stop":
             time.sleep(duration / 3)
-            rs.stop()
+            stack.redis.stop()
             time.sleep(args.redis_down_s)
-            rs.start()
-        elif name == "lake_full":
-            time.sleep(15)
+            stack.redis.start()
+        elif fault == "lake_full":
+            time.sleep(args.fault_s)
             subprocess.run(["mount", "-o", "remount,size=256m", str(lake)], check=True)
+        elif fault == "s3_errors":
+            time.sleep(duration / 3)
+            stack.s3.fail_requests(True)
+            time.sleep(args.fault_s)
+            injected["s3_requests_failed"] = stack.s3.fail_requests(False)
+        elif fault == "flush_exception":
+            time.sleep(duration / 3)
+            fault_file.write_text("lake_write\n")
+            time.sleep(args.fault_s / 2)
+            fault_file.write_text("flush_task\n")
+            time.sleep(args.fault_s / 2)
+            fault_file.unlink()
         fault_end = time.monotonic()
-        feeding.join(600)
+        feeding.join(3600)
         deadline = time.monotonic() + 300
-        while lake_count(lake) < args.ticks and time.monotonic() < deadline:
-            time.sleep(0.5)
+        while lake_count(view) < len(feed) and time.monotonic() < deadline:
+            time.sleep(1.0)
         recovered = time.monotonic() - fault_end
         time.sleep(3)  # let the Redis writer catch up
         observing.set()
         observer.join(5)
         replicas.stop()
-        verdict = check(lake, feed, client)
+        verdict = check(view, feed, ref, client, clean)
         levels: Counter[str] = Counter()
         for log in work.glob("ingest-*.log"):
             for line in log.read_text(errors="replace").splitlines():
@@ -368,6 +598,9 @@ def run_scenario(
         client.close()
         return {
             **verdict,
+            **injected,
+            "replicas": len(names),
+            "ordering": "sequence" if feed_name == "spread" else "keyed",
             "recovered_after_fault_s": round(recovered, 1),
             "fault_duration_s": round(fault_end - fault_start, 1),
             "process_restarts": sum(replicas.restarts.values()),
@@ -375,7 +608,7 @@ def run_scenario(
             "readiness_polls": dict(seen.most_common(8)),
             "stall_reasons_seen": dict(reasons.most_common(3)),
             "log_lines": dict(levels),
-        }
+        }, view
     finally:
         if mounted:
             subprocess.run(["umount", "-l", str(lake)], check=False)
@@ -393,37 +626,77 @@ def unmount_leftovers() -> None:
 def main() -> None:
     # the feed's own client retries through a broker restart; its per-attempt lines are noise
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("botocore").setLevel(logging.CRITICAL)
     unmount_leftovers()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--ticks", type=int, default=60_000)
     parser.add_argument("--rate", type=float, default=3_000)
     parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument(
+        "--kill9-ticks",
+        type=int,
+        default=1_000_000,
+        help="ticks of the kill9 run (and of the clean run it is compared with)",
+    )
     parser.add_argument("--redis-down-s", type=float, default=30)
-    parser.add_argument("--scenarios", default="kill9,broker_restart,redis_stop,lake_full")
+    parser.add_argument("--fault-s", type=float, default=15)
+    parser.add_argument("--feeds", default=",".join(FEEDS))
+    parser.add_argument("--faults", default=",".join(FAULTS))
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "chaos.json")
     args = parser.parse_args()
+    feeds = args.feeds.split(",")
+    faults = args.faults.split(",")
+    unknown = (set(feeds) - set(FEEDS)) | (set(faults) - set(FAULTS))
+    if unknown:
+        parser.error(f"unknown feed or fault: {sorted(unknown)}; feeds {FEEDS}, faults {FAULTS}")
     report: dict[str, Any] = {
         "command": "uv run python bench/chaos.py " + " ".join(sys.argv[1:]),
         "ticks": args.ticks,
         "rate": args.rate,
-        "load_avg_at_start": os.getloadavg()[0],
+        "kills": args.kills,
+        "kill9_ticks": args.kill9_ticks,
+        "cpus": os.cpu_count(),
+        "load_avg_at_start": round(os.getloadavg()[0], 2),
         "scenarios": {},
     }
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         base = Path(tmp)
-        broker = KafkaBroker(base / "kafka", default_partitions=4)
-        rs = RedisServer(base / "redis")
-        broker.start()
-        rs.start()
+        stack = Stack(
+            KafkaBroker(base / "kafka", default_partitions=PARTITIONS),
+            RedisServer(base / "redis"),
+            S3Server(base / "s3", faults=True),
+            base,
+        )
+        stack.broker.start()
+        stack.redis.start()
+        if "s3_errors" in faults:
+            stack.s3.start()
+            stack.s3_client().create_bucket(Bucket=BUCKET)
         try:
-            for name in args.scenarios.split(","):
-                print(f"--- {name}", flush=True)
-                result = run_scenario(name, args, broker, rs, base)
-                report["scenarios"][name] = result
-                print(json.dumps(result), flush=True)
+            for feed_name in feeds:
+                clean: LakeView | None = None
+                # one feed per feed kind; a run takes its first n ticks (features are
+                # causal, so the clean run's first n rows are a clean run of those n)
+                sizes = {f: args.kill9_ticks if f == "kill9" else args.ticks for f in faults}
+                largest = max(sizes.values())
+                full = make_feed(largest, seed=zlib.crc32(feed_name.encode()))
+                refs = {n: reference(full.iloc[:n]) for n in set(sizes.values()) | {largest}}
+                for fault in ["clean", *faults]:
+                    name = f"{feed_name}/{fault}"
+                    print(f"--- {name}", flush=True)
+                    n = sizes.get(fault, largest)
+                    feed = full.iloc[:n]
+                    result, view = run_one(feed_name, fault, feed, refs[n], args, stack, clean)
+                    if fault == "clean":
+                        clean = view
+                    report["scenarios"][name] = result
+                    print(json.dumps(result), flush=True)
         finally:
-            rs.stop()
-            broker.stop()
+            stack.s3.stop()
+            stack.redis.stop()
+            stack.broker.stop()
+    report["wall_s"] = round(time.monotonic() - started)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

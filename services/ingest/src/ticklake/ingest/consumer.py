@@ -35,6 +35,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from ticklake.core.lake_fs import Lake
 from ticklake.core.retry import after_attempts, retry_with_backoff
 from ticklake.ingest.dead_letters import DeadLetterPublisher
+from ticklake.ingest.faults import FaultSwitch
 from ticklake.ingest.features import FeatureParams
 from ticklake.ingest.metrics import IngestMetrics
 from ticklake.ingest.partition import PartitionProcessor, ProcessedBatch
@@ -111,6 +112,7 @@ class IngestConsumer:
         self.group_joined = False
         self.fatal: BaseException | None = None
         self.stalls = PartitionStalls(metrics)
+        self.faults = FaultSwitch(settings.fault_injection_file)
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._inflight_jobs: dict[int, FlushJob] = {}
         self._paused: set[int] = set()
@@ -427,6 +429,7 @@ class IngestConsumer:
         partition = job.partition
         assert self._dlq is not None
         dlq = self._dlq
+        self.faults.check("flush_task")
         await self._until_done(
             partition,
             Stage.DEAD_LETTERS,
@@ -435,7 +438,7 @@ class IngestConsumer:
         )
         self.metrics.dead_letters_pending.set(dlq.pending())
         started = time.perf_counter()
-        await self._until_done(partition, Stage.LAKE_WRITE, lambda: self.lake.write(job), deadline)
+        await self._until_done(partition, Stage.LAKE_WRITE, lambda: self._write(job), deadline)
         self.metrics.lake_flush_seconds.observe(time.perf_counter() - started)
         self.lake_ok = True
         self.lake_error = None
@@ -446,6 +449,10 @@ class IngestConsumer:
             await asyncio.to_thread(self.writer.prune, partition, job.next_offset)
         except (OSError, LakeWriteError) as e:
             log.warning("could not prune old checkpoints", extra={"error": str(e)})
+
+    async def _write(self, job: FlushJob) -> None:
+        self.faults.check("lake_write")
+        await self.lake.write(job)
 
     async def _until_done(
         self,

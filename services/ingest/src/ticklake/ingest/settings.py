@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, model_validator
 
 from ticklake.core import hot_cache, topics
@@ -139,6 +141,11 @@ class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields, OrderingF
     )
     kafka_retry_max_seconds: float = Field(
         10.0, description="Longest backoff between attempts to reach Kafka (s)."
+    )
+    fault_injection_file: Path | None = Field(
+        None,
+        description="TEST ONLY (the fault suite, docs/reliability.md): while this file "
+        "exists and names lake_write or flush_task, flushes raise there. Unset: inert.",
     )
     metrics_lag_interval_seconds: float = Field(
         5.0, description="How often committed lag per partition is refreshed (s)."
