@@ -5,17 +5,24 @@ Users read ticks from the query API (``/latest``, ``/ticks``, ...), not from her
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-if TYPE_CHECKING:
-    from ticklake.ingest.service import IngestService
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 
-def create_app(service: IngestService) -> FastAPI:
+class Observable(Protocol):
+    """What the endpoints read (the service provides it; this module never imports the
+    service, so the two do not import each other)."""
+
+    async def readiness(self) -> dict[str, Any]: ...
+
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+
+def create_app(service: Observable) -> FastAPI:
     """The app for one service instance (tests build one per instance)."""
     app = FastAPI(title="ticklake ingest", docs_url=None, redoc_url=None)
     router = APIRouter()
@@ -33,7 +40,7 @@ def create_app(service: IngestService) -> FastAPI:
 
     @router.get("/metrics")
     async def metrics() -> Response:
-        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(router)
     return app

@@ -145,6 +145,11 @@ class IngestService:
                 await asyncio.wait_for(self._http_task, 2.0)
         log.info("stopped", extra={"took_s": round(time.monotonic() - started, 3)})
 
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The Prometheus registry ``/metrics`` serves."""
+        return self.metrics.registry
+
     async def readiness(self) -> dict[str, Any]:
         now = time.monotonic()
         if now - self._lake_probe_at >= LAKE_PROBE_INTERVAL_S:
