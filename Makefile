@@ -17,7 +17,7 @@ install-test:
 lint:
 	uv run --frozen ruff check .
 	uv run --frozen ruff format --check .
-	uv run --frozen mypy libs/core/src
+	uv run --frozen mypy libs/core/src libs/devstack/src services/producer/src services/ingest/src services/query-api/src operator/src bench tools
 
 pytest:
 	uv run --frozen pytest --ignore=tests/cluster

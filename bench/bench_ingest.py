@@ -146,11 +146,11 @@ async def raw_count(bootstrap: str, topic: str, expect: int) -> dict[str, float]
     return {"messages": count, "seconds": last - (first or last)}
 
 
-def run_child(argv: list[str], timeout_s: float) -> dict[str, object]:
+def run_child(argv: list[str], timeout_s: float) -> dict[str, Any]:
     out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT)
     if out.returncode != 0:
         raise RuntimeError(f"{argv[:3]} failed: {out.stderr[-2000:]}")
-    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 

@@ -53,6 +53,7 @@ from bench_ingest import (
 from ticklake.core.hot_cache import TICKS_CHANNEL, decode_channel_message
 from ticklake.core.tick import Tick, encode_tick
 from ticklake.devstack.ports import free_port
+from ticklake.devstack.redis import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 WARMUP_S = 3.0
@@ -109,7 +110,7 @@ async def produce_paced(
 def observe(url: str, password: str, seconds: float, out: Path) -> None:
     """Child: record (arrival ns, symbol, seq) of every row published on the ticks channel."""
     client = redis.Redis.from_url(url, password=password)
-    pubsub = client.pubsub()
+    pubsub = client.pubsub()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
     pubsub.subscribe(TICKS_CHANNEL)
     rows = []
     stopping: list[int] = []
@@ -166,7 +167,9 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
-def ticklake_latencies(sent: list[tuple[str, int, int]], seen: list[list]) -> list[float]:
+def ticklake_latencies(
+    sent: list[tuple[str, int, int]], seen: list[tuple[int, str, int]]
+) -> list[float]:
     """Per produced tick: first arrival of a message showing its symbol at >= its seq."""
     by_symbol: dict[str, list[tuple[int, int]]] = {}
     for arrived, symbol, seq in sorted(seen):
@@ -187,7 +190,7 @@ def ticklake_latencies(sent: list[tuple[str, int, int]], seen: list[list]) -> li
 
 
 def run_once(
-    system: str, bootstrap: str, redis_server, args: argparse.Namespace, work: Path
+    system: str, bootstrap: str, redis_server: RedisServer, args: argparse.Namespace, work: Path
 ) -> dict[str, object]:
     topic = asyncio.run(create_topic(bootstrap, args.partitions))
     child: subprocess.Popen[bytes] | None = None

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,8 @@ def bench_latest(
     redis_server: RedisServer, lake: Path, repeats: int, seconds: int
 ) -> dict[str, Any]:
     client = redis.Redis.from_url(redis_server.url, password=redis_server.password)
-    client.hset(latest_key(SYMBOL), mapping=encode_latest_hash(LATEST_ROW))
+    fields: dict[Any, Any] = encode_latest_hash(LATEST_ROW)  # redis-py's Mapping is invariant
+    client.hset(latest_key(SYMBOL), mapping=fields)
     client.sadd(SYMBOLS_KEY, SYMBOL)
     client.close()
     api_port, bare_port = free_port(), free_port()
@@ -153,7 +155,7 @@ def bench_latest(
         process.stop(bare)
 
 
-def time_it(fn, repeats: int) -> tuple[float, list[float], Any]:
+def time_it(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float], Any]:
     fn()  # warm-up: file metadata and OS page cache
     samples, result = [], None
     for _ in range(repeats):
@@ -213,7 +215,8 @@ def bench_bars(redis_server: RedisServer, n: int, repeats: int) -> dict[str, Any
                         f"/bars/{SYMBOL}", params={"interval": "1m", "start": lo, "end": hi}
                     )
                     r.raise_for_status()
-                    return r.json()
+                    body: dict[str, Any] = r.json()
+                    return body
 
                 median, samples, body = time_it(via_api, repeats)
         finally:
@@ -272,7 +275,12 @@ def bench_ticks(redis_server: RedisServer, n: int, repeats: int) -> dict[str, An
     proc = api_process(port, redis_server, ticks_lake)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            params = {"start": lo, "end": hi, "limit": TICKS_PAGE, "format": "arrow"}
+            params: dict[str, str | int] = {
+                "start": lo,
+                "end": hi,
+                "limit": TICKS_PAGE,
+                "format": "arrow",
+            }
 
             def first_page() -> str:
                 r = client.get(f"/ticks/{SYMBOL}", params=params)

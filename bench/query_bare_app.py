@@ -12,12 +12,13 @@ from __future__ import annotations
 import sys
 
 import uvicorn
+from starlette.types import Receive, Scope, Send
 
 BODY = b'{"symbol":"AAPL","source":"redis","tick":{"price":189.1}}' + b" " * 700
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
 
 
-async def app(scope, receive, send) -> None:
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         while True:
             message = await receive()

@@ -182,7 +182,10 @@ def _ge(a: Any, limit: float) -> bool | None:
 
 def write_report(latest: dict[str, Any], plots: list[Path], doc_dir: Path) -> str:
     m = latest["machine"]
-    g = lambda key: dig(latest, *key.split("."))  # noqa: E731
+
+    def g(key: str) -> Any:
+        return dig(latest, *key.split("."))
+
     s = latest["scenarios"]
     lines = [
         "# Benchmarks",
@@ -326,7 +329,8 @@ def write_plots(latest: dict[str, Any], out_dir: Path) -> list[Path]:
     except ImportError:
         return []
     written: list[Path] = []
-    rates, series = [], {"p50": [], "p99": [], "p99.9": [], "kafka p99": []}
+    rates: list[int] = []
+    series: dict[str, list[float | None]] = {"p50": [], "p99": [], "p99.9": [], "kafka p99": []}
     for rate in LATENCY_RATES:
         row = dig(latest, "latency", str(rate)) or {}
         if row.get("p50_ms") is None:

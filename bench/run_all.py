@@ -122,7 +122,7 @@ def run_scenario(scenario: Scenario, quick: bool) -> dict[str, Any]:
                        env={**os.environ, **scenario.extra_env})  # fmt: skip
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
         return {"error": f"{type(e).__name__}: {e}", "seconds": time.monotonic() - started}
-    output = json.loads(scenario.json_path.read_text())
+    output: dict[str, Any] = json.loads(scenario.json_path.read_text())
     output["seconds"] = round(time.monotonic() - started, 1)
     return output
 

@@ -160,6 +160,10 @@ def channel_fragment(tick: bytes, ts_ns: int) -> bytes:
     return body + (b"," if body != b"{" else b"") + stamp
 
 
+RedisFields = Mapping[str, str] | Mapping[bytes, bytes] | Mapping[str | bytes, str | bytes]
+"""A hash or stream entry as a Redis client returns it (``str`` with ``decode_responses``)."""
+
+
 def _typed(name: str, text: str) -> Any:
     if text == "":
         return None
@@ -177,7 +181,7 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def decode_latest_hash(fields: Mapping[str | bytes, str | bytes]) -> dict[str, Any]:
+def decode_latest_hash(fields: RedisFields) -> dict[str, Any]:
     """Inverse of :func:`encode_latest_hash` (accepts ``bytes`` keys and values as
     returned by a Redis client without ``decode_responses``)."""
     out: dict[str, Any] = {}
@@ -187,7 +191,7 @@ def decode_latest_hash(fields: Mapping[str | bytes, str | bytes]) -> dict[str, A
     return out
 
 
-def decode_tail_entry(fields: Mapping[str | bytes, str | bytes]) -> dict[str, Any]:
+def decode_tail_entry(fields: RedisFields) -> dict[str, Any]:
     """The tick row of one tail stream entry (as returned by ``XRANGE``)."""
     for key, value in fields.items():
         if _text(key) == TAIL_FIELD_TICK:

@@ -48,8 +48,8 @@ def _state_file() -> Path:
 def cmd_up(args: argparse.Namespace) -> int:
     state_file = _state_file()
     if state_file.exists():
-        state = json.loads(state_file.read_text())
-        if any(process.pid_alive(p) for p in state.get("pids", {}).values()):
+        previous = json.loads(state_file.read_text())
+        if any(process.pid_alive(p) for p in previous.get("pids", {}).values()):
             print("stack already up; `ticklake-stack status` shows it")
             return 0
     base = paths.stack_dir() / "stack"

@@ -141,11 +141,12 @@ class Pipeline:
             service = _Service(name, [path, *args], env, port)
             service.proc = process.spawn(service.argv, o.data_dir / "logs" / f"{name}.log", env=env)
             self.services.append(service)
+
+            def listening_or_dead(s: _Service = service) -> bool:
+                return ports.port_open(s.port) or not self._alive(s)
+
             try:
-                ports.wait_until(
-                    lambda s=service: ports.port_open(s.port) or not self._alive(s),
-                    60, f"{name} on port {port}",
-                )  # fmt: skip
+                ports.wait_until(listening_or_dead, 60, f"{name} on port {port}")
             except TimeoutError:
                 pass
             state = "up" if self._alive(service) else "FAILED (see its log)"

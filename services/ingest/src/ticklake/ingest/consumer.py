@@ -24,6 +24,7 @@ written, how a partition is recovered). The rules this loop keeps:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -399,7 +400,7 @@ class IngestConsumer:
             task = asyncio.create_task(self._write_and_commit(job), name=f"flush-p{partition}")
             self._inflight[partition] = task
             self._inflight_jobs[partition] = job
-            task.add_done_callback(lambda t, p=partition: self._flush_done(p, t))
+            task.add_done_callback(functools.partial(self._flush_done, partition))
 
     def _flush_done(self, partition: int, task: asyncio.Task[None]) -> None:
         if self._inflight.get(partition) is task:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from ticklake.ingest.state import NO_DAY, FeatureCarry
@@ -79,12 +80,12 @@ class FeatureFrame:
         self.params = params
         self.carry = carry
         self.order = np.argsort(ticks.codes, kind="stable")
-        self.codes = ticks.codes[self.order]
-        self.ts_ns = ticks.ts_ns[self.order]
-        self.price = ticks.price[self.order]
-        self.size = ticks.size[self.order]
-        self.bid = ticks.bid[self.order]
-        self.ask = ticks.ask[self.order]
+        self.codes: npt.NDArray[np.int64] = ticks.codes[self.order]
+        self.ts_ns: npt.NDArray[np.int64] = ticks.ts_ns[self.order]
+        self.price: npt.NDArray[np.float64] = ticks.price[self.order]
+        self.size: npt.NDArray[np.float64] = ticks.size[self.order]
+        self.bid: npt.NDArray[np.float64] = ticks.bid[self.order]
+        self.ask: npt.NDArray[np.float64] = ticks.ask[self.order]
         late = ticks.late[self.order] if ticks.late is not None else None
         self.late = late if late is not None and late.any() else None
         """Late ticks in sorted order, or ``None`` when the batch has none (the fast path)."""
@@ -277,11 +278,13 @@ def _prev_price(f: FeatureFrame) -> np.ndarray:
 
 
 def _ret_simple(f: FeatureFrame) -> np.ndarray:
-    return f.price / f["prev_price"] - 1.0
+    out: np.ndarray = f.price / f["prev_price"] - 1.0
+    return out
 
 
 def _ret_log(f: FeatureFrame) -> np.ndarray:
-    return np.log(f.price / f["prev_price"])
+    out: np.ndarray = np.log(f.price / f["prev_price"])
+    return out
 
 
 def _ema_fast(f: FeatureFrame) -> np.ndarray:
@@ -293,7 +296,8 @@ def _ema_slow(f: FeatureFrame) -> np.ndarray:
 
 
 def _vol_ewma(f: FeatureFrame) -> np.ndarray:
-    return np.sqrt(f.ewm(f["ret_log"] ** 2, "var_ewma", f.params.vol_span))
+    out: np.ndarray = np.sqrt(f.ewm(f["ret_log"] ** 2, "var_ewma", f.params.vol_span))
+    return out
 
 
 def _volume_day(f: FeatureFrame) -> np.ndarray:

@@ -53,7 +53,8 @@ Outgoing = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int | None
 def target_partition(key: bytes, partitions: int) -> int:
     """Kafka's default partition of ``key`` (murmur2, as the Java client and aiokafka):
     the sequenced topic is partitioned exactly as a producer keying by symbol would."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    partition: int = (murmur2(key) & 0x7FFFFFFF) % partitions
+    return partition
 
 
 # --- who runs the merge -----------------------------------------------------------------
@@ -84,7 +85,7 @@ class SingleOwnerAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
     def __init__(self) -> None:
         self.owning = False
 
-    def assign(  # type: ignore[override]
+    def assign(
         self, cluster: ClusterMetadata, members: Mapping[str, ConsumerProtocolMemberMetadata]
     ) -> dict[str, ConsumerProtocolMemberAssignment]:
         owner = choose_owner({m: meta.user_data == b"1" for m, meta in members.items()})
@@ -100,12 +101,12 @@ class SingleOwnerAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
             for member in members
         }
 
-    def metadata(self, topics_: Iterable[str]) -> ConsumerProtocolMemberMetadata:  # type: ignore[override]
+    def metadata(self, topics_: Iterable[str]) -> ConsumerProtocolMemberMetadata:
         return ConsumerProtocolMemberMetadata(
             self.version, sorted(topics_), b"1" if self.owning else b"0"
         )
 
-    def on_assignment(self, assignment: ConsumerProtocolMemberAssignment) -> None:  # type: ignore[override]
+    def on_assignment(self, assignment: ConsumerProtocolMemberAssignment) -> None:
         self.owning = any(parts for _, parts in assignment.assignment)
 
 

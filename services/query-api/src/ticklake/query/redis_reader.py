@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -104,7 +104,7 @@ class RedisReader:
             members = await self.client.smembers(SYMBOLS_KEY)
         except (RedisError, OSError) as e:
             raise self._failed(e) from e
-        return sorted(members)
+        return sorted(cast("set[str]", members))  # the client decodes responses
 
     async def is_known(self, symbol: str) -> bool:
         self._check()
@@ -126,7 +126,10 @@ class RedisReader:
         self._check()
         low = f"{since_ms}-0" if since_ms is not None and since_ms > 0 else "-"
         try:
-            entries = await self.client.xrevrange(tail_key(symbol), "+", low, count=max_entries)
+            entries = cast(
+                "list[tuple[str, dict[str, str]]]",
+                await self.client.xrevrange(tail_key(symbol), "+", low, count=max_entries),
+            )
         except (RedisError, OSError) as e:
             raise self._failed(e) from e
         rows = []

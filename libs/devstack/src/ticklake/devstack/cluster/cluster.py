@@ -602,9 +602,9 @@ class Cluster:
         unmounted = host.unmount_all(layout.run)
         for cg in host.kubepods_cgroups():
             host.wait_gone(host.cgroup_pids(cg), 10)
-            left = host.remove_cgroup_tree(cg)
-            if left:
-                log(f"warning: cgroups not removed: {', '.join(map(str, left[:5]))}")
+            kept = host.remove_cgroup_tree(cg)
+            if kept:
+                log(f"warning: cgroups not removed: {', '.join(map(str, kept[:5]))}")
         netns = state.get("netns", plan.netns)
         if netns in host.netns_names():
             host.run(["ip", "netns", "del", netns], check=False)
