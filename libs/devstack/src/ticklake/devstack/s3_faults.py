@@ -51,9 +51,9 @@ class FailingS3:
             query = environ.get("QUERY_STRING", "")
             if environ.get("REQUEST_METHOD") == "POST":
                 self.failing = "on=1" in query.split("&")
-            body = f'{{"failing": {str(self.failing).lower()}, "failed": {self.failed}}}'
+            state = f'{{"failing": {str(self.failing).lower()}, "failed": {self.failed}}}'
             start_response("200 OK", [("Content-Type", "application/json")])
-            return [body.encode()]
+            return [state.encode()]
         if self.failing:
             with self._lock:
                 status, code, message = next(self._turn)
