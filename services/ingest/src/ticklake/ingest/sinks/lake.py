@@ -559,10 +559,3 @@ class LakeSink:
         except TimeoutError:
             return False
         return True
-
-    async def flush(self) -> None:
-        """Write every partition's pending records (commits are the caller's job)."""
-        for partition in list(self.buffers):
-            job = self.take(partition)
-            if job is not None:
-                await self.write(job)

@@ -155,7 +155,7 @@ class RedisWriter:
                 log.warning("redis cache not flushed at shutdown", extra={"error": str(e)})
         await self.client.aclose()
 
-    # --- the Sink contract --------------------------------------------------------------
+    # --- taking batches and writing them ------------------------------------------------
 
     @property
     def has_pending(self) -> bool:
