@@ -18,7 +18,9 @@ Modes: ``static`` gives each replica a ``TICKLAKE_GROUP_INSTANCE_ID``
 (KIP-345 static membership: the restarted A is handed its partitions back
 without a rebalance); ``dynamic`` gives none (the group waits for A's
 session to expire, then rebalances). Both use the chart's default session
-timeout (10 s) and heartbeat (2 s). Prints and writes medians.
+timeout (10 s) and heartbeat (2 s). Prints and writes medians, and the phases of
+each restart read from the restarted process's own log (imports done, connected,
+partitions assigned), in seconds after the kill.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -88,6 +91,30 @@ def newest(client: redis.Redis) -> dict[int, int]:
     return out
 
 
+PHASES = {
+    "starting": "imports done, settings read (the process's first log line)",
+    "consuming": "connected to Kafka, subscribed",
+    "partitions assigned": "group joined, partitions recovered from the lake",
+}
+
+
+def phases_of(log: Path, offset: int, killed_ns: int) -> dict[str, float]:
+    """Seconds from the kill to each milestone of the restarted process, from its log."""
+    out: dict[str, float] = {}
+    with log.open("rb") as f:
+        f.seek(offset)
+        for raw in f:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            msg = line.get("msg")
+            if msg in PHASES and msg not in out:
+                ts = datetime.fromisoformat(line["ts"]).timestamp()
+                out[msg] = round(ts - killed_ns / 1e9, 2)
+    return out
+
+
 def wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -105,7 +132,11 @@ def one_mode(mode: str, runs: int, partitions: int, base: Path) -> dict[str, obj
         group = f"recovery-{mode}"
         envs = {}
         for name, port in ports.items():
-            extra = {"TICKLAKE_CONSUMER_GROUP": group, "TICKLAKE_CLIENT_ID": f"ingest-{name}"}
+            extra = {
+                "TICKLAKE_CONSUMER_GROUP": group,
+                "TICKLAKE_CLIENT_ID": f"ingest-{name}",
+                "TICKLAKE_LOG_LEVEL": "INFO",  # the milestones of phases_of()
+            }
             if mode == "static":
                 extra["TICKLAKE_GROUP_INSTANCE_ID"] = f"ingest-{name}"
             envs[name] = ingest_env(
@@ -122,6 +153,7 @@ def one_mode(mode: str, runs: int, partitions: int, base: Path) -> dict[str, obj
         )
         thread.start()
         results: list[float] = []
+        phases: list[dict[str, float]] = []
         try:
             for _ in range(runs):
                 wait_for(
@@ -140,6 +172,7 @@ def one_mode(mode: str, runs: int, partitions: int, base: Path) -> dict[str, obj
                 )
                 killed_ns = time.time_ns()
                 killed = time.monotonic()
+                log_offset = logs["a"].stat().st_size
                 procs["a"].kill()
                 procs["a"].wait()
                 procs["a"] = start_ingest(envs["a"], logs["a"])
@@ -155,7 +188,11 @@ def one_mode(mode: str, runs: int, partitions: int, base: Path) -> dict[str, obj
                 if len(resumed) < len(victim):
                     raise TimeoutError(f"partitions {victim} did not resume within 120 s")
                 results.append(max(resumed.values()))
-                print(f"{mode}: resumed after {results[-1]:.2f} s (partitions {victim})")
+                phases.append(phases_of(logs["a"], log_offset, killed_ns))
+                print(
+                    f"{mode}: resumed after {results[-1]:.2f} s (partitions {victim}); "
+                    f"restarted process: {phases[-1]}"
+                )
                 time.sleep(2)
         finally:
             loop.call_soon_threadsafe(stop.set)
@@ -173,6 +210,12 @@ def one_mode(mode: str, runs: int, partitions: int, base: Path) -> dict[str, obj
         "min_s": round(min(results), 2),
         "max_s": round(max(results), 2),
         "runs_s": [round(r, 2) for r in results],
+        "phases_median_s": {
+            k: round(statistics.median(p[k] for p in phases if k in p), 2)
+            for k in PHASES
+            if any(k in p for p in phases)
+        },
+        "phases_s": phases,
     }
 
 

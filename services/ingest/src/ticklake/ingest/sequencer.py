@@ -57,6 +57,11 @@ def target_partition(key: bytes, partitions: int) -> int:
     return partition
 
 
+def sequencer_instance_id(group_instance_id: str | None) -> str | None:
+    """The sequencer's static member id: the replica's own, suffixed (unique per group)."""
+    return f"{group_instance_id}.sequencer" if group_instance_id else None
+
+
 # --- who runs the merge -----------------------------------------------------------------
 
 
@@ -181,6 +186,9 @@ class Sequencer:
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             max_poll_interval_ms=s.max_poll_interval_ms,
+            # static like the replica's consumer: a restarted owner gets the input back at
+            # once instead of a standby waiting out the dead member's session
+            group_instance_id=sequencer_instance_id(s.group_instance_id),
         )
         try:
             await consumer.start()
