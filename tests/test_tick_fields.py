@@ -61,7 +61,9 @@ def test_ingest_builds_exactly_the_lake_columns() -> None:
     from ticklake.ingest.features import FEATURE_FIELDS, FeatureParams
     from ticklake.ingest.partition import TICK_FILE_SCHEMA, PartitionProcessor
 
-    assert TICK_FILE_SCHEMA.names == ROW_NAMES + [f.name for f in FEATURE_FIELDS]
+    flags = [f.name for f in lake_layout.FLAG_FIELDS]  # lake-only: what ingest found
+    features = [f.name for f in FEATURE_FIELDS]
+    assert TICK_FILE_SCHEMA.names == ROW_NAMES + flags + features
     # the normaliser keeps a column per tick field (symbol as its code)
     kept = {f.name for f in dataclasses.fields(normalise.TickColumns)}
     assert set(TICK_NAMES) - {"symbol"} <= kept
@@ -76,7 +78,8 @@ def test_ingest_builds_exactly_the_lake_columns() -> None:
         )  # fmt: skip
 
     batch = PartitionProcessor(0, FeatureParams(), 16).process([Record()], 1)
-    assert list(batch.columns) == TICK_FILE_SCHEMA.names
+    assert list(batch.columns) == ROW_NAMES + features
+    assert list(batch.flags) == flags
     assert batch.rows().schema.names == TICK_FILE_SCHEMA.names
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
@@ -32,6 +33,7 @@ from ingest_kit import (
 )
 
 from ticklake.core.tick import Tick, encode_tick
+from ticklake.ingest.settings import IngestSettings
 
 
 async def test_a_static_member_killed_and_restarted_under_its_id_resumes_before_its_session_expires(
@@ -50,26 +52,12 @@ async def test_a_static_member_killed_and_restarted_under_its_id_resumes_before_
         group_instance_id="ingest-0",
         session_timeout_ms=45_000,
     )
-    env = env_of(settings)
-    log = tmp_path / "ingest.log"
-    proc, port = start_ingest(env, log)
-    try:
-        await wait_assigned(port)
-        await produce(kafka_bootstrap, topic, tick_messages(ticks[:200]))
-        await wait_until(lambda: lake_row_count(lake) >= 200, 60, "first run")
-        proc.send_signal(signal.SIGKILL)  # no LeaveGroup: the session stays for 45 s
-        proc.wait()
-        killed = time.monotonic()
-        proc, port = start_ingest(env, log)
-        await produce(kafka_bootstrap, topic, tick_messages(ticks[200:]))
-        # a dynamic member would wait for the dead session (45 s) before any assignment
-        await wait_until(lambda: lake_row_count(lake) >= 400, 30, "resumed under the same id")
-        assert time.monotonic() - killed < 30
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(proc.wait, 30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+
+    async def feed(part: list[Tick]) -> None:
+        await produce(kafka_bootstrap, topic, tick_messages(part))
+
+    # a dynamic member would wait for the dead session (45 s) before any assignment
+    await _kill_and_restart_resumes_in_time(settings, ticks, feed, lake, tmp_path, 60)
 
 
 async def _produce_spread(bootstrap: str, topic: str, ticks: list[Tick]) -> None:
@@ -105,22 +93,40 @@ async def test_a_sequencer_restarted_under_its_id_resumes_before_its_session_exp
         group_instance_id="ingest-0",
         session_timeout_ms=45_000,
     )
+
+    async def feed(part: list[Tick]) -> None:
+        await _produce_spread(kafka_bootstrap, topic, part)
+
+    # a dynamic sequencer would wait for its dead session (45 s) before taking the input
+    await _kill_and_restart_resumes_in_time(settings, ticks, feed, lake, tmp_path, 90)
+
+
+async def _kill_and_restart_resumes_in_time(
+    settings: IngestSettings,
+    ticks: list[Tick],
+    feed: Callable[[list[Tick]], Awaitable[None]],
+    lake: Path,
+    tmp_path: Path,
+    assign_timeout_s: float,
+) -> None:
+    """Half the ticks, SIGKILL (no LeaveGroup: the sessions stay for 45 s), restart under
+    the same id, the other half: all of them must be in the lake, once, within 30 s."""
     env = env_of(settings)
     log = tmp_path / "ingest.log"
+    half = len(ticks) // 2
     proc, port = start_ingest(env, log)
     try:
-        await wait_assigned(port, timeout_s=90)
-        await _produce_spread(kafka_bootstrap, topic, ticks[:200])
-        await wait_until(lambda: lake_row_count(lake) >= 200, 60, "first run")
-        proc.send_signal(signal.SIGKILL)  # the sequencer's session stays for 45 s too
+        await wait_assigned(port, timeout_s=assign_timeout_s)
+        await feed(ticks[:half])
+        await wait_until(lambda: lake_row_count(lake) >= half, 60, "first run")
+        proc.send_signal(signal.SIGKILL)
         proc.wait()
         killed = time.monotonic()
         proc, port = start_ingest(env, log)
-        await _produce_spread(kafka_bootstrap, topic, ticks[200:])
-        # a dynamic sequencer would wait for its dead session (45 s) before taking the input
-        await wait_until(lambda: lake_row_count(lake) >= 400, 30, "sequenced again")
+        await feed(ticks[half:])
+        await wait_until(lambda: lake_row_count(lake) >= len(ticks), 30, "resumed under its id")
         assert time.monotonic() - killed < 30
-        assert lake_row_count(lake) == 400
+        assert lake_row_count(lake) == len(ticks)
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 30) == 0
     finally:

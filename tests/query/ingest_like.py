@@ -149,6 +149,7 @@ class IngestLike:
                     first_offset=min(offsets),
                     last_offset=max(offsets),
                     columns={name: column[keep] for name, column in batch.columns.items()},
+                    flags={name: column[keep] for name, column in batch.flags.items()},
                     codes=batch.codes[keep],
                     symbol_names=batch.symbol_names,
                 )

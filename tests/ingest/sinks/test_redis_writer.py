@@ -24,7 +24,7 @@ from ticklake.devstack.redis import RedisServer
 from ticklake.ingest.features import FeatureParams
 from ticklake.ingest.metrics import IngestMetrics
 from ticklake.ingest.partition import PartitionProcessor
-from ticklake.ingest.sinks.redis_writer import RedisWriter
+from ticklake.ingest.sinks.redis_writer import PendingWrites, RedisWriter
 
 
 class Rec:
@@ -159,3 +159,19 @@ async def test_redis_outage_keeps_the_lake_going_and_the_cache_catches_up(
     finally:
         await client.aclose()
         server.stop()
+
+
+def test_pending_writes_keep_the_newest_row_and_a_failed_write_goes_back_under_newer_ones() -> None:
+    symbol = "PW"
+    pending = PendingWrites(tail_max=3, symbols_max=10)
+    pending.add(batch(symbol, [1, 2, 3, 4], [0, 1, 2, 3]))
+    pending.add(batch(symbol, [2], [1]))  # a replayed older tick does not win
+    assert pending.latest[symbol].row["seq"] == 4
+    assert [o for o, _ in pending.tail[symbol]] == [2, 3, 1]  # the last 3, as they came
+    taken = pending.take()
+    assert len(pending) == 0 and len(taken) == 1
+    pending.add(batch(symbol, [5], [4]))  # arrives while the write of `taken` fails
+    pending.put_back(taken)
+    assert pending.latest[symbol].row["seq"] == 5
+    assert [o for o, _ in pending.tail[symbol]] == [3, 1, 4]  # older entries first, bounded
+    assert sum(len(t) for t in pending.event_ts) == 6

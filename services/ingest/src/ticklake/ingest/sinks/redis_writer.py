@@ -61,6 +61,98 @@ def _newer(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
     return a > b
 
 
+class PendingWrites:
+    """What waits to be written, merged across batches (no I/O, so tests drive it alone).
+
+    Per symbol: its newest row (by :func:`~ticklake.core.hot_cache.latest_order`) and its
+    last ``tail_max`` ticks in offset order; plus the event times to observe as latency.
+    Bounded: at most ``symbols_max`` symbols and 5 M event times are kept while Redis is
+    down (the lake holds everything regardless).
+    """
+
+    def __init__(self, tail_max: int, symbols_max: int) -> None:
+        self.tail_max = tail_max
+        self.symbols_max = symbols_max
+        self.latest: dict[str, _Latest] = {}
+        self.tail: dict[str, deque[tuple[int, bytes]]] = {}
+        self.event_ts: list[np.ndarray] = []
+        self._event_ts_count = 0
+
+    def __len__(self) -> int:
+        """Symbols with something to write."""
+        return len(self.latest)
+
+    def add(self, batch: ProcessedBatch) -> None:
+        """Merge a batch's ticks in.
+
+        The tail JSON of all rows is encoded in one msgspec call (rows as a
+        Struct type, not dicts); only each symbol's newest row becomes a dict.
+        """
+        n = batch.num_rows
+        if n == 0:
+            return
+        cols = batch.columns
+        names = list(cols)
+        lists = [cols[name].tolist() for name in names]
+        seq = cols["seq"]
+        seq_i = names.index("seq")
+        if (seq < 0).any():
+            lists[seq_i] = [None if s < 0 else s for s in lists[seq_i]]
+        ticks = hot_cache.encode_tail_ticks(names, lists)
+        offsets = lists[names.index("kafka_offset")]
+        symbols = lists[names.index("symbol")]
+        # newest row per symbol by (ts_ns, seq, offset): sort by code then those; take each last
+        order = np.lexsort((cols["kafka_offset"], seq, cols["ts_ns"], batch.codes))
+        sorted_codes = batch.codes[order]
+        ends = np.flatnonzero(np.diff(sorted_codes, append=sorted_codes[-1] + 1))
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        latest, tail, tail_max = self.latest, self.tail, self.tail_max
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            newest = int(order[end])
+            symbol = symbols[newest]
+            row = dict(zip(names, (column[newest] for column in lists), strict=True))
+            rank = hot_cache.latest_order(row["ts_ns"], row["seq"], offsets[newest])
+            current = latest.get(symbol)
+            if current is None:
+                if len(latest) >= self.symbols_max:
+                    continue
+                latest[symbol] = _Latest(rank, row, ticks[newest])
+                queue = tail[symbol] = deque(maxlen=tail_max)
+            else:
+                if _newer(rank, current.order):
+                    current.order, current.row, current.tick = rank, row, ticks[newest]
+                queue = tail[symbol]
+            # tail entries in offset order (the stream's order)
+            members = np.sort(order[start : end + 1]).tolist()
+            queue.extend([(offsets[i], ticks[i]) for i in members[-tail_max:]])
+        if self._event_ts_count < 5_000_000:
+            self.event_ts.append(cols["ts_ns"])
+            self._event_ts_count += n
+
+    def take(self) -> PendingWrites:
+        """Everything pending, as its own object; this one is left empty."""
+        taken = PendingWrites(self.tail_max, self.symbols_max)
+        taken.latest, taken.tail, taken.event_ts = self.latest, self.tail, self.event_ts
+        self.latest, self.tail, self.event_ts, self._event_ts_count = {}, {}, [], 0
+        return taken
+
+    def put_back(self, older: PendingWrites) -> None:
+        """A failed write's updates, back under anything added meanwhile."""
+        for symbol, old in older.latest.items():
+            new = self.latest.get(symbol)
+            if new is None:
+                self.latest[symbol] = old
+                self.tail[symbol] = older.tail.get(symbol, deque(maxlen=self.tail_max))
+            else:
+                if _newer(old.order, new.order):
+                    new.order, new.row, new.tick = old.order, old.row, old.tick
+                merged = older.tail.get(symbol, deque(maxlen=self.tail_max))
+                merged.extend(self.tail.get(symbol, ()))
+                self.tail[symbol] = merged
+        self.event_ts = older.event_ts + self.event_ts
+        self._event_ts_count = sum(len(t) for t in self.event_ts)
+
+
 class RedisWriter:
     """Best-effort Redis writer with catch-up after outages."""
 
@@ -78,8 +170,6 @@ class RedisWriter:
         self.client = client
         self.metrics = metrics
         self.tail_max_len = tail_max_len
-        self.pending_tail_max = pending_tail_max
-        self.pending_symbols_max = pending_symbols_max
         self.retry_max_seconds = retry_max_seconds
         self.health_interval_seconds = health_interval_seconds
         self.channel = channel
@@ -89,10 +179,7 @@ class RedisWriter:
         self.last_error: str | None = None
         self.writer_died: str | None = None
         """Set if the writer task ended with an error (readiness reports it)."""
-        self._latest: dict[str, _Latest] = {}
-        self._tail: dict[str, deque[tuple[int, bytes]]] = {}
-        self._event_ts: list[np.ndarray] = []
-        self._event_ts_count = 0
+        self._pending = PendingWrites(pending_tail_max, pending_symbols_max)
         self._sha: str | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -159,70 +246,26 @@ class RedisWriter:
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._latest)
+        return bool(self._pending)
 
     def add(self, batch: ProcessedBatch) -> None:
-        """Merge a batch's ticks into what waits to be written (no I/O).
-
-        The tail JSON of all rows is encoded in one msgspec call (rows as a
-        Struct type, not dicts); only each symbol's newest row becomes a dict.
-        """
-        n = batch.num_rows
-        if n == 0:
-            return
-        cols = batch.columns
-        names = list(cols)
-        lists = [cols[name].tolist() for name in names]
-        seq = cols["seq"]
-        seq_i = names.index("seq")
-        if (seq < 0).any():
-            lists[seq_i] = [None if s < 0 else s for s in lists[seq_i]]
-        ticks = hot_cache.encode_tail_ticks(names, lists)
-        offsets = lists[names.index("kafka_offset")]
-        symbols = lists[names.index("symbol")]
-        # newest row per symbol by (ts_ns, seq, offset): sort by code then those; take each last
-        order = np.lexsort((cols["kafka_offset"], seq, cols["ts_ns"], batch.codes))
-        sorted_codes = batch.codes[order]
-        ends = np.flatnonzero(np.diff(sorted_codes, append=sorted_codes[-1] + 1))
-        starts = np.concatenate(([0], ends[:-1] + 1))
-        latest, tail, tail_max = self._latest, self._tail, self.pending_tail_max
-        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-            newest = int(order[end])
-            symbol = symbols[newest]
-            row = dict(zip(names, (column[newest] for column in lists), strict=True))
-            rank = hot_cache.latest_order(row["ts_ns"], row["seq"], offsets[newest])
-            current = latest.get(symbol)
-            if current is None:
-                if len(latest) >= self.pending_symbols_max:
-                    continue
-                latest[symbol] = _Latest(rank, row, ticks[newest])
-                queue = tail[symbol] = deque(maxlen=tail_max)
-            else:
-                if _newer(rank, current.order):
-                    current.order, current.row, current.tick = rank, row, ticks[newest]
-                queue = tail[symbol]
-            # tail entries in offset order (the stream's order)
-            members = np.sort(order[start : end + 1]).tolist()
-            queue.extend([(offsets[i], ticks[i]) for i in members[-tail_max:]])
-        if self._event_ts_count < 5_000_000:
-            self._event_ts.append(cols["ts_ns"])
-            self._event_ts_count += n
+        """Merge a batch's ticks into what waits to be written (no I/O) and wake the writer."""
+        self._pending.add(batch)
         self._wake.set()
 
     async def flush(self) -> None:
         """Write everything pending (the script also publishes the rows that changed)."""
-        if not self._latest:
+        if not self._pending:
             return
-        latest, tail, event_ts = self._latest, self._tail, self._event_ts
-        self._latest, self._tail, self._event_ts, self._event_ts_count = {}, {}, [], 0
+        taken = self._pending.take()
         try:
-            await self._write(latest, tail)
+            await self._write(taken.latest, taken.tail)
         except BaseException:
-            self._restore(latest, tail, event_ts)
+            self._pending.put_back(taken)
             raise
-        if event_ts:
+        if taken.event_ts:
             now_ns = time.time_ns()
-            ts = np.concatenate(event_ts)
+            ts = np.concatenate(taken.event_ts)
             self.metrics.e2e_latency.observe_many((now_ns - ts) / 1e9)
 
     async def _write(
@@ -271,27 +314,6 @@ class RedisWriter:
                     raise
         raise AssertionError("unreachable")
 
-    def _restore(
-        self,
-        latest: dict[str, _Latest],
-        tail: dict[str, deque[tuple[int, bytes]]],
-        event_ts: list[np.ndarray],
-    ) -> None:
-        """Put a failed flush back under anything added meanwhile."""
-        for symbol, older in latest.items():
-            newer = self._latest.get(symbol)
-            if newer is None:
-                self._latest[symbol] = older
-                self._tail[symbol] = tail.get(symbol, deque(maxlen=self.pending_tail_max))
-            else:
-                if _newer(older.order, newer.order):
-                    newer.order, newer.row, newer.tick = older.order, older.row, older.tick
-                merged = tail.get(symbol, deque(maxlen=self.pending_tail_max))
-                merged.extend(self._tail.get(symbol, ()))
-                self._tail[symbol] = merged
-        self._event_ts = event_ts + self._event_ts
-        self._event_ts_count = sum(len(t) for t in self._event_ts)
-
     # --- the writer task ------------------------------------------------------------------
 
     async def ping(self) -> bool:
@@ -305,7 +327,7 @@ class RedisWriter:
 
     def _mark_up(self) -> None:
         if not self.healthy:
-            log.info("redis reachable", extra={"pending_symbols": len(self._latest)})
+            log.info("redis reachable", extra={"pending_symbols": len(self._pending)})
         self.healthy = True
         self.last_error = None
         self.metrics.redis_up.set(1)
@@ -329,7 +351,7 @@ class RedisWriter:
                 async with asyncio.timeout(self.health_interval_seconds):
                     await self._wake.wait()
             except TimeoutError:
-                if not self._latest:
+                if not self._pending:
                     await self.ping()
                     continue
             self._wake.clear()
