@@ -23,7 +23,6 @@ class RetryTimeout(Exception):
 
     def __init__(self, what: str, max_wait_s: float, tries: int, last: BaseException) -> None:
         super().__init__(f"{what}: no answer within {max_wait_s:.0f}s ({tries} attempts): {last!r}")
-        self.tries = tries
 
 
 async def retry_with_backoff(

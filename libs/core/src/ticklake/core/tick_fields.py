@@ -66,9 +66,8 @@ SOURCE_FIELDS: Final = (
     TickField("ingest_ns", "int64", True, "ns", "When ingest handled it, UTC ns (wall clock)."),
 )
 """What ingest adds about where a row came from; lake columns after :data:`TICK_FIELDS`.
-Ingest's feature columns (``ticklake.ingest.features.FEATURES``) follow them."""
+The lake's flag columns (:data:`ticklake.core.lake_layout.FLAG_FIELDS`, lake only) and
+ingest's feature columns (``ticklake.ingest.features.FEATURES``) follow them."""
 
 ROW_FIELDS: Final = (*TICK_FIELDS, *SOURCE_FIELDS)
 """The columns every stored tick row has, in lake order."""
-
-BY_NAME: Final = {f.name: f for f in ROW_FIELDS}

@@ -135,7 +135,14 @@ class SequencerError(RuntimeError):
 
 
 class Sequencer:
-    """Consumes every input partition (when chosen), merges, re-keys, forwards."""
+    """Consumes every input partition (when chosen), merges, re-keys, forwards.
+
+    Why one class of ~380 lines: its consumer, its transactional producer and the merge
+    buffer change state together (take-over, forward, commit offsets in the transaction,
+    abort on revocation or fencing), so a split would pass all three across objects for
+    every step. What is pure already lives elsewhere: the merge (``merge.py``), the owner
+    choice (:func:`choose_owner`), the partitioner (:func:`target_partition`).
+    """
 
     def __init__(self, settings: IngestSettings, metrics: OrderingMetrics) -> None:
         self.settings = settings
