@@ -30,6 +30,9 @@ BUILD_ONLY_SUFFIXES = frozenset({".pyx", ".pxd", ".pxi", ".h", ".hpp", ".cc", ".
 #   Arrow Flight (RPC) and the C++ test module: 32 MB; ticklake uses Arrow
 #   arrays, Parquet, compute, CSV and filesystems (local and S3), not Flight.
 #   numpy's C headers: for compiling extensions against numpy.
+#   DuckDB's experimental Spark API and its type stubs.
+#   watchfiles: uvicorn imports it only for --reload (it falls back to its
+#   stat-based reloader when absent); the programs never reload.
 UNUSED = (
     "pyarrow/include",
     "pyarrow/src",
@@ -40,7 +43,14 @@ UNUSED = (
     "pyarrow/_pyarrow_cpp_tests.*.so",
     "numpy/_core/include",
     "numpy/core/include",
+    "duckdb/experimental",
+    "_duckdb-stubs",
+    "watchfiles",
+    "watchfiles-*.dist-info",
 )
+
+# Type stubs are read by type checkers only.
+STUB_SUFFIXES = frozenset({".pyi"})
 
 # Shared libraries are stripped of their symbol tables and debug sections
 # (strip --strip-unneeded, as Debian does for every library it ships): the
@@ -135,7 +145,7 @@ def slim(venv: Path) -> int:
                 freed += remove(here / name)
                 dirnames.remove(name)
             for name in filenames:
-                if Path(name).suffix in BUILD_ONLY_SUFFIXES:
+                if Path(name).suffix in BUILD_ONLY_SUFFIXES | STUB_SUFFIXES:
                     freed += remove(here / name)
             freed += link_duplicates(here)
     return freed + strip_libraries(root)
