@@ -6,17 +6,16 @@ import asyncio
 import shutil
 from pathlib import Path
 
-import numpy as np
 import orjson
-import pandas as pd
 import pytest
 import redis.asyncio as aioredis
 from ingest_kit import (
     RunningIngest,
+    assert_features_match,
     create_topic,
     lake_row_count,
     produce,
-    reference_features,
+    sent_frame,
     settings_for,
     tick_messages,
     tick_stream,
@@ -57,45 +56,10 @@ async def test_ticks_reach_the_lake_and_redis_with_features_like_the_reference(
     assert not lake.duplicated(["symbol", "seq"]).any()
     # Features against an independent pandas computation on the produced stream,
     # per symbol in production order (each symbol lives in one partition).
-    produced = pd.DataFrame(
-        {
-            "symbol": [t.symbol for t in ticks],
-            "seq": [t.seq for t in ticks],
-            "ts_ns": [t.ts_ns for t in ticks],
-            "price": [t.price for t in ticks],
-            "size": [t.size for t in ticks],
-            "bid": [t.bid for t in ticks],
-            "ask": [t.ask for t in ticks],
-        }
-    )
-    ref = pd.concat(
-        [
-            produced,
-            reference_features(
-                produced, settings.ema_fast_span, settings.ema_slow_span, settings.vol_span
-            ),
-        ],
-        axis=1,
-    )
-    merged = lake.merge(ref, on=["symbol", "seq"], suffixes=("", "_ref"))
+    features = ["mid", "spread_bps", "ret_log", "ema_fast", "ema_slow", "vol_ewma", "vwap_day"]
+    features += ["volume_day", "ticks_day"]
+    merged = assert_features_match(lake, sent_frame(ticks), settings, features)
     assert len(merged) == 3_000
-    for name in [
-        "mid",
-        "spread_bps",
-        "ret_log",
-        "ema_fast",
-        "ema_slow",
-        "vol_ewma",
-        "vwap_day",
-        "volume_day",
-        "ticks_day",
-    ]:
-        np.testing.assert_allclose(
-            merged[name].to_numpy(np.float64),
-            merged[f"{name}_ref"].to_numpy(np.float64),
-            rtol=1e-9,
-            err_msg=name,
-        )
 
     # Redis: the newest tick of every symbol, and its tail.
     for symbol in symbols:

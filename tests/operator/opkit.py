@@ -68,6 +68,24 @@ async def replicas_of(api: client.ApiClient, namespace: str, name: str) -> int:
     return int(d.spec.replicas)
 
 
+async def wait_replicas(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    count: int,
+    *,
+    within_s: float = 30,
+    what: str = "",
+) -> None:
+    """Until the workload ``name`` is scaled to ``count`` replicas."""
+    await eventually(
+        lambda: replicas_of(api, namespace, name),
+        lambda r: r == count,
+        within_s=within_s,
+        what=what or f"{count} replicas",
+    )
+
+
 async def get_scaler(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
     obj: dict[str, Any] = await client.CustomObjectsApi(api).get_namespaced_custom_object(
         "ticklake.dev", "v1alpha1", namespace, "ingestscalers", name

@@ -35,6 +35,7 @@ from opkit import (
     ready,
     replicas_of,
     scaler,
+    wait_replicas,
 )
 
 NewTopic = Callable[..., Awaitable[str]]
@@ -110,10 +111,8 @@ async def test_replicas_follow_partitions_at_start(
     topic = await new_topic(6)
     name, _ = await _setup(api, namespace, kafka_bootstrap, topic, partitionsPerReplica=2)
 
-    await eventually(
-        lambda: replicas_of(api, namespace, "ingest"),
-        lambda r: r == 3,
-        what="3 replicas for 6 partitions at 2 per replica",
+    await wait_replicas(
+        api, namespace, "ingest", 3, what="3 replicas for 6 partitions at 2 per replica"
     )
     obj = await eventually(
         lambda: get_scaler(api, namespace, name),
@@ -144,9 +143,7 @@ async def test_partition_increase_on_the_topic_scales_up_at_once(
     topic = await new_topic(4)
     # A long window: the increase must not wait for it.
     await _setup(api, namespace, kafka_bootstrap, topic, scaleDownStabilizationSeconds=3600)
-    await eventually(
-        lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 4, what="4 replicas"
-    )
+    await wait_replicas(api, namespace, "ingest", 4, what="4 replicas")
 
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
@@ -154,11 +151,8 @@ async def test_partition_increase_on_the_topic_scales_up_at_once(
         await admin.create_partitions({topic: NewPartitions(total_count=8)})
     finally:
         await admin.close()
-    await eventually(
-        lambda: replicas_of(api, namespace, "ingest"),
-        lambda r: r == 8,
-        within_s=20,
-        what="8 replicas after the partition increase",
+    await wait_replicas(
+        api, namespace, "ingest", 8, within_s=20, what="8 replicas after the partition increase"
     )
 
 
@@ -188,9 +182,7 @@ async def test_partition_increase_on_the_kafkatopic_object(
             "ingest", "ingest", kafka_bootstrap, "not.this.topic", "g", topicRef={"name": "ticks"}
         ),
     )
-    await eventually(
-        lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 4, what="4 replicas"
-    )
+    await wait_replicas(api, namespace, "ingest", 4, what="4 replicas")
 
     # Strimzi's topic operator would now grow the real topic; before it does,
     # the operator already scales for the partitions the KafkaTopic asks for.
@@ -203,11 +195,8 @@ async def test_partition_increase_on_the_kafkatopic_object(
         {"spec": {"partitions": 10}},
         _content_type="application/merge-patch+json",
     )
-    await eventually(
-        lambda: replicas_of(api, namespace, "ingest"),
-        lambda r: r == 10,
-        within_s=20,
-        what="10 replicas after the KafkaTopic grew",
+    await wait_replicas(
+        api, namespace, "ingest", 10, within_s=20, what="10 replicas after the KafkaTopic grew"
     )
     # The field handler (not only the timer) saw the change.
     await eventually(
@@ -245,11 +234,7 @@ async def test_lag_scales_up_and_down_after_the_window(
 
     # Ingest is paused (no consumer commits): 350 messages of lag -> 4 replicas.
     await _produce(kafka_bootstrap, topic, {0: 150, 1: 100, 2: 100})
-    await eventually(
-        lambda: replicas_of(api, namespace, "ingest"),
-        lambda r: r == 4,
-        what="4 replicas for 350 messages of lag",
-    )
+    await wait_replicas(api, namespace, "ingest", 4, what="4 replicas for 350 messages of lag")
     # The scale is patched before the status: wait for the status of that round.
     obj = await eventually(
         lambda: get_scaler(api, namespace, name),
@@ -271,11 +256,8 @@ async def test_lag_scales_up_and_down_after_the_window(
     assert obj["status"]["desiredReplicas"] == 4
     assert await replicas_of(api, namespace, "ingest") == 4
 
-    await eventually(
-        lambda: replicas_of(api, namespace, "ingest"),
-        lambda r: r == 1,
-        within_s=window + 15,
-        what="scale down after the window",
+    await wait_replicas(
+        api, namespace, "ingest", 1, within_s=window + 15, what="scale down after the window"
     )
     assert time.monotonic() - caught_up >= window - 1  # 1 s of timestamp rounding in status
     evs = await eventually(
@@ -291,9 +273,7 @@ async def test_steady_state_does_not_flap(
 ) -> None:
     topic = await new_topic(3)
     name, _ = await _setup(api, namespace, kafka_bootstrap, topic)
-    await eventually(
-        lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 3, what="3 replicas"
-    )
+    await wait_replicas(api, namespace, "ingest", 3, what="3 replicas")
     first = (await _status_after_scale(api, namespace, name, 3))["lastScaleTime"]
     await asyncio.sleep(4)  # four reconciles
     obj = await get_scaler(api, namespace, name)
@@ -346,10 +326,8 @@ async def test_missing_target_is_reported_then_scaled_when_it_appears(
     await client.AppsV1Api(api).create_namespaced_deployment(
         namespace, deployment("no-such-deployment")
     )
-    await eventually(
-        lambda: replicas_of(api, namespace, "no-such-deployment"),
-        lambda r: r == 2,
-        what="scaled once the target exists",
+    await wait_replicas(
+        api, namespace, "no-such-deployment", 2, what="scaled once the target exists"
     )
 
 
@@ -367,9 +345,7 @@ async def test_operator_restart_picks_up_where_it_left_off(
         scaleDownStabilizationSeconds=3600,
     )
     await _produce(kafka_bootstrap, topic, {0: 25, 1: 25})
-    await eventually(
-        lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 5, what="5 replicas"
-    )
+    await wait_replicas(api, namespace, "ingest", 5, what="5 replicas")
     scaled_at = (await _status_after_scale(api, namespace, name, 5))["lastScaleTime"]
 
     operator.stop()
@@ -389,9 +365,7 @@ async def test_operator_restart_picks_up_where_it_left_off(
     assert await replicas_of(api, namespace, "ingest") == 5
     # And it reacts again: more lag than before scales up past 5.
     await _produce(kafka_bootstrap, topic, {p: 11 for p in range(6)})
-    await eventually(
-        lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 6, what="6 replicas"
-    )
+    await wait_replicas(api, namespace, "ingest", 6, what="6 replicas")
 
 
 async def test_liveness_and_metrics(
@@ -399,9 +373,7 @@ async def test_liveness_and_metrics(
 ) -> None:
     topic = await new_topic(2)
     await _setup(api, namespace, kafka_bootstrap, topic)
-    await eventually(
-        lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 2, what="2 replicas"
-    )
+    await wait_replicas(api, namespace, "ingest", 2, what="2 replicas")
 
     def healthz() -> int:
         url = f"http://127.0.0.1:{operator.liveness_port}/healthz"
@@ -527,9 +499,7 @@ async def test_namespaced_operator_runs_with_a_role_and_kafkatopic_v1(
     )
     try:
         ns_op.start()
-        await eventually(
-            lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 4, what="4 replicas"
-        )
+        await wait_replicas(api, namespace, "ingest", 4, what="4 replicas")
         await custom.patch_namespaced_custom_object(
             "kafka.strimzi.io", "v1", namespace, "kafkatopics", "ticks",
             {"spec": {"partitions": 6}}, _content_type="application/merge-patch+json",
@@ -539,9 +509,7 @@ async def test_namespaced_operator_runs_with_a_role_and_kafkatopic_v1(
             lambda log: "KafkaTopic ticks partitions 4 -> 6" in log,
             what="the v1 KafkaTopic field handler",
         )
-        await eventually(
-            lambda: replicas_of(api, namespace, "ingest"), lambda r: r == 6, what="6 replicas"
-        )
+        await wait_replicas(api, namespace, "ingest", 6, what="6 replicas")
         # kopf logs a denied call as APIForbiddenError / "... is forbidden";
         # a bare 403 would also match timestamps (",403]") and ports.
         denied = re.search(r"[Ff]orbidden", ns_op.logs())
@@ -583,9 +551,7 @@ async def test_an_operator_with_scaler_labels_leaves_other_scalers_alone(
     )
     try:
         labelled.start()
-        await eventually(
-            lambda: replicas_of(api, namespace, "mine"), lambda r: r == 4, what="4 replicas"
-        )
+        await wait_replicas(api, namespace, "mine", 4, what="4 replicas")
         # A few reconcile intervals later the other release's scaler is untouched.
         await asyncio.sleep(5 * RECONCILE_INTERVAL_S)
         assert await replicas_of(api, namespace, "theirs") == 1
@@ -626,9 +592,7 @@ async def test_kafka_problems_are_reported_and_retried(
         what="TopicNotFound",
     )
     await new_topic(3, name=topic)
-    await eventually(
-        lambda: replicas_of(api, namespace, "ingest2"), lambda r: r == 3, what="3 replicas"
-    )
+    await wait_replicas(api, namespace, "ingest2", 3, what="3 replicas")
     assert (ready(await get_scaler(api, namespace, "later")) or {}).get("status") == "True"
 
 
