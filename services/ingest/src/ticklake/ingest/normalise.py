@@ -101,20 +101,35 @@ class TickColumns:
         return len(self.offset)
 
 
-@dataclass(slots=True)
-class NormalisedBatch:
-    """Result of :func:`normalise`: ticks, rejects and sequence statistics."""
+@dataclass(slots=True, kw_only=True)
+class SequenceCounts:
+    """What normalising counted in one batch (ingest's metrics and logs report them)."""
 
-    ticks: TickColumns
-    dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
+    """Exact re-sends (same symbol and seq seen within the window)."""
     stale: int = 0
+    """Ticks with a seq below the window (too old to tell; dropped)."""
     gaps: int = 0
     out_of_order: int = 0
     resets: int = 0
     late: int = 0
+    """Ticks older than their symbol's latest (stored; features skip them)."""
     unkeyed: int = 0
+    """Records without a Kafka key."""
     key_mismatches: int = 0
+    """Records whose key named another symbol (dead-lettered)."""
+
+    def counts(self) -> dict[str, int]:
+        """The counts alone, to carry them into another :class:`SequenceCounts`."""
+        return {name: getattr(self, name) for name in SequenceCounts.__dataclass_fields__}
+
+
+@dataclass(slots=True)
+class NormalisedBatch(SequenceCounts):
+    """Result of :func:`normalise`: ticks, rejects and sequence statistics."""
+
+    ticks: TickColumns
+    dead_letters: list[DeadLetter] = field(default_factory=list)
     first_offset: int = -1
     last_offset: int = -1
 

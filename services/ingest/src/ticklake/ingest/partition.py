@@ -19,7 +19,7 @@ import pyarrow as pa
 from ticklake.core.lake_layout import FLAG_FIELDS, SOURCE_FIELDS, TICK_BASE_FIELDS
 from ticklake.ingest import arrow_arrays
 from ticklake.ingest.features import FEATURE_FIELDS, FeatureParams, TickInput, compute_features
-from ticklake.ingest.normalise import DeadLetter, KafkaRecord, normalise
+from ticklake.ingest.normalise import DeadLetter, KafkaRecord, SequenceCounts, normalise
 from ticklake.ingest.state import PartitionState
 
 TICK_FILE_SCHEMA: Final = pa.schema(
@@ -29,7 +29,7 @@ TICK_FILE_SCHEMA: Final = pa.schema(
 
 
 @dataclass(slots=True)
-class ProcessedBatch:
+class ProcessedBatch(SequenceCounts):
     """What one processing step of one partition produced."""
 
     partition: int
@@ -51,17 +51,6 @@ class ProcessedBatch:
     """The partition's symbols by code, as Arrow strings (to build the symbol column)."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     consumed: int = 0
-    duplicates: int = 0
-    stale: int = 0
-    gaps: int = 0
-    out_of_order: int = 0
-    resets: int = 0
-    late: int = 0
-    """Ticks older than their symbol's latest (stored; features skip them)."""
-    unkeyed: int = 0
-    """Records without a Kafka key."""
-    key_mismatches: int = 0
-    """Records whose key named another symbol (dead-lettered)."""
 
     _rows: pa.RecordBatch | None = None
 
@@ -178,12 +167,5 @@ class PartitionProcessor:
             symbol_names=self._symbols,
             dead_letters=normalised.dead_letters,
             consumed=len(records),
-            duplicates=normalised.duplicates,
-            stale=normalised.stale,
-            gaps=normalised.gaps,
-            out_of_order=normalised.out_of_order,
-            resets=normalised.resets,
-            late=normalised.late,
-            unkeyed=normalised.unkeyed,
-            key_mismatches=normalised.key_mismatches,
+            **normalised.counts(),
         )
