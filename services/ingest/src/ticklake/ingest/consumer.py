@@ -1,57 +1,47 @@
-"""The consume loop: fetch, process, hand to the sinks, flush the lake, commit.
+"""The consume loop: fetch, process, hand to the sinks; the Kafka clients' lifecycle.
 
-Glue only: decisions live in :mod:`~ticklake.ingest.partition` (what a batch
-becomes) and :mod:`~ticklake.ingest.sinks.lake` (when and how a flush is
-written, how a partition is recovered). The rules this loop keeps:
+Glue only. Three seams, each its own module:
 
-* an offset is committed only after the lake flush covering it is durable,
-  and after every dead letter below it is acknowledged;
-* a partition's flushes are written one at a time and in order: a failing
-  step (dead letters, lake write, commit) is retried with backoff by the same
-  flush task, so nothing later is written or committed for that partition;
-  the partition shows as stalled (:mod:`~ticklake.ingest.stalls`), pauses once
-  too much waits, and a stall that outlasts ``stall_fatal_after_seconds``
-  stops the process (non-zero exit: Kubernetes restarts it, recovery resumes
-  from the last durable flush);
-* a flush task that dies (a bug, not a failed step: those are retried) has
-  lost its job, so the process stops rather than write the next one past a gap;
-* on revoke the partition is flushed and committed before it moves; on assign
-  the lake is recovered (interrupted flushes removed) and the state at the
-  resume offset loaded, so the series continues exactly;
-* processing, revoking and assigning never interleave (one lock).
+* this loop (:class:`IngestConsumer`): connect, fetch, turn records into batches
+  (:mod:`~ticklake.ingest.partition`), hand them to the Redis writer and the lake
+  buffers, count what happened, stop when asked or when it cannot go on;
+* a partition's flush and commit lifecycle (:mod:`~ticklake.ingest.flushes`):
+  an offset is committed only after the lake flush covering it is durable and
+  every dead letter below it acknowledged; flushes of a partition are written one
+  at a time and in order; a failing step holds the partition (retried, visible),
+  and a stall that outlasts ``stall_fatal_after_seconds`` stops the process
+  (non-zero exit: Kubernetes restarts it, recovery resumes from the last durable
+  flush);
+* partitions arriving and leaving (:mod:`~ticklake.ingest.rebalance`): flushed and
+  committed before they move; recovered from the lake and their state loaded on
+  arrival, so the series continues exactly.
+
+Processing, revoking and assigning never interleave (one lock).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from ticklake.core.lake_fs import Lake
-from ticklake.core.retry import after_attempts, retry_with_backoff
+from ticklake.core.retry import retry_with_backoff
 from ticklake.ingest.dead_letters import DeadLetterPublisher
-from ticklake.ingest.faults import FaultSwitch
 from ticklake.ingest.features import FeatureParams
+from ticklake.ingest.flushes import PartitionFlushes
 from ticklake.ingest.metrics import IngestMetrics
 from ticklake.ingest.partition import PartitionProcessor, ProcessedBatch
+from ticklake.ingest.rebalance import PartitionOwnership
 from ticklake.ingest.settings import IngestSettings
-from ticklake.ingest.sinks.lake import (
-    FlushJob,
-    LakeOptions,
-    LakeSink,
-    LakeWriteError,
-    LakeWriter,
-    WrittenFile,
-)
+from ticklake.ingest.sinks.lake import LakeOptions, LakeSink, LakeWriter, WrittenFile
 from ticklake.ingest.sinks.redis_writer import RedisWriter
-from ticklake.ingest.stalls import PartitionStalls, Stage
-from ticklake.ingest.state import PartitionState
+from ticklake.ingest.stalls import PartitionStalls
 
 log = logging.getLogger(__name__)
 
@@ -75,19 +65,56 @@ def feature_params(settings: IngestSettings) -> FeatureParams:
     )
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: IngestConsumer) -> None:
-        self.owner = owner
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.owner.on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.owner.on_assigned(assigned)
+def count_batch(m: IngestMetrics, batch: ProcessedBatch) -> None:
+    """Count (and log) what processing one batch found: rows, duplicates, gaps, late
+    ticks, keys, source restarts, dead letters."""
+    m.consumed.inc(batch.consumed)
+    m.processed.inc(batch.num_rows)
+    if batch.duplicates:
+        m.duplicates.labels("exact").inc(batch.duplicates)
+    if batch.stale:
+        m.duplicates.labels("stale").inc(batch.stale)
+    if batch.gaps:
+        m.gaps.inc(batch.gaps)
+        log.debug("sequence gap", extra={"partition": batch.partition, "missing": batch.gaps})
+    if batch.out_of_order:
+        m.out_of_order.inc(batch.out_of_order)
+    if batch.late:
+        m.ordering.late_ticks.inc(batch.late)
+        log.warning(
+            "late ticks: older than their symbol's latest; stored, skipped by features",
+            extra={"partition": batch.partition, "late": batch.late},
+        )
+    if batch.unkeyed:
+        m.ordering.key_not_symbol.labels("ingest", "missing").inc(batch.unkeyed)
+    if batch.key_mismatches:
+        m.ordering.key_not_symbol.labels("ingest", "mismatch").inc(batch.key_mismatches)
+    if batch.resets:
+        m.sequence_resets.inc(batch.resets)
+        log.info(
+            "source sequence restarted",
+            extra={"partition": batch.partition, "symbols": batch.resets},
+        )
+    for letter in batch.dead_letters:
+        m.dead_letters.labels(letter.reason).inc()
+        log.info(
+            "dead letter",
+            extra={
+                "partition": letter.partition,
+                "offset": letter.offset,
+                "reason": letter.reason,
+                "detail": letter.detail[:200],
+            },
+        )
 
 
 class IngestConsumer:
-    """Owns the Kafka consumer, the dead-letter producer, and the per-partition pipeline."""
+    """Owns the Kafka consumer, the dead-letter producer, and the per-partition pipeline.
+
+    Longer than most classes here (~280 lines) because it owns the two Kafka clients'
+    whole lifecycle (connect with retries, bounded close) beside the loop; what a
+    partition's flush or a rebalance does lives in ``flushes.py`` and ``rebalance.py``.
+    """
 
     def __init__(
         self,
@@ -106,24 +133,54 @@ class IngestConsumer:
         self.params = feature_params(settings)
         self.writer = LakeWriter(lake, self.topic, lake_options(settings))
         self.lake = LakeSink(self.writer, self._state_of, self._count_written)
-        self.processors: dict[int, PartitionProcessor] = {}
-        self.committed: dict[int, int] = {}
-        self.lake_ok = True
-        self.lake_error: str | None = None
-        self.group_joined = False
         self.fatal: BaseException | None = None
+        """Why the service cannot go on (a dead flush task, a failed takeover, a dead
+        sequencer): :meth:`run` raises it."""
         self.stalls = PartitionStalls(metrics)
-        self.faults = FaultSwitch(settings.fault_injection_file)
-        self._inflight: dict[int, asyncio.Task[None]] = {}
-        self._inflight_jobs: dict[int, FlushJob] = {}
-        self._paused: set[int] = set()
         self._lock = asyncio.Lock()
+        self.flushes = PartitionFlushes(
+            settings, self.topic, self.lake, metrics, self.stalls, self._set_fatal
+        )
+        self.ownership = PartitionOwnership(
+            settings,
+            self.topic,
+            self.params,
+            self.writer,
+            self.lake,
+            self.flushes,
+            self.stalls,
+            metrics,
+            self._lock,
+            self._set_fatal,
+        )
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._dlq: DeadLetterPublisher | None = None
-        self._stopping = False
         self._closed = False
         self._last_lag_update = 0.0
+
+    def _set_fatal(self, error: BaseException) -> None:
+        self.fatal = error
+
+    @property
+    def processors(self) -> dict[int, PartitionProcessor]:
+        return self.ownership.processors
+
+    @property
+    def committed(self) -> dict[int, int]:
+        return self.flushes.committed
+
+    @property
+    def group_joined(self) -> bool:
+        return self.ownership.group_joined
+
+    @property
+    def lake_error(self) -> str | None:
+        return self.flushes.lake_error
+
+    @property
+    def assigned(self) -> list[int]:
+        return sorted(self.processors)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -177,7 +234,9 @@ class IngestConsumer:
             give_up=give_up,
         )
         assert self._consumer is not None
-        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
+        self.flushes.attach(self._consumer, self._dlq)
+        self.ownership.attach(self._consumer)
+        self._consumer.subscribe([self.topic], listener=self.ownership)
         log.info(
             "consuming",
             extra={
@@ -209,7 +268,7 @@ class IngestConsumer:
             async with self._lock:
                 if data:
                     await self._process(data)
-                await self._roll_due()
+                await self.flushes.roll_due()
             now = time.monotonic()
             if now - self._last_lag_update >= s.metrics_lag_interval_seconds:
                 self._last_lag_update = now
@@ -221,7 +280,7 @@ class IngestConsumer:
         if self.fatal is not None:
             raise RuntimeError(f"ingest cannot continue: {self.fatal!r}") from self.fatal
         overdue = self.stalls.overdue(self.settings.stall_fatal_after_seconds)
-        if overdue is not None and not self._stopping:
+        if overdue is not None and not self.flushes.stopping:
             partition, stall = overdue
             log.critical(
                 "partition stalled too long; exiting so that a restart recovers it",
@@ -248,14 +307,13 @@ class IngestConsumer:
         if self._closed:
             return
         self._closed = True
-        self._stopping = True
+        self.flushes.stopping = True
         grace = self.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         deadline = time.monotonic() + grace
         if self.fatal is not None:
             # Exiting on a failure: a stalled flush would only hold the exit up to the
             # grace period. Everything not committed is processed again after restart.
-            for task in list(self._inflight.values()):
-                task.cancel()
+            self.flushes.cancel_all()
         else:
             try:
                 await asyncio.wait_for(self._flush_all(deadline), max(0.1, grace - 1.0))
@@ -278,7 +336,7 @@ class IngestConsumer:
     async def _flush_all(self, deadline: float) -> None:
         async with self._lock:
             for partition in list(self.processors):
-                await self._finish_partition(partition, deadline)
+                await self.flushes.finish(partition, deadline)
 
     # --- processing ---------------------------------------------------------------------
 
@@ -308,7 +366,7 @@ class IngestConsumer:
         # suspending while records are buffered, which would starve it.
         await asyncio.sleep(0)
         for batch in batches:
-            self._account(batch)
+            count_batch(self.metrics, batch)
             if batch.dead_letters:
                 # published by the partition's flush task, before the flush covering them
                 self._dlq.queue(batch.dead_letters)
@@ -316,47 +374,6 @@ class IngestConsumer:
         self.metrics.dead_letters_pending.set(self._dlq.pending())
         self.metrics.batch_size.observe(total)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
-
-    def _account(self, batch: ProcessedBatch) -> None:
-        m = self.metrics
-        m.consumed.inc(batch.consumed)
-        m.processed.inc(batch.num_rows)
-        if batch.duplicates:
-            m.duplicates.labels("exact").inc(batch.duplicates)
-        if batch.stale:
-            m.duplicates.labels("stale").inc(batch.stale)
-        if batch.gaps:
-            m.gaps.inc(batch.gaps)
-            log.debug("sequence gap", extra={"partition": batch.partition, "missing": batch.gaps})
-        if batch.out_of_order:
-            m.out_of_order.inc(batch.out_of_order)
-        if batch.late:
-            m.ordering.late_ticks.inc(batch.late)
-            log.warning(
-                "late ticks: older than their symbol's latest; stored, skipped by features",
-                extra={"partition": batch.partition, "late": batch.late},
-            )
-        if batch.unkeyed:
-            m.ordering.key_not_symbol.labels("ingest", "missing").inc(batch.unkeyed)
-        if batch.key_mismatches:
-            m.ordering.key_not_symbol.labels("ingest", "mismatch").inc(batch.key_mismatches)
-        if batch.resets:
-            m.sequence_resets.inc(batch.resets)
-            log.info(
-                "source sequence restarted",
-                extra={"partition": batch.partition, "symbols": batch.resets},
-            )
-        for letter in batch.dead_letters:
-            m.dead_letters.labels(letter.reason).inc()
-            log.info(
-                "dead letter",
-                extra={
-                    "partition": letter.partition,
-                    "offset": letter.offset,
-                    "reason": letter.reason,
-                    "detail": letter.detail[:200],
-                },
-            )
 
     def _state_of(self, partition: int) -> bytes:
         return self.processors[partition].state.to_json(self.lake.buffers[partition].next_offset)
@@ -367,285 +384,6 @@ class IngestConsumer:
             self.metrics.lake_files.labels(f.dataset).inc()
             self.metrics.lake_bytes.labels(f.dataset).inc(f.bytes)
 
-    # --- flushing and committing --------------------------------------------------------
-
-    async def _roll_due(self) -> None:
-        assert self._consumer is not None and self._dlq is not None
-        for partition in list(self._paused):
-            if partition not in self._inflight:
-                self._consumer.resume(TopicPartition(self.topic, partition))
-                self._paused.discard(partition)
-        for partition in self.lake.due():
-            task = self._inflight.get(partition)
-            if task is not None:
-                if (
-                    self.lake.pending_rows(partition) >= self.settings.lake_max_pending_rows
-                    or self._dlq.pending(partition) >= self.settings.dead_letter_max_pending
-                ):
-                    if partition not in self._paused:
-                        log.warning(
-                            "pausing partition: its flushes are behind",
-                            extra={
-                                "partition": partition,
-                                "pending_rows": self.lake.pending_rows(partition),
-                                "pending_dead_letters": self._dlq.pending(partition),
-                            },
-                        )
-                        self._consumer.pause(TopicPartition(self.topic, partition))
-                        self._paused.add(partition)
-                continue
-            job = self.lake.take(partition)
-            if job is None:
-                continue
-            task = asyncio.create_task(self._write_and_commit(job), name=f"flush-p{partition}")
-            self._inflight[partition] = task
-            self._inflight_jobs[partition] = job
-            task.add_done_callback(functools.partial(self._flush_done, partition))
-
-    def _flush_done(self, partition: int, task: asyncio.Task[None]) -> None:
-        if self._inflight.get(partition) is task:
-            del self._inflight[partition]
-            self._inflight_jobs.pop(partition, None)
-        if task.cancelled() or task.exception() is None:
-            return
-        error = task.exception()
-        assert error is not None
-        if self._stopping:
-            # shutdown's deadline passed mid-retry: nothing was committed past the gap,
-            # and the next owner resumes from the last durable flush
-            log.error("flush abandoned at shutdown", extra={"partition": partition})
-            return
-        # Every failing step is retried inside the task, so getting here is a bug; the
-        # job's rows are gone from the buffer, and writing the next job would leave a
-        # gap under a later commit. Stop instead: the restart recovers from the lake.
-        self.stalls.failed(partition, Stage.FLUSH_TASK, error)
-        log.critical("flush task died", exc_info=error, extra={"partition": partition})
-        self.fatal = error
-
-    async def _write_and_commit(self, job: FlushJob, deadline: float | None = None) -> None:
-        """Dead letters, then the lake files, then the commit: each retried until done.
-
-        With a ``deadline`` (shutdown, revoke) a step that still fails raises instead.
-        """
-        partition = job.partition
-        assert self._dlq is not None
-        dlq = self._dlq
-        self.faults.check("flush_task")
-        await self._until_done(
-            partition,
-            Stage.DEAD_LETTERS,
-            lambda: dlq.publish_below(partition, job.next_offset),
-            deadline,
-        )
-        self.metrics.dead_letters_pending.set(dlq.pending())
-        started = time.perf_counter()
-        await self._until_done(partition, Stage.LAKE_WRITE, lambda: self._write(job), deadline)
-        self.metrics.lake_flush_seconds.observe(time.perf_counter() - started)
-        self.lake_ok = True
-        self.lake_error = None
-        await self._until_done(
-            partition, Stage.COMMIT, lambda: self._commit(partition, job.next_offset), deadline
-        )
-        try:
-            await asyncio.to_thread(self.writer.prune, partition, job.next_offset)
-        except (OSError, LakeWriteError) as e:
-            log.warning("could not prune old checkpoints", extra={"error": str(e)})
-
-    async def _write(self, job: FlushJob) -> None:
-        self.faults.check("lake_write")
-        await self.lake.write(job)
-
-    async def _until_done(
-        self,
-        partition: int,
-        stage: Stage,
-        attempt: Callable[[], Awaitable[Any]],
-        deadline: float | None,
-    ) -> None:
-        """Run ``attempt`` until it succeeds, with backoff; every failure is recorded.
-
-        Any exception counts (not only the expected ones): a failure in the write path
-        must hold the partition, never be logged and passed over.
-        """
-        delay = 0.2
-        max_delay = self.settings.lake_retry_max_seconds
-        while True:
-            try:
-                await attempt()
-            except Exception as e:
-                stall = self.stalls.failed(partition, stage, e)
-                if stage is Stage.LAKE_WRITE:
-                    self.metrics.lake_errors.inc()
-                    self.lake_ok = False
-                    self.lake_error = str(e) or type(e).__name__
-                elif stage is Stage.COMMIT:
-                    self.metrics.commit_errors.inc()
-                log.error(
-                    f"{stage.value} failed; partition holds, retrying",
-                    exc_info=not isinstance(e, (LakeWriteError, KafkaError)),
-                    extra={
-                        "partition": partition,
-                        "stage": stage.value,
-                        "error": f"{type(e).__name__}: {e}",
-                        "failures": stall.failures,
-                        "retry_in_s": delay,
-                    },
-                )
-                if deadline is not None and time.monotonic() + delay > deadline:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, max_delay)
-                continue
-            self.stalls.progressed(partition)
-            return
-
-    async def _commit(self, partition: int, next_offset: int) -> None:
-        """Commit once; a commit for a partition that moved is dropped, not retried."""
-        assert self._consumer is not None
-        tp = TopicPartition(self.topic, partition)
-        try:
-            await self._consumer.commit({tp: next_offset})
-        except (CommitFailedError, IllegalStateError) as e:
-            # We no longer own the partition. The flush is durable and complete,
-            # so the new owner's recovery resumes after it: nothing is lost or doubled.
-            self.metrics.commit_errors.inc()
-            log.warning(
-                "commit rejected (partition moved)",
-                extra={"partition": partition, "error": repr(e)},
-            )
-            return
-        self.committed[partition] = next_offset
-        self.metrics.commits.inc()
-
-    async def _finish_partition(self, partition: int, deadline: float) -> None:
-        """Wait for the partition's in-flight flush, flush the rest, commit."""
-        assert self._dlq is not None
-        task = self._inflight.get(partition)
-        if task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(task), max(0.1, deadline - time.monotonic()))
-            except Exception as e:
-                # The partition is leaving: its flush must not land later, after the next
-                # owner recovered from the lake (its rows would then be there twice). Stop
-                # the retries, make the writer refuse the job's remaining files, and wait
-                # for a write already running in the writer thread to end.
-                job = self._inflight_jobs.get(partition)
-                if job is not None:
-                    job.abandoned = True
-                task.cancel()
-                settled = await self.lake.settle(max(0.1, deadline - time.monotonic()))
-                log.error(
-                    "in-flight flush did not finish; abandoned (the next owner re-processes)",
-                    extra={"partition": partition, "error": repr(e), "writer_idle": settled},
-                )
-                return
-        job = self.lake.take(partition)
-        if job is not None:
-            await self._write_and_commit(job, deadline)
-
-    # --- rebalancing ----------------------------------------------------------------------
-
-    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
-        ours = [tp.partition for tp in revoked if tp.topic == self.topic]
-        if not ours:
-            return
-        log.info("partitions revoked", extra={"partitions": sorted(ours)})
-        deadline = time.monotonic() + max(1.0, self.settings.session_timeout_ms / 1000 / 2)
-        async with self._lock:
-            for partition in ours:
-                if partition not in self.processors:
-                    continue
-                try:
-                    await self._finish_partition(partition, deadline)
-                except Exception as e:
-                    log.error(
-                        "could not flush a revoked partition; its new owner re-processes",
-                        extra={"partition": partition, "error": repr(e)},
-                    )
-                self._drop(partition)
-
-    def _drop(self, partition: int) -> None:
-        self.processors.pop(partition, None)
-        self.lake.close_partition(partition)
-        self.committed.pop(partition, None)
-        self._paused.discard(partition)
-        self.stalls.forget(partition)
-        if self._dlq is not None:
-            self._dlq.forget(partition)
-        try:
-            self.metrics.committed_lag.remove(str(partition))
-        except KeyError:
-            pass
-        self.metrics.assigned_partitions.set(len(self.processors))
-
-    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        assert self._consumer is not None
-        ours = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
-        async with self._lock:
-            for partition in ours:
-                if partition in self.processors:
-                    continue
-                try:
-                    await self._assign(partition)
-                except Exception as e:
-                    # aiokafka would log a failed listener and go on fetching, and the
-                    # partition would be skipped for good: stop the service instead, so
-                    # the pod restarts and the partition moves.
-                    log.exception("could not take over a partition", extra={"partition": partition})
-                    self.fatal = e
-                    return
-            self.group_joined = True
-            self.metrics.assigned_partitions.set(len(self.processors))
-        log.info("partitions assigned", extra={"partitions": ours})
-
-    async def _assign(self, partition: int) -> None:
-        assert self._consumer is not None
-        tp = TopicPartition(self.topic, partition)
-        committed = await self._consumer.committed(tp)
-        recovery = await retry_with_backoff(
-            f"recovering partition {partition} from the lake",
-            lambda: asyncio.to_thread(self.writer.recover, partition, committed),
-            (LakeWriteError,),
-            max_delay=self.settings.lake_retry_max_seconds,
-            give_up=lambda: self._stopping,
-        )
-        state = None
-        if recovery.state is not None:
-            state, _ = PartitionState.from_json(recovery.state)
-        if recovery.resume_offset is not None:
-            start = recovery.resume_offset
-        elif committed is not None:
-            start = committed
-        else:
-            start = (await self._consumer.beginning_offsets([tp]))[tp]
-        self._consumer.seek(tp, start)
-        self.processors[partition] = PartitionProcessor(
-            partition, self.params, self.settings.dedup_window, state
-        )
-        self.lake.open_partition(partition, start)
-        if recovery.resume_offset is not None and recovery.resume_offset != committed:
-            # bounded here (it runs inside the rebalance); if Kafka keeps refusing,
-            # on_assigned stops the service, which is visible and restarts clean
-            await retry_with_backoff(
-                f"committing partition {partition}'s recovery point",
-                lambda: self._commit(partition, start),
-                (KafkaError,),
-                max_delay=self.settings.kafka_retry_max_seconds,
-                give_up=after_attempts(5),
-            )
-        else:
-            self.committed[partition] = start
-        log.info(
-            "partition ready",
-            extra={
-                "partition": partition,
-                "start_offset": start,
-                "committed": committed,
-                "state": "restored" if state is not None else "fresh",
-                "removed_files": len(recovery.deleted),
-            },
-        )
-
     # --- observability --------------------------------------------------------------------
 
     def _update_lag(self) -> None:
@@ -655,7 +393,3 @@ class IngestConsumer:
             highwater = self._consumer.highwater(TopicPartition(self.topic, partition))
             if highwater is not None:
                 self.metrics.committed_lag.labels(str(partition)).set(max(0, highwater - committed))
-
-    @property
-    def assigned(self) -> list[int]:
-        return sorted(self.processors)
