@@ -1,9 +1,10 @@
-"""The fault suite's table in docs/reliability.md, rendered from bench/results/chaos.json.
+"""The fault suite's tables in docs/reliability.md, rendered from bench/results/chaos*.json.
 
     uv run python bench/chaos_report.py          # rewrite the table in docs/reliability.md
     uv run python bench/chaos_report.py --check  # exit 1 when the table is not the JSON's
 
-The table sits between the ``chaos-table`` markers; the rest of the page is prose.
+Each table sits between the ``chaos-table`` markers naming its file (:data:`TABLES`);
+the rest of the page is prose.
 """
 
 from __future__ import annotations
@@ -15,10 +16,19 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results" / "chaos.json"
+RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "reliability.md"
-BEGIN = "<!-- chaos-table:begin (rendered by bench/chaos_report.py from chaos.json) -->"
-END = "<!-- chaos-table:end -->"
+TABLES = ("chaos.json", "chaos-1m.json")
+"""Result files with a table in the page, each between its own markers."""
+
+
+def begin(name: str) -> str:
+    return f"<!-- chaos-table:begin (rendered by bench/chaos_report.py from {name}) -->"
+
+
+def end(name: str) -> str:
+    return f"<!-- chaos-table:end {name} -->"
+
 
 COLUMNS = (
     "feed / fault",
@@ -84,21 +94,22 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def updated(doc: str, table: str) -> str:
-    if BEGIN not in doc or END not in doc:
-        raise SystemExit(f"{DOC}: the {BEGIN!r} / {END!r} markers are missing")
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+def updated(doc: str, name: str, table: str) -> str:
+    if begin(name) not in doc or end(name) not in doc:
+        raise SystemExit(f"{DOC}: the {begin(name)!r} / {end(name)!r} markers are missing")
+    head, rest = doc.split(begin(name), 1)
+    _, tail = rest.split(end(name), 1)
+    return f"{head}{begin(name)}\n{table}\n{end(name)}{tail}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
-    table = render(json.loads(RESULTS.read_text()))
     doc = DOC.read_text()
-    new = updated(doc, table)
+    new = doc
+    for name in TABLES:
+        new = updated(new, name, render(json.loads((RESULTS / name).read_text())))
     if args.check:
         if new != doc:
             print(f"{DOC} is stale: run uv run python bench/chaos_report.py", file=sys.stderr)
