@@ -18,7 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "reliability.md"
-TABLES = ("chaos.json", "chaos-1m.json")
+TABLES = ("chaos.json", "chaos-1m.json", "chaos-1m-spread.json")
 """Result files with a table in the page, each between its own markers."""
 
 
