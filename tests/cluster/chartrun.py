@@ -1,28 +1,28 @@
-"""The chart on the real node: images loaded, a Kafka pod, ``helm install``.
-
-Kafka: no Strimzi operator image can be had here, so the release runs in the
-chart's external-Kafka mode against a single-node KRaft Kafka pod made from
-the local stack's Maven jars (the ``kafka`` image of
-``ticklake.devstack.images``), with 6 partitions per auto-created topic.
-"""
+"""The chart on the real node, for the tests: the release handle, Kafka's and
+the lake's view of the ticks. Installing is ``ticklake.devstack.cluster.release``
+(shared with ``ticklake-stack cluster install``)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import yaml
 from nodekit import require
 
-from ticklake.devstack import kafka
+from ticklake.devstack.cluster import release as node_release
 from ticklake.devstack.cluster.cluster import Cluster
+from ticklake.devstack.cluster.release import (  # noqa: F401 (used by other test files)
+    KAFKA_PARTITIONS,
+    VALUES_FILE,
+    create_topics,
+    helm,
+    kafka_manifests,
+    load_into_node,
+    remove_namespace,
+)
 
 try:
     from ticklake.devstack import images
@@ -33,8 +33,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "ticklake"
 NAMESPACE = "tl-e2e"
 RELEASE = "tl"
-KAFKA_PARTITIONS = 6
-VALUES_FILE = Path(__file__).parent / "values" / "real-node-values.yaml"
 
 
 @dataclass(frozen=True)
@@ -64,198 +62,12 @@ def require_images() -> None:
 def build_and_load(
     cluster: Cluster, archive_dir: Path, names: list[str] | None = None, *, tag: str | None = None
 ) -> list[Any]:
-    """Build (or find) the images (default: all), import those the node lacks.
-
-    Returns ``images.build``'s ``BuiltImage`` list. Timings go to stdout.
-    """
-    assert images is not None
-    started = time.monotonic()
-    built = images.build(names, tag=tag)
-    fresh = sum(not b.cached for b in built)
-    print(f"images: {len(built)} ready ({fresh} built) in {time.monotonic() - started:.1f}s")
-    load_into_node(cluster, built, archive_dir)
-    return built
-
-
-def load_into_node(cluster: Cluster, built: list[Any], archive_dir: Path) -> list[str]:
-    """Import podman images into the node's containerd, skipping those it has.
-
-    An image counts as present when its ref is in containerd and was imported
-    from the same podman image id (recorded beside containerd's store; a tag
-    such as ``kafka:4.3.1`` can be rebuilt with other content). Only the
-    missing ones are saved (``podman save`` of all six takes ~20 s). Returns
-    the refs imported now.
-    """
-    assert images is not None
-    record_file = cluster.layout.imported_images.with_name("imported-podman.json")
-    record: dict[str, str] = json.loads(record_file.read_text()) if record_file.exists() else {}
-    present = set(cluster.ctr("images", "ls", "-q").split())
-    missing = [b for b in built if b.ref not in present or record.get(b.ref) != b.image_id]
-    if not missing:
-        return []
-    started = time.monotonic()
-    archive = images.save_archive(
-        [b.ref for b in missing], archive_dir / f"images-{os.getpid()}-{len(record)}.tar"
-    )
-    saved = time.monotonic()
-    cluster.load_images([archive])
-    archive.unlink(missing_ok=True)
-    record.update({b.ref: b.image_id for b in missing})
-    record_file.write_text(json.dumps(record, indent=2))
-    print(
-        f"images: {len(missing)} saved in {saved - started:.1f}s, "
-        f"imported into the node in {time.monotonic() - saved:.1f}s"
-    )
-    return [b.ref for b in missing]
-
-
-def remove_namespace(cluster: Cluster, namespace: str) -> None:
-    """Delete a namespace with a release in it, and its lake volume.
-
-    The operator's kopf finalizer would hold the namespace forever once the
-    operator is gone: stop the operator first, then drop the finalizers.
-    """
-    cluster.kubectl("-n", namespace, "delete", "deployment", "-l",
-                    "app.kubernetes.io/component=operator", "--wait=true", check=False)  # fmt: skip
-    for scaler in cluster.kubectl("-n", namespace, "get", "ingestscalers", "-o", "name",
-                                  check=False).split():  # fmt: skip
-        cluster.kubectl("-n", namespace, "patch", scaler, "--type=merge",
-                        "-p", '{"metadata":{"finalizers":[]}}', check=False)  # fmt: skip
-    cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
-    # Nothing in it needs a graceful stop any more (ingest's would take 30 s).
-    cluster.kubectl("-n", namespace, "delete", "pods", "--all", "--grace-period=0", "--force",
-                    check=False)  # fmt: skip
-    cluster.kubectl("wait", "--for=delete", f"namespace/{namespace}", "--timeout=300s",
-                    check=False, timeout=310)  # fmt: skip
-    if cluster.kubectl("get", "namespace", namespace, "--ignore-not-found").strip():
-        raise AssertionError(f"namespace {namespace} is still there after 300 s")
-    cluster.kubectl("delete", "pv", f"lake-{namespace}", "--ignore-not-found")
-    shutil.rmtree(cluster.layout.volumes / f"lake-{namespace}", ignore_errors=True)
-
-
-def helm(cluster: Cluster, *args: str, timeout: float = 600) -> str:
-    helm_bin = cluster.bin_dir / "helm"
-    proc = subprocess.run(
-        [str(helm_bin), "--kubeconfig", str(cluster.kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "HELM_CACHE_HOME": str(cluster.layout.run / "helm")},
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
-
-
-def kafka_manifests(namespace: str, image: str) -> list[dict[str, Any]]:
-    labels = {"app.kubernetes.io/name": "kafka"}
-    bootstrap = f"kafka.{namespace}.svc.cluster.local:9092"
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "kafka", "namespace": namespace, "labels": labels},
-            "spec": {"selector": labels, "ports": [{"name": "kafka", "port": 9092}]},
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "kafka", "namespace": namespace, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "strategy": {"type": "Recreate"},
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": 10001,
-                            "runAsGroup": 10001,
-                            "fsGroup": 10001,
-                        },
-                        "containers": [
-                            {
-                                "name": "kafka",
-                                "image": image,
-                                "imagePullPolicy": "Never",
-                                "env": [
-                                    {"name": "KAFKA_CLUSTER_ID", "value": kafka.cluster_id()},
-                                    {
-                                        "name": "KAFKA_ADVERTISED_LISTENERS",
-                                        "value": f"PLAINTEXT://{bootstrap}",
-                                    },
-                                    {
-                                        "name": "KAFKA_NUM_PARTITIONS",
-                                        "value": str(KAFKA_PARTITIONS),
-                                    },
-                                    {"name": "KAFKA_HEAP", "value": "384m"},
-                                ],
-                                "ports": [{"name": "kafka", "containerPort": 9092}],
-                                "readinessProbe": {
-                                    "tcpSocket": {"port": 9092},
-                                    "periodSeconds": 2,
-                                },
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
-                                "volumeMounts": [
-                                    {"name": "data", "mountPath": "/var/lib/kafka/data"},
-                                    {"name": "tmp", "mountPath": "/tmp"},
-                                ],
-                            }
-                        ],
-                        "volumes": [
-                            {"name": "data", "emptyDir": {}},
-                            {"name": "tmp", "emptyDir": {}},
-                        ],
-                    },
-                },
-            },
-        },
-    ]
-
-
-def create_topics(cluster: Cluster, namespace: str) -> None:
-    """Create the chart's topics in the Kafka pod, as the chart's NOTES ask for external
-    Kafka (ingest started before its topic exists is assigned no partitions until
-    its consumer's next metadata refresh, minutes later)."""
-    for topic, partitions in (("market.ticks", KAFKA_PARTITIONS), ("market.ticks.dlq", 1)):
-        cluster.kubectl(
-            "-n", namespace, "exec", "deploy/kafka", "--", "java", "-Xmx128m",
-            "-cp", "/opt/kafka/libs/*", "org.apache.kafka.tools.TopicCommand",
-            "--bootstrap-server", "localhost:9092", "--create", "--if-not-exists",
-            "--topic", topic, "--partitions", str(partitions),
-        )  # fmt: skip
+    """Build (or find) the images (default: all), import those the node lacks."""
+    return node_release.build_and_load(cluster, archive_dir, names, tag=tag)
 
 
 def release_values(namespace: str, built: list[Any], cluster: Cluster) -> dict[str, Any]:
-    """The test's values: this file's value set plus the images and Kafka address."""
-    assert images is not None
-    values: dict[str, Any] = yaml.safe_load(VALUES_FILE.read_text())
-    for key, val in images.chart_values(built).items():
-        if isinstance(val, dict) and isinstance(values.get(key), dict):
-            values[key] = _merge(values[key], val)
-        else:
-            values[key] = val
-    values["kafka"]["external"]["bootstrapServers"] = f"kafka.{namespace}.svc.cluster.local:9092"
-    pods, services = str(cluster.plan.pods), str(cluster.plan.services)
-    values["kafka"]["external"]["cidrs"] = [pods, services]
-    policy = values.setdefault("networkPolicy", {})
-    policy["apiServerCidrs"] = [f"{cluster.plan.host_ip}/32", services]
-    policy["apiServerPorts"] = [cluster.plan.ports.apiserver, 443]
-    return values
-
-
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+    return node_release.release_values(namespace, built, cluster)
 
 
 # ---------------------------------------------------------------- Kafka's view

@@ -9,6 +9,7 @@ Needs root and the packages ``tools/bootstrap.sh --test`` installs; with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -17,23 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import yaml
 from chartrun import (
-    CHART,
     NAMESPACE,
     RELEASE,
     Release,
     build_and_load,
-    create_topics,
-    helm,
-    kafka_manifests,
-    release_values,
     remove_namespace,
     require_images,
 )
 from nodekit import add_session_cleanup, require, run_session_cleanups
 
 from ticklake.devstack.cluster.cluster import BUILT_BINARIES, Cluster, missing_prerequisites
+from ticklake.devstack.cluster.release import install, kafka_bootstrap
 
 if TYPE_CHECKING:
     from ticklake.devstack.images import BuiltImage
@@ -42,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _HERE = Path(__file__).resolve().parent
 _last_item: list[str] = []
 _to_stop: list[Cluster] = []
+_session = contextlib.ExitStack()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -54,10 +51,18 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     # not load the 2-core machine while the rest of the suite runs: remove what
     # the tests installed and stop the cluster after the last test of this folder.
     if _last_item and item.nodeid == _last_item[0]:
+        _finish()
+
+
+def _finish() -> None:
+    """Remove what the session installed, stop a cluster it started, let others in."""
+    try:
         run_session_cleanups()
+    finally:
         for cluster in _to_stop:
             cluster.down(log=lambda _: None)
         _to_stop.clear()
+        _session.close()
 
 
 @pytest.fixture(scope="session")
@@ -70,16 +75,16 @@ def cluster() -> Iterator[Cluster]:
         # Built on first use, like the API server's binaries (minutes, cached).
         subprocess.run(["bash", str(ROOT / "tools" / "k8s" / "build.sh")], check=False)
     require(missing_prerequisites(c.bin_dir))
+    # One test session at a time on the machine's cluster (released after the
+    # last test of this folder, so the rest of the suite does not hold it).
+    _session.enter_context(c.exclusive_use())
     started = time.monotonic()
     if c.up(log=print):
         print(f"cluster up in {time.monotonic() - started:.1f}s")
         if not os.environ.get("TICKLAKE_CLUSTER_KEEP"):
             _to_stop.append(c)
     yield c
-    run_session_cleanups()
-    for leftover in _to_stop:
-        leftover.down(log=lambda _: None)
-    _to_stop.clear()
+    _finish()
 
 
 @pytest.fixture(scope="session")
@@ -97,23 +102,8 @@ def release(
     """charts/ticklake installed by ``helm install --wait`` in a fresh namespace
     (external-Kafka mode against a Kafka pod, the lake on a hostPath volume);
     the namespace is deleted after the last test of the folder."""
-    tmp = tmp_path_factory.mktemp("chart")
     # A fresh namespace, lake and Kafka per session (a crashed session may
-    # have left one).
-    remove_namespace(cluster, NAMESPACE)
+    # have left one); removed again after the last test of the folder.
     add_session_cleanup(lambda: remove_namespace(cluster, NAMESPACE))
-    cluster.kubectl("create", "namespace", NAMESPACE)
-    kafka_image = next(b.ref for b in node_images if b.name == "kafka")
-    cluster.apply(kafka_manifests(NAMESPACE, kafka_image))
-    pv = cluster.host_path_volume(f"lake-{NAMESPACE}", capacity="2Gi")
-    cluster.apply([pv])
-    cluster.kubectl("-n", NAMESPACE, "rollout", "status", "deployment/kafka", "--timeout=300s",
-                    timeout=310)  # fmt: skip
-    create_topics(cluster, NAMESPACE)
-    values = tmp / "values.yaml"
-    values.write_text(yaml.safe_dump(release_values(NAMESPACE, node_images, cluster)))
-    started = time.monotonic()
-    helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(values),
-         "--wait", "--timeout", "10m", timeout=620)  # fmt: skip
-    print(f"chart Running and Ready {time.monotonic() - started:.1f}s after helm install")
-    return Release(cluster, NAMESPACE, RELEASE, f"kafka.{NAMESPACE}.svc.cluster.local:9092")
+    install(cluster, NAMESPACE, RELEASE, node_images, tmp_path_factory.mktemp("chart"))
+    return Release(cluster, NAMESPACE, RELEASE, kafka_bootstrap(NAMESPACE))

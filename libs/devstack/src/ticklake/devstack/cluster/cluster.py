@@ -315,6 +315,37 @@ class Cluster:
             },
         }
 
+    @contextlib.contextmanager
+    def exclusive_use(self, *, wait_s: float = 2400.0, log: Any = print) -> Iterator[None]:
+        """Hold the cluster for one test session: other sessions wait here.
+
+        The machine has one cluster, and test sessions install releases in
+        fixed namespaces; two at once would delete each other's. (A separate
+        lock from the one ``up``/``down`` take, so those work inside it.)
+        """
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        with (self.layout.root / "session.lock").open("w") as f:
+            deadline = time.monotonic() + wait_s
+            said = False
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise ClusterError(
+                            f"another test session has used the cluster for over {wait_s:.0f}s "
+                            f"({self.layout.root / 'session.lock'})"
+                        ) from None
+                    if not said:
+                        log("waiting for another test session to finish with the cluster")
+                        said = True
+                    time.sleep(2)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
     # --- steps of up ------------------------------------------------------------
 
     @contextlib.contextmanager

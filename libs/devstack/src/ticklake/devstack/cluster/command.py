@@ -1,9 +1,13 @@
-"""``ticklake-stack cluster up|down|status``: the one-node cluster from the command line."""
+"""``ticklake-stack cluster up|install|down|status``: the one-node cluster from the command line."""
 
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 
+from ticklake.devstack import images
+from ticklake.devstack.cluster import release
 from ticklake.devstack.cluster.cluster import COMPONENTS, Cluster, ClusterError
 
 
@@ -16,6 +20,27 @@ def cmd_up(_: argparse.Namespace) -> int:
         print(f"logs of the failed start: {cluster.layout.root / 'failed-start-logs'}")
         return 1
     print(f"export KUBECONFIG={cluster.kubeconfig}")
+    return 0
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    """Up (or reuse), then the images and charts/ticklake, Running and Ready."""
+    if cmd_up(args) != 0:
+        return 1
+    cluster = Cluster()
+    try:
+        with tempfile.TemporaryDirectory(prefix="ticklake-install-") as tmp:
+            built = release.build_and_load(cluster, Path(tmp))
+            release.install(cluster, args.namespace, args.release, built, Path(tmp))
+    except (ClusterError, images.ImageError) as e:
+        print(f"cluster install failed: {e}")
+        return 1
+    print(cluster.kubectl("-n", args.namespace, "get", "pods"), end="")
+    print(
+        f"export KUBECONFIG={cluster.kubeconfig} PATH={cluster.bin_dir}:$PATH\n"
+        f"kubectl -n {args.namespace} port-forward svc/{args.release}-ticklake-query-api "
+        "18080:8000   # then http://127.0.0.1:18080/latest/AAPL"
+    )
     return 0
 
 
@@ -43,6 +68,14 @@ def add_subcommand(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser = sub.add_parser("cluster", help="a real one-node Kubernetes cluster (root)")
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("up", help="start it, or reuse a healthy one").set_defaults(func=cmd_up)
+    install = actions.add_parser(
+        "install",
+        help="up, then build and import the images and helm install charts/ticklake "
+        "(a fresh namespace with a Kafka pod and the lake on a hostPath volume)",
+    )
+    install.add_argument("--namespace", default="ticklake", help="(deleted first if it exists)")
+    install.add_argument("--release", default="tl", help="helm release name")
+    install.set_defaults(func=cmd_install)
     down = actions.add_parser("down", help="stop it and restore the host")
     down.add_argument(
         "--purge", action="store_true", help="also delete the image store and volumes"
