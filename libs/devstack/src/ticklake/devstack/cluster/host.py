@@ -159,24 +159,32 @@ def kubepods_cgroups() -> list[Path]:
     return [d / KUBEPODS for d in CGROUP_ROOT.iterdir() if (d / KUBEPODS).is_dir()]
 
 
+def _cgroup_dirs(root: Path) -> list[Path]:
+    """``root`` and every cgroup below it. The kubelet and containerd remove
+    cgroups while this walks (seen during ``down``: a pod's folder vanished
+    between listing and reading), so a folder that is gone is skipped."""
+    found: list[Path] = []
+    for dirpath, _, _ in os.walk(root, onerror=lambda _: None):
+        found.append(Path(dirpath))
+    return found
+
+
 def cgroup_pids(root: Path) -> set[int]:
     pids: set[int] = set()
-    for procs in root.rglob("cgroup.procs"):
+    for cgroup in _cgroup_dirs(root):
         with contextlib.suppress(OSError, ValueError):
-            pids.update(int(p) for p in procs.read_text().split())
+            pids.update(int(p) for p in (cgroup / "cgroup.procs").read_text().split())
     return pids
 
 
 def remove_cgroup_tree(root: Path) -> list[Path]:
     """rmdir ``root`` and its children, deepest first; return what could not be removed."""
     left = []
-    for d in sorted(
-        (p for p in [root, *root.rglob("*")] if p.is_dir()),
-        key=lambda p: len(p.parts),
-        reverse=True,
-    ):
+    for d in sorted(_cgroup_dirs(root), key=lambda p: len(p.parts), reverse=True):
         try:
             d.rmdir()
+        except FileNotFoundError:
+            pass  # removed meanwhile by containerd or the kubelet
         except OSError:
             left.append(d)
     return left
