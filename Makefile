@@ -19,10 +19,11 @@ lint:
 	uv run --frozen ruff format --check .
 	uv run --frozen mypy libs/core/src libs/devstack/src services/producer/src services/ingest/src services/query-api/src operator/src bench tools
 
+## pytest: every test, the real one-node cluster's (tests/cluster) included
 pytest:
-	uv run --frozen pytest --ignore=tests/cluster
+	uv run --frozen pytest
 
-## test-cluster: the real one-node cluster tests (images built with podman, helm install on a real node)
+## test-cluster: only the real one-node cluster tests (images built with podman, helm install on a real node)
 test-cluster: install-test
 	uv run --frozen pytest tests/cluster
 
