@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chartkit import ROOT, Manifest
+from chartkit import Manifest
+
+from ticklake.devstack import paths
 
 STRIMZI_BUNDLES = ("strimzi-1.2.0", "strimzi-0.51.0")
 """Strimzi releases whose ``kafka.strimzi.io/v1`` schemas the chart is tested
@@ -32,21 +33,8 @@ PROMETHEUS_OPERATOR_BUNDLE = "prometheus-operator-v0.93.0"
 
 
 def shared_dir() -> Path:
-    """The folder that holds ``k8s-crds``: ``$TICKLAKE_SHARED_DIR``, else
-    ``shared`` beside the repository (a CI clone), else ``/work/shared`` (a
-    git worktree elsewhere on this machine)."""
-    candidates = [
-        os.environ.get("TICKLAKE_SHARED_DIR", ""),
-        str(ROOT.parent / "shared"),
-        "/work/shared",
-    ]
-    for candidate in filter(None, candidates):
-        if (Path(candidate) / "k8s-crds").is_dir():
-            return Path(candidate)
-    raise FileNotFoundError(
-        "no k8s-crds folder: clone the shared data beside the repository "
-        f"({ROOT.parent / 'shared' / 'k8s-crds'}) or set TICKLAKE_SHARED_DIR"
-    )
+    """The folder that holds ``k8s-crds`` (``ticklake.devstack.paths.shared_dir``)."""
+    return paths.shared_dir()
 
 
 @dataclass(frozen=True)

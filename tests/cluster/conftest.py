@@ -26,6 +26,7 @@ from chartrun import (
     remove_namespace,
     require_images,
 )
+from monitoring_kit import monitoring, prometheus, skaffold_dev  # noqa: F401  (session fixtures)
 from nodekit import add_session_cleanup, require, run_session_cleanups
 
 from ticklake.devstack.cluster.cluster import BUILT_BINARIES, Cluster, missing_prerequisites

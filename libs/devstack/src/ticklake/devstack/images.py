@@ -28,6 +28,9 @@ API for the cluster fixture and the monitoring stack (keep it stable)::
     save_archive(refs, path) -> Path
         ``podman save --format docker-archive`` of several images into one
         file, for ``ctr -n k8s.io images import`` or ``kind load image-archive``.
+    podman_build(context, dockerfile, ref, *, target=None, build_args=None) -> str
+        One Dockerfile built as ``ref`` with the same flags (for skaffold.yaml's
+        artifacts); returns the image ID.
     chart_values(images) -> dict
         Helm values that make the chart use these images (pullPolicy Never).
     podman(*args) -> CompletedProcess
@@ -52,7 +55,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -542,6 +545,7 @@ def _podman_build(
     target: str | None = None,
     *,
     fresh: bool = False,
+    build_args: Mapping[str, str] | None = None,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="ticklake-build-") as tmp:
         args = [
@@ -560,9 +564,34 @@ def _podman_build(
         ]  # fmt: skip
         if target:
             args += ["--target", target]
+        for key, value in (build_args or {}).items():
+            args += ["--build-arg", f"{key}={value}"]
         if fresh:
             args.append("--no-cache")
         podman(*args, str(context))
+
+
+def podman_build(
+    context: Path,
+    dockerfile: Path,
+    ref: str,
+    *,
+    target: str | None = None,
+    build_args: Mapping[str, str] | None = None,
+) -> str:
+    """Build one Dockerfile (target) as ``ref`` the way :func:`build` does; return its image ID.
+
+    For builds described elsewhere (skaffold.yaml's artifacts): the same
+    podman flags and package-index secrets, the Python base made if absent,
+    no input label and no skipping (podman's layer cache still applies).
+    """
+    ensure_python_base()
+    with _build_lock():
+        _podman_build(context, dockerfile, ref, {}, target, build_args=build_args)
+    described = inspect(ref)
+    if described is None:
+        raise ImageError(f"{ref} was built but podman does not list it")
+    return _image_id(described)
 
 
 @contextlib.contextmanager

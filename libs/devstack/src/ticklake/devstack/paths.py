@@ -27,3 +27,21 @@ def stack_dir() -> Path:
     path = repo_root() / ".ticklake"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def shared_dir() -> Path:
+    """The folder that holds the shared test data (``k8s-crds``): ``$TICKLAKE_SHARED_DIR``,
+    else ``shared`` beside the repository (a CI clone), else ``/work/shared`` (a git
+    worktree elsewhere on this machine). The data is read there, never copied in."""
+    candidates = [
+        os.environ.get("TICKLAKE_SHARED_DIR", ""),
+        str(repo_root().parent / "shared"),
+        "/work/shared",
+    ]
+    for candidate in filter(None, candidates):
+        if (Path(candidate) / "k8s-crds").is_dir():
+            return Path(candidate)
+    raise FileNotFoundError(
+        "no k8s-crds folder: clone the shared data beside the repository "
+        f"({repo_root().parent / 'shared' / 'k8s-crds'}) or set TICKLAKE_SHARED_DIR"
+    )
