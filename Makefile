@@ -19,12 +19,14 @@ lint:
 	uv run --frozen ruff format --check .
 	uv run --frozen mypy libs/core/src libs/devstack/src services/producer/src services/ingest/src services/query-api/src operator/src bench tools
 
-## pytest: every test, the real one-node cluster's (tests/cluster) included
+## pytest: every test, the real one-node cluster's (tests/cluster) included, but for the two longest
+## cluster files (the Prometheus Operator alerts and the skaffold loop, ~15-25 min): those run in test-cluster
 pytest:
-	uv run --frozen pytest
+	uv run --frozen pytest --ignore=tests/cluster/test_monitoring.py --ignore=tests/cluster/test_skaffold.py
 
 ## test-cluster: only the real one-node cluster tests (images built with podman, helm install on a real node)
 test-cluster: install-test
+	bash tools/k8s/build-monitoring.sh
 	uv run --frozen pytest tests/cluster
 
 stack-up: install

@@ -57,7 +57,7 @@ uv run --frozen python -c "from ticklake.devstack.kafka import kafka_libs; kafka
 
 # --- test tools (Go module proxy builds, cached) ------------------------------
 if ((want_test_tools)); then
-  for script in tools/helm/install.sh tools/k8s/build.sh tools/k8s/build-monitoring.sh tools/install-browser.sh; do
+  for script in tools/helm/install.sh tools/k8s/build.sh tools/install-browser.sh; do
     if [[ -x "$script" || -f "$script" ]]; then
       say "running $script"
       bash "$script"
