@@ -13,7 +13,9 @@ from chartkit import (
     RELEASE,
     ROOT,
     VALUE_SETS,
+    component_name,
     helm_template,
+    named,
     parse,
     render,
     run,
@@ -108,6 +110,11 @@ def test_installable_without_any_crd_but_its_own() -> None:
         ),
         (["operator.ingestScaler.minReplicas=7"], "raise maxReplicas or lower minReplicas"),
         (["monitoring.serviceMonitor.scrapeTimeout=20s"], "set scrapeTimeout to 15s or less"),
+        (
+            ["queryApi.terminationGracePeriodSeconds=10"],
+            "queryApi.preStopSleepSeconds 5 leaves less than 6 s",
+        ),
+        (["ingest.preStopSleepSeconds=-1"], "minimum"),
     ],
 )
 def test_schema_rejects_bad_values(sets: list[str], complaint: str) -> None:
@@ -196,3 +203,22 @@ def test_other_combinations_render_with_unique_valid_names(sets: list[str]) -> N
         # RBAC names are path segments (253); everything else here is a DNS label.
         limit = 253 if kind in ("ClusterRole", "ClusterRoleBinding") else 63
         assert len(name) <= limit and name == name.lower(), name
+
+
+def test_stopping_pods_drain_before_sigterm_and_producers_never_overlap() -> None:
+    """The query API sleeps before SIGTERM (its Service drops it first) and its
+    own shutdown fits in what is left of the grace period; the producer is
+    replaced by Recreate, so two pods never publish the same symbols at once."""
+    objects = render("defaults")
+    deployment = named(objects, "Deployment", component_name("query-api"))
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    config = named(objects, "ConfigMap", component_name("query-api"))
+    grace = int(config["data"]["TICKLAKE_SHUTDOWN_GRACE_S"])
+    assert grace + 5 + 5 == pod["terminationGracePeriodSeconds"], (grace, pod)
+    for component in ("producer", "ingest"):
+        spec = named(objects, "Deployment", component_name(component))["spec"]["template"]["spec"]
+        assert "lifecycle" not in spec["containers"][0], component
+    producer = named(objects, "Deployment", component_name("producer"))
+    assert producer["spec"]["strategy"] == {"type": "Recreate"}

@@ -379,6 +379,14 @@ exactly one pool. */}}
 {{- if and .Values.operator.enabled $s.create (gt (int $s.minReplicas) (int $s.maxReplicas)) }}
 {{- fail (printf "operator.ingestScaler.minReplicas %d is above maxReplicas %d: raise maxReplicas or lower minReplicas" (int $s.minReplicas) (int $s.maxReplicas)) }}
 {{- end }}
+{{- /* The kubelet counts the preStop sleep inside the grace period; the
+service's own shutdown gets what is left minus 5 s. */}}
+{{- range $key := list "producer" "ingest" "queryApi" }}
+{{- $w := index $.Values $key }}
+{{- if lt (sub (int $w.terminationGracePeriodSeconds) (int $w.preStopSleepSeconds)) 6 }}
+{{- fail (printf "%s.preStopSleepSeconds %d leaves less than 6 s of %s.terminationGracePeriodSeconds %d for the service's shutdown: raise terminationGracePeriodSeconds or lower preStopSleepSeconds" $key (int $w.preStopSleepSeconds) $key (int $w.terminationGracePeriodSeconds)) }}
+{{- end }}
+{{- end }}
 {{- $m := .Values.monitoring.serviceMonitor }}
 {{- /* prometheus-operator CompareScrapeTimeoutToScrapeInterval
 (pkg/prometheus/promcfg.go): a ServiceMonitor whose scrapeTimeout exceeds

@@ -117,6 +117,15 @@ spec:
             periodSeconds: 5
             timeoutSeconds: 3
             failureThreshold: 2
+          {{- if $v.preStopSleepSeconds }}
+          # Keep serving while the pod's removal from its Service's endpoints
+          # reaches kube-proxy on every node: SIGTERM only comes after this
+          # sleep (the kubelet's sleep action: Kubernetes 1.30 or later).
+          lifecycle:
+            preStop:
+              sleep:
+                seconds: {{ $v.preStopSleepSeconds }}
+          {{- end }}
           {{- with $v.resources }}
           resources:
             {{- toYaml . | nindent 12 }}

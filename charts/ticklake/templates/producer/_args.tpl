@@ -2,7 +2,7 @@
 publishes to Kafka. It has no /readyz: /healthz answers 503 until it is
 connected and publishing, so it serves every probe. */}}
 {{- define "ticklake.producer.args" -}}
-{{- $grace := sub (int .Values.producer.terminationGracePeriodSeconds) 5 }}
+{{- $grace := sub (sub (int .Values.producer.terminationGracePeriodSeconds) 5) (int .Values.producer.preStopSleepSeconds) }}
 {{- $t := .Values.kafka.strimzi.topics }}
 {{- $settings := list (include "ticklake.kafkaSettings" .) (include "ticklake.httpSettings" (list . .Values.producer.port)) }}
 {{- /* If the topics are missing (an external Kafka) the producer creates
