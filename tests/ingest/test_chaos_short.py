@@ -40,6 +40,7 @@ def test_short_fault_suite_loses_nothing_doubles_nothing_and_matches_a_clean_run
     scenarios = json.loads(out.read_text())["scenarios"]
     assert set(scenarios) == {"spread/clean", "spread/kill9", "spread/flush_exception"}
     for name, result in scenarios.items():
+        print(name, json.dumps(result))  # the whole verdict, for a failure's report
         assert result["lost"] == 0, (name, result)
         assert result["duplicated"] == 0, (name, result)
         assert result["ema_rows_differing_from_pandas"] == 0, (name, result)

@@ -64,6 +64,32 @@ def test_a_caught_up_silent_partition_stops_blocking_after_the_allowed_lateness(
     assert merge.resume_offsets() == {0: 1, 1: 1}
 
 
+def test_traffic_resuming_after_a_pause_is_not_overtaken_across_partitions() -> None:
+    """Both partitions caught up and silent (a paused producer); it resumes and
+    its records for partition 0 reach the log a few ms before the older ones
+    for partition 1. The newer record must not pass partition 1 at once: it
+    waits the allowed lateness (measured from its own arrival), and partition
+    1's record, arriving inside that wait, goes first and is not late."""
+    merge: EventTimeMerge[str] = EventTimeMerge(allowed_lateness_ns=100 * MS)
+    for p in (0, 1):
+        merge.open_partition(p, 0, now_ns=0)
+    merge.add(0, 0, 10, "a10", now_ns=0)
+    merge.add(1, 0, 11, "b11", now_ns=0)
+    assert _order(merge.release(now_ns=0)) == ["a10"]
+    assert _order(merge.release(now_ns=150 * MS, caught_up={0, 1})) == ["b11"]
+    # paused 1 s; partition 1 is idle when partition 0's new record arrives
+    merge.add(0, 1, 30, "a30", now_ns=1150 * MS)
+    assert merge.idle(now_ns=1150 * MS, caught_up={1}) == [1]
+    assert merge.release(now_ns=1150 * MS, caught_up={1}) == []
+    merge.add(1, 1, 20, "b20", now_ns=1155 * MS)
+    out = merge.release(now_ns=1155 * MS, caught_up={1})
+    assert [(r.item, r.late) for r in out] == [("b20", False)]
+    # a partition that stays silent holds a record for the allowed lateness only
+    merge.add(0, 2, 40, "a40", now_ns=1160 * MS)
+    assert _order(merge.release(now_ns=1200 * MS, caught_up={1})) == []
+    assert _order(merge.release(now_ns=1300 * MS, caught_up={1})) == ["a30", "a40"]
+
+
 def test_a_record_out_of_its_partitions_order_is_released_late_never_dropped() -> None:
     out = merge_all({0: [(10, "a10"), (3, "a3")], 1: [(5, "b5")]})
     assert [(r.item, r.late) for r in out] == [("b5", False), ("a10", False), ("a3", True)]

@@ -25,10 +25,16 @@ everything not released, so the restarted merge continues the same sequence.
 
 Idle partitions: a partition with nothing buffered blocks the merge until it
 shows a later time. One that is caught up (nothing more in the log) and silent
-for ``allowed_lateness_ns`` is left out until it receives a record. A record
-that then arrives older than what was already released (or any record that
-breaks its partition's order) is still released, marked ``late``; the merge
-never drops anything.
+for ``allowed_lateness_ns`` is *idle*: a record may pass it once that record
+has itself been buffered for ``allowed_lateness_ns``. Waiting on the record's
+own arrival, not only on the partition's silence, is what keeps a restart of
+traffic exact: when a paused producer resumes, its records for different
+partitions reach the log milliseconds apart (one batch per partition), and a
+record of a busy partition must not overtake the first record of an idle one
+that is still on its way. A record that arrives more than
+``allowed_lateness_ns`` after a later one of another partition was buffered
+(or any record that breaks its partition's order) is still released, marked
+``late``; the merge never drops anything.
 """
 
 from __future__ import annotations
@@ -59,8 +65,8 @@ class Released(Generic[T]):
 
 @dataclass(slots=True)
 class _Source(Generic[T]):
-    queue: deque[tuple[int, int, T]]
-    """Buffered (ts_ns, offset, item), in offset order."""
+    queue: deque[tuple[int, int, T, int]]
+    """Buffered (ts_ns, offset, item, arrival_ns), in offset order."""
     next_offset: int
     """Offset after the last record added (where reading continues)."""
     watermark: int
@@ -114,7 +120,7 @@ class EventTimeMerge(Generic[T]):
             )
         if not source.queue:
             heapq.heappush(self._heads, (ts_ns, partition, offset))
-        source.queue.append((ts_ns, offset, item))
+        source.queue.append((ts_ns, offset, item, now_ns))
         source.next_offset = offset + 1
         source.watermark = max(source.watermark, ts_ns)
         source.last_arrival_ns = now_ns
@@ -134,29 +140,36 @@ class EventTimeMerge(Generic[T]):
         """Every record that can leave now, in output order.
 
         ``caught_up``: partitions whose consumer has reached the log's end; with
-        an empty buffer and no record for ``allowed_lateness_ns`` they stop
-        holding the merge back.
+        an empty buffer and no record for ``allowed_lateness_ns`` they are idle:
+        they hold back only records buffered less than ``allowed_lateness_ns``.
         """
         bound = self._bound(now_ns, caught_up)
+        idle_bound = self._idle_bound(now_ns, caught_up)
         out: list[Released[T]] = []
         heads = self._heads
         while heads:
             ts_ns, partition, offset = heads[0]
             if (ts_ns, partition) >= bound:
                 break
-            heapq.heappop(heads)
             source = self._sources[partition]
-            _, _, item = source.queue.popleft()
+            if (ts_ns, partition) >= idle_bound and (
+                now_ns - source.queue[0][3] < self.allowed_lateness_ns
+            ):
+                break  # an idle partition's next record may still be on its way
+            heapq.heappop(heads)
+            _, _, item, _ = source.queue.popleft()
             self.buffered -= 1
             late = ts_ns < self.released_ts
             if not late:
                 self.released_ts = ts_ns
             out.append(Released(ts_ns, partition, offset, item, late))
             if source.queue:
-                next_ts, next_offset, _ = source.queue[0]
+                next_ts, next_offset, _, _ = source.queue[0]
                 heapq.heappush(heads, (next_ts, partition, next_offset))
             elif not self._idle(partition, source, now_ns, caught_up):
                 bound = min(bound, (source.watermark, partition))
+            else:
+                idle_bound = min(idle_bound, (source.watermark, partition))
         return out
 
     def _idle(
@@ -182,6 +195,15 @@ class EventTimeMerge(Generic[T]):
             if source.queue or self._idle(partition, source, now_ns, caught_up):
                 continue
             bound = min(bound, (source.watermark, partition))
+        return bound
+
+    def _idle_bound(self, now_ns: int, caught_up: Collection[int]) -> tuple[int, int]:
+        """The smallest (watermark, partition) of the idle partitions: a head at
+        or above it leaves only after it waited ``allowed_lateness_ns``."""
+        bound = (2**63, 2**31)
+        for partition, source in self._sources.items():
+            if not source.queue and self._idle(partition, source, now_ns, caught_up):
+                bound = min(bound, (source.watermark, partition))
         return bound
 
     # --- restart point --------------------------------------------------------------

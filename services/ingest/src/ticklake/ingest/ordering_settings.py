@@ -40,8 +40,9 @@ class OrderingFields(BaseSettings):
         500,
         ge=0,
         description="How long (ms) the merge waits for an input partition that is caught up "
-        "and silent before going on without it. Added latency when a partition is idle; a "
-        "record arriving on it later than that, older than what was released, is late.",
+        "and silent: a record passes such an idle partition once it has itself waited this "
+        "long. Added latency when a partition is idle; a record reaching the log more than "
+        "this after a newer one of another partition is late.",
     )
     sequencer_transaction_ms: int = Field(
         100,
