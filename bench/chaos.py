@@ -83,6 +83,7 @@ import pandas as pd
 import redis
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from run_all import git_commit  # bench/ is the script's folder, first on sys.path
 
 from ticklake.devstack.kafka import KafkaBroker
 from ticklake.devstack.ports import free_port
@@ -370,8 +371,9 @@ def bars_differing(con: duckdb.DuckDBPyConnection, view: LakeView, bars_ref: pd.
     if source is None:
         return len(bars_ref)
     lake = con.execute(
-        "select symbol, start_ns, arg_min(open, first_offset) as open, max(high) as high, "
-        "min(low) as low, arg_max(close, last_offset) as close, sum(volume) as volume, "
+        "select symbol, start_ns, arg_min(open, (open_ts_ns, first_offset)) as open, "
+        "max(high) as high, min(low) as low, arg_max(close, (close_ts_ns, last_offset)) as close, "
+        "sum(volume) as volume, "
         f"sum(notional) as notional, sum(tick_count) as tick_count from {source} group by all"
     ).df()
     both = bars_ref.merge(lake, on=["symbol", "start_ns"], how="outer", suffixes=("", "_lake"))
@@ -663,6 +665,7 @@ def main() -> None:
         parser.error(f"unknown feed or fault: {sorted(unknown)}; feeds {FEEDS}, faults {FAULTS}")
     report: dict[str, Any] = {
         "command": "uv run python bench/chaos.py " + " ".join(sys.argv[1:]),
+        "commit": git_commit(),  # "-dirty": not from a clean commit, not for docs/
         "ticks": args.ticks,
         "rate": args.rate,
         "kills": args.kills,

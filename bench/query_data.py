@@ -76,6 +76,8 @@ def _minute_bars(t: dict[str, np.ndarray], lo: int, hi: int) -> pa.Table:
         .append_column("kafka_partition", pa.array(np.zeros(len(starts), np.int32)))
         .append_column("first_offset", pa.array(lo + starts))
         .append_column("last_offset", pa.array(lo + ends - 1))
+        .append_column("open_ts_ns", pa.array(ts[starts]))
+        .append_column("close_ts_ns", pa.array(ts[ends - 1]))
     )
 
 

@@ -42,3 +42,17 @@ def test_no_ticks_no_bars() -> None:
         S,
     )
     assert table.num_rows == 0 and table.schema == BAR_FILE_SCHEMA
+
+
+def test_open_and_close_follow_event_time_not_arrival() -> None:
+    """A late tick (older, arriving last) opens its bar; the newest tick closes it;
+    equal times keep source order."""
+    symbol = pa.array(["A", "A", "A", "A"])
+    ts = np.array([10, 12, 12, 5], dtype=np.int64) * S // 10 + 1_000 * S
+    price = np.array([1.0, 2.0, 3.0, 4.0])
+    size = np.ones(4)
+    offset = np.arange(20, 24, dtype=np.int64)
+    (bar,) = compute_bars(symbol, ts, price, size, offset, 0, 60 * S).to_pylist()
+    assert (bar["open"], bar["close"]) == (4.0, 3.0)
+    assert (bar["open_ts_ns"], bar["close_ts_ns"]) == (ts[3], ts[2])
+    assert (bar["first_offset"], bar["last_offset"]) == (20, 23)

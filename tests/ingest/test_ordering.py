@@ -107,10 +107,10 @@ def _lake_bars(lake: Path, dataset: str) -> pd.DataFrame:
             {
                 "symbol": symbol,
                 "start_ns": start,
-                "open": g.loc[g["first_offset"].idxmin(), "open"],
+                "open": g.sort_values(["open_ts_ns", "first_offset"])["open"].iloc[0],
                 "high": g["high"].max(),
                 "low": g["low"].min(),
-                "close": g.loc[g["last_offset"].idxmax(), "close"],
+                "close": g.sort_values(["close_ts_ns", "last_offset"])["close"].iloc[-1],
                 "volume": g["volume"].sum(),
                 "tick_count": g["tick_count"].sum(),
             }

@@ -89,3 +89,26 @@ def test_an_empty_lake_answers_nothing(tmp_path: Path) -> None:
         assert reader.newest_tick("AAPL") is None
         assert reader.ticks_page("AAPL", START, START + NS, None, 10) == []
         assert reader.bars("AAPL", 60 * NS, START, START + 3600 * NS) == ([], "ticks")
+
+
+def test_bars_follow_event_time_when_a_late_tick_arrives_in_a_later_flush(
+    tmp_path: Path,
+) -> None:
+    """A tick older than its minute's other ticks, flushed after them, opens the
+    bar (its time is the earliest) and does not become its close."""
+    writer = IngestLike(tmp_path, None)
+    symbol = new_symbol()
+    minute = START - START % (60 * NS)
+    on_time = make_ticks(symbol, 3, start_ns=minute + 10 * NS, step_ns=NS, price=100.0)
+    writer.to_lake(writer.process(on_time))
+    (late,) = make_ticks(symbol, 1, start_ns=minute + 5 * NS, step_ns=NS, price=50.0)
+    (late_row,) = writer.process([late])
+    assert late_row["late"] is True  # ingest saw it after newer ticks of its symbol
+    writer.to_lake([late_row])
+    for reader in readers(tmp_path):
+        (bar,), source = reader.bars(symbol, 60 * NS, minute, minute + 60 * NS)
+        assert source == "bars_1m"
+        assert bar["open"] == late.price, bar
+        assert bar["close"] == on_time[-1].price, bar
+        assert bar["tick_count"] == 4
+        assert (bar["high"], bar["low"]) == (max(t.price for t in on_time), late.price)

@@ -1,10 +1,17 @@
 """OHLCV bars per symbol and interval from a flush's ticks. Pure, vectorised.
 
+Open and close follow event time: the bar's tick with the smallest
+``ts_ns`` opens it and the one with the largest closes it, ties by source
+offset. A late tick (one that reached ingest after a newer tick of its
+symbol) therefore lands where its own time puts it and never becomes the
+close just because it came last.
+
 Bars are computed from exactly the ticks of one lake flush, so they need no
 carried state: a bar whose ticks straddle two flushes is written as two
-partial rows (in two files), which readers merge (first open by
-``first_offset``, max high, min low, last close by ``last_offset``, sums of
-volume, notional and tick_count). See ``docs/lake.md``.
+partial rows (in two files), which readers merge (open of the row with the
+smallest ``(open_ts_ns, first_offset)``, max high, min low, close of the row
+with the largest ``(close_ts_ns, last_offset)``, sums of volume, notional and
+tick_count). See ``docs/lake.md``.
 """
 
 from __future__ import annotations
@@ -25,9 +32,11 @@ BAR_SOURCE_FIELDS: Final = (
     pa.field("kafka_partition", pa.int32(), nullable=False),
     pa.field("first_offset", pa.int64(), nullable=False),
     pa.field("last_offset", pa.int64(), nullable=False),
+    pa.field("open_ts_ns", pa.int64(), nullable=False),
+    pa.field("close_ts_ns", pa.int64(), nullable=False),
 )
-"""Appended after :data:`BAR_SCHEMA`: which source offsets the (partial) bar covers,
-so readers can merge partial rows in order."""
+"""Appended after :data:`BAR_SCHEMA`: which source offsets the (partial) bar covers and
+the event times of its open and close ticks, so readers can merge partial rows."""
 
 BAR_FILE_SCHEMA: Final = pa.schema([*BAR_SCHEMA, *BAR_SOURCE_FIELDS])
 
@@ -42,7 +51,8 @@ def compute_bars(
     interval_ns: int,
 ) -> pa.Table:
     """Bars of ``interval_ns`` for the given ticks (any order of symbols; offset order
-    within a symbol). Rows come out sorted by (symbol, start_ns)."""
+    within a symbol). Rows come out sorted by (symbol, start_ns); within a bar, ticks
+    are taken in event-time order (ties by offset) for open and close."""
     n = len(ts_ns)
     if n == 0:
         return BAR_FILE_SCHEMA.empty_table()
@@ -56,13 +66,15 @@ def compute_bars(
     rank[np.argsort(np.asarray(names.to_pylist(), dtype=object))] = np.arange(len(names))
     bucket = ts_ns // interval_ns
     key = (rank[codes] << 40) + (bucket - bucket.min())
-    order = np.argsort(key, kind="stable")
+    # by bar, then event time; lexsort is stable, so equal times keep offset order
+    order = np.lexsort((ts_ns, key))
     key_sorted = key[order]
     starts = np.flatnonzero(np.diff(key_sorted, prepend=-1))
     ends = np.append(starts[1:], n)
     p = price[order]
     s = size[order]
     o = offset[order]
+    t = ts_ns[order]
     columns = {
         "symbol": names.take(arrow_arrays.numeric(codes[order][starts], pa.int64())),
         "start_ns": bucket[order][starts] * interval_ns,
@@ -76,6 +88,8 @@ def compute_bars(
         "kafka_partition": np.full(len(starts), partition, dtype=np.int32),
         "first_offset": np.minimum.reduceat(o, starts),
         "last_offset": np.maximum.reduceat(o, starts),
+        "open_ts_ns": t[starts],
+        "close_ts_ns": t[ends - 1],
     }
     arrays = [
         values if isinstance(values, pa.Array) else arrow_arrays.numeric(values, field.type)

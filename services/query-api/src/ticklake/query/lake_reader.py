@@ -244,33 +244,36 @@ class LakeReader:
         return self._rows(_BARS_FROM_TICKS, params, tick_files), TICKS_DATASET
 
 
-# Partial rows of one bar (its ticks were flushed in two files) are merged in
-# file-name order: for one symbol (one Kafka partition) that is source-offset
-# order, so the first file's open and the last file's close win.
+# Partial rows of one bar (its ticks were flushed in two files) are merged by
+# event time: the open of the row whose open tick is earliest, the close of the
+# row whose close tick is latest, ties in file-name order (for one symbol, one
+# Kafka partition, that is source-offset order). Files written before the
+# open_ts_ns/close_ts_ns columns read them as null (the empty UNION BY NAME
+# adds them when no file has them): their bar start stands in.
 _BARS_FROM_BARS: Final = """
 SELECT (start_ns // $width) * $width AS start_ns,
-       arg_min(open, (start_ns, parse_filename(filename))) AS open,
+       arg_min(open, (coalesce(open_ts_ns, start_ns), parse_filename(filename))) AS open,
        max(high) AS high,
        min(low) AS low,
-       arg_max(close, (start_ns, parse_filename(filename))) AS close,
+       arg_max(close, (coalesce(close_ts_ns, start_ns), parse_filename(filename))) AS close,
        sum(volume) AS volume,
        sum(notional) AS notional,
        sum(tick_count)::BIGINT AS tick_count
-FROM {rel}
+FROM (SELECT * FROM {rel} UNION ALL BY NAME
+      SELECT NULL::BIGINT AS open_ts_ns, NULL::BIGINT AS close_ts_ns WHERE false)
 WHERE symbol = $symbol AND start_ns >= $low AND start_ns < $high
 GROUP BY 1 ORDER BY 1
 """
 
-# Open and close are the first and last tick in source order, the order ingest
-# applies them (not event-time order). A symbol's ticks all live in one Kafka
-# partition (key = symbol), so the offset alone gives that order; ordering by
-# a (partition, offset) pair would double the cost of the query for nothing.
+# Open and close are the earliest and latest tick by event time, ties by
+# source offset (as ingest's bars). A symbol's ticks all live in one Kafka
+# partition (key = symbol), so the offset alone breaks ties.
 _BARS_FROM_TICKS: Final = """
 SELECT (ts_ns // $width) * $width AS start_ns,
-       arg_min(price, kafka_offset) AS open,
+       arg_min(price, (ts_ns, kafka_offset)) AS open,
        max(price) AS high,
        min(price) AS low,
-       arg_max(price, kafka_offset) AS close,
+       arg_max(price, (ts_ns, kafka_offset)) AS close,
        sum(size) AS volume,
        sum(price * size) AS notional,
        count(*) AS tick_count
