@@ -59,3 +59,25 @@ async def test_latest_ticks_and_stream_follow_ingests_redis_sink(
     # the in-process copy took the channel's row: /latest has it at once
     latest = (await client.get(f"/latest/{symbol}")).json()
     assert latest["tick"]["kafka_offset"] == second[-1]["kafka_offset"]
+
+
+async def test_a_late_tick_is_flagged_when_the_redis_tail_answers(
+    client: httpx.AsyncClient, ingest: IngestLike, ingest_sink: RedisWriter
+) -> None:
+    """The tail carries the lake's flags: /ticks from Redis says which tick was late,
+    as the lake's `late` column does."""
+    symbol = new_symbol()
+    now = time.time_ns()
+    on_time = ingest.process(make_ticks(symbol, 3, start_ns=now - 20 * NS, step_ns=NS))
+    ingest_sink.add(ingest.last_batch)
+    (late,) = ingest.process(make_ticks(symbol, 1, start_ns=now - 40 * NS, step_ns=NS))
+    ingest_sink.add(ingest.last_batch)
+    await ingest_sink.flush()
+    assert late["late"] is True and not any(r["late"] for r in on_time)
+
+    history = (await client.get(f"/ticks/{symbol}", params={"start": now - 60 * NS})).json()
+    flags = {t["kafka_offset"]: t.get("late") for t in history["ticks"]}
+    assert flags == {r["kafka_offset"]: r["late"] for r in [*on_time, late]}, history
+    # the latest hash never takes the late tick
+    latest = (await client.get(f"/latest/{symbol}")).json()
+    assert latest["tick"]["kafka_offset"] == on_time[-1]["kafka_offset"]

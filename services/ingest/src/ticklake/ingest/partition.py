@@ -43,8 +43,8 @@ class ProcessedBatch(SequenceCounts):
     flags."""
     flags: dict[str, np.ndarray]
     """The :data:`~ticklake.core.lake_layout.FLAG_FIELDS` columns (bool). Kept apart from
-    ``columns`` because they are the lake's: the hot cache holds ticks as they are (its
-    latest hash never holds a late tick: it keeps the newest by event time)."""
+    ``columns`` because the latest hash has no such fields (it never holds a late tick:
+    it keeps the newest by event time); the tail and the channel carry them."""
     codes: np.ndarray
     """Per row, the symbol's dense code in the partition's state (groups rows by symbol)."""
     symbol_names: pa.Array

@@ -98,7 +98,13 @@ class PendingWrites:
         seq_i = names.index("seq")
         if (seq < 0).any():
             lists[seq_i] = [None if s < 0 else s for s in lists[seq_i]]
-        ticks = hot_cache.encode_tail_ticks(names, lists)
+        # The tail and the channel carry the lake's columns, flags included (a
+        # reader of /ticks then sees `late` whichever store answered); the
+        # latest hash keeps its own fields (hot_cache.LATEST_FIELDS).
+        flags = batch.flags
+        ticks = hot_cache.encode_tail_ticks(
+            [*names, *flags], [*lists, *(flag.tolist() for flag in flags.values())]
+        )
         offsets = lists[names.index("kafka_offset")]
         symbols = lists[names.index("symbol")]
         # newest row per symbol by (ts_ns, seq, offset): sort by code then those; take each last
