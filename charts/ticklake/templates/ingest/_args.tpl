@@ -2,7 +2,8 @@
 and Redis out. */}}
 {{- define "ticklake.ingest.args" -}}
 {{- /* Ingest must have flushed and committed before the kubelet's SIGKILL:
-its own shutdown deadline is the pod's grace period less 5 s. */}}
+its own shutdown deadline is the pod's grace period less 5 s and less the
+preStop sleep (the kubelet counts that sleep inside the grace period). */}}
 {{- $grace := sub (sub (int .Values.ingest.terminationGracePeriodSeconds) 5) (int .Values.ingest.preStopSleepSeconds) }}
 {{- $settings := printf "%s\n%s\n%s\n%s\nTICKLAKE_CONSUMER_GROUP: %s\nTICKLAKE_SHUTDOWN_GRACE_SECONDS: %s\nTICKLAKE_ORDERING: %s\nTICKLAKE_SEQUENCED_TOPIC: %s" (include "ticklake.kafkaSettings" .) (include "ticklake.redisSettings" .) (include "ticklake.lakeSettings" .) (include "ticklake.httpSettings" (list . .Values.ingest.port)) (.Values.ingest.consumerGroup | quote) ($grace | quote) (.Values.ingest.ordering | quote) (.Values.topics.sequenced | quote) }}
 {{- /* The pod name as Kafka client id: broker logs and group listings then
