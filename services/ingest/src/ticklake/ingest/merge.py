@@ -143,8 +143,7 @@ class EventTimeMerge(Generic[T]):
         an empty buffer and no record for ``allowed_lateness_ns`` they are idle:
         they hold back only records buffered less than ``allowed_lateness_ns``.
         """
-        bound = self._bound(now_ns, caught_up)
-        idle_bound = self._idle_bound(now_ns, caught_up)
+        bound, idle_bound = self._bounds(now_ns, caught_up)
         out: list[Released[T]] = []
         heads = self._heads
         while heads:
@@ -187,24 +186,22 @@ class EventTimeMerge(Generic[T]):
             if not source.queue and self._idle(p, source, now_ns, caught_up)
         ]
 
-    def _bound(self, now_ns: int, caught_up: Collection[int]) -> tuple[int, int]:
-        """The smallest (watermark, partition) of the partitions that hold the merge:
-        empty and not idle. A head below it can leave."""
-        bound = (2**63, 2**31)
+    def _bounds(
+        self, now_ns: int, caught_up: Collection[int]
+    ) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The smallest (watermark, partition) of the empty partitions, in two
+        groups: those that hold the merge (not idle; a head below it can leave)
+        and the idle ones (a head at or above it leaves only after it waited
+        ``allowed_lateness_ns``)."""
+        holding = idle = (2**63, 2**31)
         for partition, source in self._sources.items():
-            if source.queue or self._idle(partition, source, now_ns, caught_up):
+            if source.queue:
                 continue
-            bound = min(bound, (source.watermark, partition))
-        return bound
-
-    def _idle_bound(self, now_ns: int, caught_up: Collection[int]) -> tuple[int, int]:
-        """The smallest (watermark, partition) of the idle partitions: a head at
-        or above it leaves only after it waited ``allowed_lateness_ns``."""
-        bound = (2**63, 2**31)
-        for partition, source in self._sources.items():
-            if not source.queue and self._idle(partition, source, now_ns, caught_up):
-                bound = min(bound, (source.watermark, partition))
-        return bound
+            if self._idle(partition, source, now_ns, caught_up):
+                idle = min(idle, (source.watermark, partition))
+            else:
+                holding = min(holding, (source.watermark, partition))
+        return holding, idle
 
     # --- restart point --------------------------------------------------------------
 

@@ -100,7 +100,7 @@ class PendingWrites:
             lists[seq_i] = [None if s < 0 else s for s in lists[seq_i]]
         # The tail and the channel carry the lake's columns, flags included (a
         # reader of /ticks then sees `late` whichever store answered); the
-        # latest hash keeps its own fields (hot_cache.LATEST_FIELDS).
+        # latest hash is built from `row` below, without them.
         flags = batch.flags
         ticks = hot_cache.encode_tail_ticks(
             [*names, *flags], [*lists, *(flag.tolist() for flag in flags.values())]
