@@ -95,8 +95,11 @@ RUN --mount=type=secret,id=uv.toml,target=/etc/uv/uv.toml \
     uv sync --frozen --no-dev --no-editable --package ticklake-operator \
     && python3 /usr/local/bin/slim-venv /opt/ticklake/venv
 
-# What every program's image shares.
-FROM python:3.11-slim AS runtime
+# What every program's image shares: python:3.11-slim with the ticklake user,
+# then trimmed of what no program uses at run time (apt, Perl, bash, docs;
+# tools/images/trim_runtime.sh says what and why) and flattened into one
+# layer, since files deleted in a layer above would still be shipped below.
+FROM python:3.11-slim AS runtime-root
 # A fixed non-root UID/GID; the chart's securityContext uses the same number.
 # The lake's mount point belongs to it, so a fresh docker volume mounted there
 # (compose.yaml) is writable too.
@@ -104,10 +107,19 @@ RUN groupadd --system --gid 10001 ticklake \
     && useradd --system --uid 10001 --gid ticklake --no-create-home \
        --home-dir /tmp --shell /usr/sbin/nologin ticklake \
     && install -d -o 10001 -g 10001 /var/lib/ticklake/lake
-# Read-only root filesystem: bytecode was compiled at build time and nothing
-# writes .pyc files; HOME and temporary files go to /tmp (an emptyDir in the
-# chart).
-ENV PATH=/opt/ticklake/venv/bin:$PATH \
+COPY tools/images/trim_runtime.sh /usr/local/sbin/trim-runtime
+RUN sh /usr/local/sbin/trim-runtime && rm /usr/local/sbin/trim-runtime
+
+FROM scratch AS runtime
+# Copying the whole filesystem is the point here: it is what flattens the
+# trimmed base. A stage's root holds no /proc or /sys contents to carry over.
+# hadolint ignore=DL3067
+COPY --from=runtime-root / /
+# The flattened copy keeps files, not the base's ENV: PATH is spelled out
+# (the official image's Python is in /usr/local/bin, the stand-in's in
+# /usr/bin) and LANG is the base's.
+ENV PATH=/opt/ticklake/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \

@@ -285,6 +285,18 @@ def test_target_inputs_follow_stages_and_copy_from() -> None:
         images.target_inputs(stages, "c")
 
 
+def test_target_inputs_of_a_flattened_stage_name_no_scratch_base() -> None:
+    text = (
+        "FROM python:3.11-slim AS root\nCOPY tools/trim.sh /t\n"
+        "FROM scratch AS runtime\nCOPY --from=root / /\n"
+        "FROM runtime AS a\n"
+    )
+    assert images.target_inputs(images.dockerfile_stages(text), "a") == (
+        {"tools/trim.sh"},
+        {"python:3.11-slim"},
+    )
+
+
 def test_every_service_target_copies_its_own_sources() -> None:
     root = Path(__file__).resolve().parents[2]
     stages = images.dockerfile_stages((root / "Dockerfile").read_text())

@@ -369,7 +369,7 @@ def target_inputs(stages: dict[str, Stage], target: str) -> tuple[set[str], set[
         todo.extend(stage.stages)
         if stage.base in stages:
             todo.append(stage.base)
-        else:
+        elif stage.base != "scratch":  # the empty image, not one to look up
             bases.add(stage.base)
     return sources, bases
 
