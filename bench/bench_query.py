@@ -90,6 +90,7 @@ def api_process(port: int, redis_server: RedisServer, lake: Path) -> subprocess.
         "TICKLAKE_REDIS_PASSWORD": redis_server.password,
         "TICKLAKE_LAKE_URI": str(lake),
         "TICKLAKE_LOG_LEVEL": "WARNING",
+        "TICKLAKE_AUTH_ENABLED": "false",
     }
     return start_process([sys.executable, "-m", "ticklake.query.cli", "serve"], env, port)
 

@@ -41,6 +41,12 @@ class Release:
     namespace: str
     name: str
     kafka_bootstrap: str
+    api_token: str = ""
+    """Token of the API key the release's query API accepts (every symbol)."""
+
+    @property
+    def auth_header(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_token}"}
 
     def svc(self, component: str) -> str:
         return f"svc/{self.name}-ticklake-{component}"

@@ -106,5 +106,5 @@ def release(
     # A fresh namespace, lake and Kafka per session (a crashed session may
     # have left one); removed again after the last test of the folder.
     add_session_cleanup(lambda: remove_namespace(cluster, NAMESPACE))
-    install(cluster, NAMESPACE, RELEASE, node_images, tmp_path_factory.mktemp("chart"))
-    return Release(cluster, NAMESPACE, RELEASE, kafka_bootstrap(NAMESPACE))
+    token = install(cluster, NAMESPACE, RELEASE, node_images, tmp_path_factory.mktemp("chart"))
+    return Release(cluster, NAMESPACE, RELEASE, kafka_bootstrap(NAMESPACE), api_token=token)

@@ -24,8 +24,10 @@ from chartrun import (
 from nodekit import eventually, port_forward
 
 
-def _get(port: int, path: str) -> Any:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+def _get(port: int, path: str, release: Release) -> Any:
+    """GET with the release's API key (the chart turns keys on)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=release.auth_header)
+    with urllib.request.urlopen(request, timeout=10) as r:
         return json.load(r)
 
 
@@ -53,7 +55,7 @@ def test_latest_tick_through_port_forward_is_seconds_old(release: Release) -> No
                       namespace=release.namespace) as port:  # fmt: skip
 
         def fresh() -> dict[str, Any]:
-            body: dict[str, Any] = _get(port, "/latest/AAPL")
+            body: dict[str, Any] = _get(port, "/latest/AAPL", release)
             return body
 
         body = eventually(
@@ -65,7 +67,7 @@ def test_latest_tick_through_port_forward_is_seconds_old(release: Release) -> No
         assert body["symbol"] == "AAPL"
         assert body["source"] == "redis"
         bars = eventually(
-            lambda: _get(port, "/bars/AAPL?interval=1s"),
+            lambda: _get(port, "/bars/AAPL?interval=1s", release),
             lambda b: len(b.get("bars", [])) > 0,
             what="1 s bars of AAPL from the lake",
             timeout_s=180,
@@ -77,7 +79,7 @@ def test_live_stream_delivers_ticks(release: Release) -> None:
     with port_forward(release.cluster, release.svc("query-api"), "http",
                       namespace=release.namespace) as port:  # fmt: skip
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", "/stream?symbols=AAPL")
+        conn.request("GET", "/stream?symbols=AAPL", headers=release.auth_header)
         resp = conn.getresponse()
         assert resp.status == 200
         events: list[str] = []

@@ -41,11 +41,12 @@ NEW_TAG = "rolled-1"
 COMPONENTS = ("producer", "ingest", "query-api", "operator")
 CLIENT = "latest-client"
 CLIENT_SCRIPT = """
-import json, sys, time, urllib.request
-url = sys.argv[1]
+import json, os, sys, time, urllib.request
+request = urllib.request.Request(
+    sys.argv[1], headers={"Authorization": "Bearer " + os.environ["TICKLAKE_API_KEY"]})
 while True:
     try:
-        with urllib.request.urlopen(url, timeout=5) as r:
+        with urllib.request.urlopen(request, timeout=5) as r:
             body = json.load(r)
             print("ok", r.status, body["symbol"], flush=True)
     except Exception as e:
@@ -78,6 +79,7 @@ def _client_pod(release: Release, image: str) -> dict[str, Any]:
                         CLIENT_SCRIPT,
                         f"http://{release.name}-ticklake-query-api:8000/latest/AAPL",
                     ],
+                    "env": [{"name": "TICKLAKE_API_KEY", "value": release.api_token}],
                     "securityContext": {
                         "allowPrivilegeEscalation": False,
                         "readOnlyRootFilesystem": True,
@@ -167,7 +169,13 @@ def test_helm_upgrade_to_a_new_tag_rolls_everything_without_loss_or_failed_query
     with port_forward(release.cluster, release.svc("query-api"), "http",
                       namespace=release.namespace) as port:  # fmt: skip
         body = eventually(
-            lambda: json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/latest/AAPL")),
+            lambda: json.load(
+                urllib.request.urlopen(
+                    urllib.request.Request(
+                        f"http://127.0.0.1:{port}/latest/AAPL", headers=release.auth_header
+                    )
+                )
+            ),
             lambda b: time.time_ns() - b["tick"]["ts_ns"] < 10 * 1_000_000_000,
             what="a fresh AAPL tick from the upgraded release",
             timeout_s=60,

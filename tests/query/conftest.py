@@ -8,6 +8,7 @@ heartbeat so stream tests need not wait.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ import redis
 
 from query.ingest_like import IngestLike
 from query.running_api import RunningApi
+from ticklake.query.auth import api_keys
 from ticklake.query.settings import QuerySettings
 
 QUERY_DB = 9
@@ -48,7 +50,10 @@ def ingest(
 
 
 def api_settings(**overrides: object) -> QuerySettings:
-    base: dict[str, object] = {"stream_heartbeat_s": 0.3, "redis_timeout_s": 0.5}
+    # Authentication has its own tests (tests/query/test_auth*.py); here it is off.
+    base: dict[str, object] = {
+        "stream_heartbeat_s": 0.3, "redis_timeout_s": 0.5, "auth_enabled": False,
+    }  # fmt: skip
     return QuerySettings(**(base | overrides))
 
 
@@ -65,3 +70,40 @@ def api(query_redis_url: str, redis_password: str, lake_root: Path) -> Iterator[
 async def client(api: RunningApi) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api.url, timeout=10) as c:
         yield c
+
+
+# An API with authentication on, and the keys it accepts (tests/query/test_auth*.py).
+
+
+@dataclass(frozen=True)
+class Keys:
+    path: Path
+    all: str  # every symbol
+    ent: str  # ENT* only
+    slow: str  # every symbol, 1 request/s, burst 2
+    pool: dict[str, tuple[str, ...]]  # token -> patterns, for the property test
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    path = tmp_path_factory.mktemp("auth") / "keys.json"
+    _, all_ = api_keys.create(path, "everything", ["*"])
+    _, ent = api_keys.create(path, "ent desk", ["ENT*"])
+    _, slow = api_keys.create(path, "slow", ["*"], rate_per_s=1, burst=2)
+    pool = {}
+    for patterns in (["ENT*"], ["DEN*"], ["ENTA*", "DENB*"], ["*"], ["ZZZ"], ["ENT?*", "DEN*"]):
+        _, token = api_keys.create(path, "pool", patterns)
+        pool[token] = tuple(patterns)
+    return Keys(path, all_, ent, slow, pool)
+
+
+@pytest.fixture(scope="session")
+def secure_api(
+    keys: Keys, query_redis_url: str, redis_password: str, lake_root: Path
+) -> Iterator[RunningApi]:
+    settings_ = api_settings(
+        redis_url=query_redis_url, redis_password=redis_password, lake_uri=str(lake_root),
+        auth_enabled=True, auth_keys_file=keys.path, auth_reload_s=0.05,
+    )  # fmt: skip
+    with RunningApi(settings_) as running:
+        yield running

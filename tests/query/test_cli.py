@@ -66,19 +66,32 @@ def test_serve_runs_the_api_and_stops_cleanly_on_sigterm(
     from ticklake.devstack.ports import free_port, port_open, wait_until
 
     port = free_port()
+    keys = tmp_path / "keys.json"
     env = {
         **os.environ,
         "TICKLAKE_REDIS_URL": query_redis_url,
         "TICKLAKE_REDIS_PASSWORD": redis_password,
         "TICKLAKE_LAKE_URI": str(tmp_path / "lake"),
         "TICKLAKE_LOG_LEVEL": "WARNING",
+        "TICKLAKE_AUTH_KEYS_FILE": str(keys),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ticklake.query.cli", "serve", "--port", str(port)], env=env
-    )
+    cli = [sys.executable, "-m", "ticklake.query.cli"]
+    # Authentication is on by default: without a key file the API does not start,
+    # and says why.
+    refused = subprocess.run([*cli, "serve", "--port", str(port)], env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert refused.returncode == 2
+    assert f"{keys}: no such key file" in refused.stderr
+    made = subprocess.run([*cli, "keys", "create", "--name", "t", "--symbols", "*", "--json"],
+                          env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    token = json.loads(made.stdout)["token"]
+    proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env)
     try:
         wait_until(lambda: port_open(port), 30, "ticklake-query serve")
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["status"] == "ready"
+        assert httpx.get(f"http://127.0.0.1:{port}/symbols").status_code == 401
+        authorized = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"http://127.0.0.1:{port}/symbols", headers=authorized).status_code == 200
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down (lifespan included), then re-raises the signal it
         # caught so a supervisor sees how the process ended.

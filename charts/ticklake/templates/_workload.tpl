@@ -10,6 +10,8 @@ template file calls these with a dict:
   secretEnv  env entries from Secrets, as a YAML string (may be empty)
   lake       true to mount the lake PVC (lake.mode=pvc)
   lakeReadOnly  true to mount it read-only (the query API only reads)
+  secretMount  optional dict (name, secretName, mountPath): a Secret mounted
+             read-only as a directory (the query API's key file)
   liveness / readiness  HTTP paths of the service's own health endpoints
 */}}
 
@@ -143,10 +145,21 @@ spec:
               readOnly: true
               {{- end }}
             {{- end }}
+            {{- with .secretMount }}
+            - name: {{ .name }}
+              mountPath: {{ .mountPath }}
+              readOnly: true
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: {{ $v.tmpSizeLimit }}
+        {{- with .secretMount }}
+        - name: {{ .name }}
+          secret:
+            secretName: {{ .secretName }}
+            defaultMode: 0440
+        {{- end }}
         {{- if .lake }}
         - name: lake
           persistentVolumeClaim:

@@ -129,8 +129,11 @@ class Pipeline:
             # ingest first so it is subscribed when the first ticks arrive
             ("ingest", "ticklake-ingest", [],
              {**common, "TICKLAKE_HTTP_PORT": str(o.ingest_port)}, o.ingest_port),
+            # A local demo on loopback: API keys off (where_to_look says so); the chart
+            # turns them on.
             ("query-api", "ticklake-query", ["serve"],
-             {**common, "TICKLAKE_HTTP_PORT": str(o.query_port)}, o.query_port),
+             {**common, "TICKLAKE_HTTP_PORT": str(o.query_port),
+              "TICKLAKE_AUTH_ENABLED": "false"}, o.query_port),
             ("producer", "ticklake-producer", ["serve"], producer_env, o.producer_port),
         ]  # fmt: skip
         for name, script, args, env, port in wanted:
@@ -168,6 +171,7 @@ class Pipeline:
                 f"  live board        http://127.0.0.1:{o.query_port}/",
                 f"  API docs          http://127.0.0.1:{o.query_port}/docs",
                 f"  latest AAPL       http://127.0.0.1:{o.query_port}/latest/AAPL",
+                "  API keys          off (local demo; docs/security.md turns them on)",
             ]
         for s in self.services:
             lines.append(f"  {s.name + ' metrics':<18}http://127.0.0.1:{s.port}/metrics")

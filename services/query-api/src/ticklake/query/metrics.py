@@ -48,6 +48,15 @@ class QueryMetrics:
             "Live clients connected to /stream or /ws.",
             registry=self.registry,
         )
+        self.auth_denied = Counter(
+            "ticklake_query_auth_denied_total",
+            "Requests refused by authentication (unauthenticated), entitlements (forbidden) "
+            "or per-key rate limits (rate_limited).",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ("unauthenticated", "forbidden", "rate_limited"):
+            self.auth_denied.labels(reason)  # exported at 0 from the start, for rate()
         self.tail_merged = Counter(
             "ticklake_query_tail_rows_total",
             "Rows /ticks took from the Redis tail that the lake did not have yet.",

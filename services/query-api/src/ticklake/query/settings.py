@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, model_validator
 
 from ticklake.core.settings import HttpFields, LakeFields, RedisFields, settings_config
 
@@ -84,6 +86,29 @@ class QuerySettings(RedisFields, LakeFields, HttpFields):
         ge=1,
         description="Messages buffered per stream client; a slower client loses the oldest.",
     )
+    auth_enabled: bool = Field(
+        True,
+        description=(
+            "Require an API key (Authorization: Bearer) on every data route; /healthz, "
+            "/readyz, /metrics and the live page's files stay open. Off only for a local demo."
+        ),
+    )
+    auth_keys_file: Path | None = Field(
+        None,
+        description=(
+            "The API key file (`ticklake-query keys create` writes it); re-read when it "
+            "changes. Required while auth is enabled."
+        ),
+    )
+    auth_rate_per_s: float = Field(
+        50.0, gt=0, description="Requests a second per key, unless the key sets its own."
+    )
+    auth_burst: int = Field(
+        100, ge=1, description="Requests a key may send at once, unless the key sets its own."
+    )
+    auth_reload_s: float = Field(
+        1.0, gt=0, description="Most seconds before a changed key file (a revoked key) applies."
+    )
     shutdown_grace_s: float = Field(
         10.0,
         gt=0,
@@ -92,3 +117,13 @@ class QuerySettings(RedisFields, LakeFields, HttpFields):
             "terminationGracePeriodSeconds (30 by default)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _auth_needs_keys(self) -> QuerySettings:
+        if self.auth_enabled and self.auth_keys_file is None:
+            raise ValueError(
+                "TICKLAKE_AUTH_KEYS_FILE is not set while authentication is on: create a key "
+                "file with `ticklake-query keys create --file PATH ...`, or set "
+                "TICKLAKE_AUTH_ENABLED=false for a local demo"
+            )
+        return self

@@ -34,20 +34,26 @@ _BACKOFF_MAX_S: Final = 5.0
 
 @dataclass(eq=False)
 class Subscription:
-    """One live client: the symbols it wants (``None`` = all) and its queue."""
+    """One live client: the symbols it wants (``None`` = all), those it may read
+    (``None`` = all; its key's entitlements) and its queue."""
 
     symbols: frozenset[str] | None
     queue: asyncio.Queue[list[dict[str, Any]] | None] = field(repr=False)
+    allowed: Callable[[str], bool] | None = None
     dropped: int = 0
 
 
 def filter_batch(
-    batch: list[dict[str, Any]], symbols: frozenset[str] | None
+    batch: list[dict[str, Any]],
+    symbols: frozenset[str] | None,
+    allowed: Callable[[str], bool] | None = None,
 ) -> list[dict[str, Any]]:
-    """The rows of ``batch`` whose symbol the client asked for."""
-    if symbols is None:
-        return batch
-    return [row for row in batch if row.get("symbol") in symbols]
+    """The rows of ``batch`` whose symbol the client asked for and may read."""
+    if symbols is not None:
+        batch = [row for row in batch if row.get("symbol") in symbols]
+    if allowed is not None:
+        batch = [row for row in batch if allowed(str(row.get("symbol")))]
+    return batch
 
 
 def parse_message(data: str | bytes) -> list[dict[str, Any]]:
@@ -104,8 +110,10 @@ class StreamHub:
         for sub in list(self._subs):
             self._offer(sub, CLOSED)
 
-    def subscribe(self, symbols: frozenset[str] | None) -> Subscription:
-        sub = Subscription(symbols, asyncio.Queue(self._queue_max))
+    def subscribe(
+        self, symbols: frozenset[str] | None, allowed: Callable[[str], bool] | None = None
+    ) -> Subscription:
+        sub = Subscription(symbols, asyncio.Queue(self._queue_max), allowed)
         self._subs.add(sub)
         self._on_clients_changed(len(self._subs))
         if self._task is None:
@@ -136,7 +144,7 @@ class StreamHub:
         if self.mirror is not None:
             self.mirror.apply(batch)
         for sub in self._subs:
-            rows = filter_batch(batch, sub.symbols)
+            rows = filter_batch(batch, sub.symbols, sub.allowed)
             if rows:
                 self._offer(sub, rows)
 

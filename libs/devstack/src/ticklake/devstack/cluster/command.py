@@ -32,6 +32,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="ticklake-install-") as tmp:
             built = release.build_and_load(cluster, Path(tmp))
             release.install(cluster, args.namespace, args.release, built, Path(tmp))
+            keys, _ = release.api_key(cluster, args.namespace)
     except (ClusterError, images.ImageError) as e:
         print(f"cluster install failed: {e}")
         return 1
@@ -39,7 +40,9 @@ def cmd_install(args: argparse.Namespace) -> int:
     print(
         f"export KUBECONFIG={cluster.kubeconfig} PATH={cluster.bin_dir}:$PATH\n"
         f"kubectl -n {args.namespace} port-forward svc/{args.release}-ticklake-query-api "
-        "18080:8000   # then http://127.0.0.1:18080/latest/AAPL"
+        "18080:8000\n"
+        f"export TICKLAKE_API_KEY=$(cat {keys.with_suffix('.token')})\n"
+        'curl -H "Authorization: Bearer $TICKLAKE_API_KEY" http://127.0.0.1:18080/latest/AAPL'
     )
     return 0
 

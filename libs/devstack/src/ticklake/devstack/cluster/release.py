@@ -11,7 +11,9 @@ What ``ticklake-stack cluster install`` does for a contributor and the
   first as the chart's NOTES ask (6 partitions for the ticks);
 * the lake on a hostPath PersistentVolume (no provisioner here);
 * ``helm install --wait`` with :data:`VALUES_FILE` plus the images, Kafka's
-  address and the cluster's ranges for the NetworkPolicies.
+  address, the cluster's ranges for the NetworkPolicies and an API key file
+  with one key for every symbol (:func:`api_key`), since the chart turns the
+  query API's keys on.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -221,10 +224,33 @@ def create_topics(cluster: Cluster, namespace: str) -> None:
         )  # fmt: skip
 
 
+def api_key(cluster: Cluster, namespace: str) -> tuple[Path, str]:
+    """(key file, token) of the release in ``namespace``: one key for every symbol.
+
+    Made once per namespace by the query API's own CLI (the owner of the key
+    file's format) and kept in the cluster's state folder (mode 0600), so a
+    ``helm upgrade`` gets the same file and clients the same token."""
+    keys = cluster.layout.root / f"api-keys-{namespace}.json"
+    token_file = keys.with_suffix(".token")
+    if not (keys.exists() and token_file.exists()):
+        keys.unlink(missing_ok=True)
+        made = subprocess.run(
+            [sys.executable, "-m", "ticklake.query.cli", "keys", "--file", str(keys),
+             "create", "--name", f"cluster-{namespace}", "--symbols", "*", "--json"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if made.returncode != 0:
+            raise ClusterError(f"cannot create an API key: {made.stderr.strip()}")
+        token_file.touch(mode=0o600)
+        token_file.write_text(json.loads(made.stdout)["token"])
+    return keys, token_file.read_text().strip()
+
+
 def release_values(
     namespace: str, built: Sequence[images.BuiltImage], cluster: Cluster
 ) -> dict[str, Any]:
-    """:data:`VALUES_FILE` plus the images, the Kafka address and the cluster's ranges."""
+    """:data:`VALUES_FILE` plus the images, the Kafka address, the cluster's ranges and
+    the API key file."""
     values: dict[str, Any] = yaml.safe_load(VALUES_FILE.read_text())
     for key, val in images.chart_values(built).items():
         if isinstance(val, dict) and isinstance(values.get(key), dict):
@@ -237,6 +263,9 @@ def release_values(
     policy = values.setdefault("networkPolicy", {})
     policy["apiServerCidrs"] = [f"{cluster.plan.host_ip}/32", services]
     policy["apiServerPorts"] = [cluster.plan.ports.apiserver, 443]
+    keys, _ = api_key(cluster, namespace)
+    auth = values.setdefault("queryApi", {}).setdefault("auth", {})
+    auth["keysFile"] = keys.read_text()
     return values
 
 
@@ -255,10 +284,11 @@ def install(
     workdir: Path,
     *,
     log: Log = print,
-) -> None:
+) -> str:
     """A fresh namespace with Kafka and the lake volume, then ``helm install --wait``.
 
-    An earlier namespace of that name (and its lake) is deleted first.
+    An earlier namespace of that name (and its lake) is deleted first. Returns the
+    token of the API key the release accepts (:func:`api_key`).
     """
     remove_namespace(cluster, namespace)
     cluster.kubectl("create", "namespace", namespace)
@@ -274,3 +304,4 @@ def install(
     helm(cluster, "install", name, str(chart_dir()), "-n", namespace, "-f", str(values),
          "--wait", "--timeout", "10m", timeout=620)  # fmt: skip
     log(f"chart Running and Ready {time.monotonic() - started:.1f}s after helm install")
+    return api_key(cluster, namespace)[1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -14,6 +15,8 @@ from ticklake.query.api.errors import install_error_handlers
 from ticklake.query.api.fast_latest import FastLatest
 from ticklake.query.api.responses import OrjsonResponse
 from ticklake.query.api.routes import asof, bars, board, health, latest, stream, symbols, ticks
+from ticklake.query.auth.api_keys import KeyRing
+from ticklake.query.auth.gate import OPEN_PATHS, AuthGate
 from ticklake.query.metrics import MetricsMiddleware, QueryMetrics
 from ticklake.query.runtime import QueryRuntime
 from ticklake.query.settings import QuerySettings
@@ -43,11 +46,51 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         default_response_class=OrjsonResponse,
     )
     app.state.metrics = metrics
-    # Outermost last: metrics see every request, the fast path included.
+    # A missing or malformed key file stops the start here, with the file's name.
+    keys = (
+        KeyRing(settings.auth_keys_file, reload_s=settings.auth_reload_s)
+        if settings.auth_enabled and settings.auth_keys_file is not None
+        else None
+    )
+    # Outermost last: metrics see every request, the refused and the fast path included;
+    # the gate runs before the fast path, so that path is gated too.
     app.add_middleware(FastLatest)
+    app.add_middleware(
+        AuthGate,
+        keys=keys,
+        default_rate_per_s=settings.auth_rate_per_s,
+        default_burst=settings.auth_burst,
+        on_denied=lambda reason: metrics.auth_denied.labels(reason).inc(),
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
     for module in (latest, symbols, ticks, bars, asof, stream, health, board):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if keys is not None:
+        _document_bearer_auth(app)
     return app
+
+
+def _document_bearer_auth(app: FastAPI) -> None:
+    """Say in the OpenAPI document that data routes take a bearer token (the gate,
+    not FastAPI, checks it, so FastAPI cannot infer this)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {})
+            components.setdefault("securitySchemes", {})["apiKey"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key: `ticklake-query keys create` prints its token.",
+            }
+            for path, operations in schema["paths"].items():
+                if path in OPEN_PATHS:
+                    continue
+                for operation in operations.values():
+                    operation["security"] = [{"apiKey": []}]
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -15,6 +15,8 @@ from typing import Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ticklake.query.auth.api_keys import Caller
+from ticklake.query.auth.gate import CALLER_KEY
 from ticklake.query.metrics import ROUTE_LABEL_KEY
 from ticklake.query.params import SYMBOL_ANY_CASE
 
@@ -36,8 +38,16 @@ class FastLatest:
         ):
             raw = scope["path"][len(PREFIX) :]
             runtime = getattr(scope["app"].state, "runtime", None)
-            if runtime is not None and SYMBOL_ANY_CASE.fullmatch(raw):
-                body = runtime.mirror.body(raw.upper())
+            caller = scope.get(CALLER_KEY)
+            symbol = raw.upper()
+            # A symbol the caller may not read goes to the route, which answers 403.
+            if (
+                runtime is not None
+                and SYMBOL_ANY_CASE.fullmatch(raw)
+                and isinstance(caller, Caller)
+                and caller.entitlements.allows(symbol)
+            ):
+                body = runtime.mirror.body(symbol)
                 if body is not None:
                     scope[ROUTE_LABEL_KEY] = ROUTE
                     await send(

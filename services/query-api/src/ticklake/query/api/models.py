@@ -115,3 +115,30 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorMessage, "description": "The lake could not be read."}
 }
+
+
+class Forbidden(BaseModel):
+    detail: str
+    symbols: list[str] = Field(description="The symbols asked for that the key may not read.")
+
+
+AUTH: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": ErrorMessage,
+        "description": "No API key, or an unknown or revoked one (authentication on).",
+    },
+    429: {
+        "model": ErrorMessage,
+        "description": "The key is over its request rate.",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before the next request.",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
+}
+"""Answers of every data route while authentication is on (docs/security.md)."""
+FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    403: {"model": Forbidden, "description": "The key may not read these symbols."}
+}

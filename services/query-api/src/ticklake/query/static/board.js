@@ -1,5 +1,8 @@
 // ticklake live board: rows from /latest, updates from /stream (SSE), bars from /bars.
 // Plain browser JavaScript, no build step and nothing loaded from elsewhere.
+// With API keys on, the page asks for a key and keeps it in sessionStorage only
+// (gone when the tab closes); every request sends it as a bearer token, so the
+// stream is read with fetch(): EventSource cannot send headers.
 "use strict";
 
 const SPARK_POINTS = 120;       // prices kept per symbol for the sparkline
@@ -75,27 +78,113 @@ function applyTick(t) {
   tr.querySelector(".time").textContent = String(ts).replace("T", " ").slice(0, 23);
 }
 
+const KEY_STORE = "ticklake.apiKey";
+const RETRY_MS = 2000;
+
+class NeedKey extends Error {}
+
+function authHeaders() {
+  const key = sessionStorage.getItem(KEY_STORE);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+// fetch() with the key; a 401 asks for a (new) key and stops whatever was loading.
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
+  if (response.status === 401) {
+    askForKey(sessionStorage.getItem(KEY_STORE) ? "That key was refused (unknown or revoked)." : "");
+    throw new NeedKey();
+  }
+  return response;
+}
+
+function askForKey(message) {
+  sessionStorage.removeItem(KEY_STORE);
+  $("key-message").textContent = message;
+  $("key-form").hidden = false;
+  $("forget-key").hidden = true;
+  setStatus("API key needed", "down");
+  $("key-input").focus();
+}
+
+$("key-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const key = $("key-input").value.trim();
+  if (!key) return;
+  sessionStorage.setItem(KEY_STORE, key);
+  $("key-input").value = "";
+  $("key-form").hidden = true;
+  start();
+});
+
+$("forget-key").addEventListener("click", () => {
+  streamAbort?.abort();
+  askForKey("Key forgotten for this tab.");
+});
+
 async function seed() {
-  try {
-    const symbols = (await (await fetch("/symbols")).json()).symbols || [];
-    if (!symbols.length) return;
-    const wanted = symbols.slice(0, SEED_SYMBOLS_MAX).map(encodeURIComponent).join(",");
-    const body = await (await fetch(`/latest?symbols=${wanted}`)).json();
-    for (const item of body.ticks || []) applyTick(item.tick);
-  } catch (e) {
-    console.warn("seeding the board failed", e);
+  const symbols = (await (await api("/symbols")).json()).symbols || [];
+  if (!symbols.length) return;
+  const wanted = symbols.slice(0, SEED_SYMBOLS_MAX).map(encodeURIComponent).join(",");
+  const body = await (await api(`/latest?symbols=${wanted}`)).json();
+  for (const item of body.ticks || []) applyTick(item.tick);
+}
+
+// Server-Sent Events read from a fetch() body: frames are separated by a blank
+// line; "event:" names one, "data:" carries its JSON, ":" lines are heartbeats.
+let streamAbort = null;
+
+async function readStream() {
+  streamAbort = new AbortController();
+  const response = await api("/stream", { signal: streamAbort.signal });
+  if (!response.ok || !response.body) throw new Error(`stream: HTTP ${response.status}`);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const frame = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let event = "message", data = "";
+      for (const line of frame.split("\n")) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) data += line.slice(5).trim();
+      }
+      if (event === "hello") setStatus("live", "live");
+      else if (event === "ticks") {
+        setStatus("live", "live");
+        for (const t of JSON.parse(data)) applyTick(t);
+      } else if (event === "bye") setStatus("server restarting…", "connecting");
+    }
   }
 }
 
-function connect() {
-  const source = new EventSource("/stream");
-  source.addEventListener("hello", () => setStatus("live", "live"));
-  source.addEventListener("ticks", (ev) => {
-    setStatus("live", "live");
-    for (const t of JSON.parse(ev.data)) applyTick(t);
-  });
-  source.addEventListener("bye", () => setStatus("server restarting…", "connecting"));
-  source.onerror = () => setStatus("reconnecting…", "down");  // EventSource retries by itself
+async function connect() {
+  for (;;) {
+    try {
+      await readStream();
+    } catch (e) {
+      if (e instanceof NeedKey || e.name === "AbortError") return;
+      console.warn("stream failed", e);
+    }
+    setStatus("reconnecting…", "down");
+    await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+  }
+}
+
+async function start() {
+  $("forget-key").hidden = !sessionStorage.getItem(KEY_STORE);
+  try {
+    await seed();
+  } catch (e) {
+    if (e instanceof NeedKey) return;
+    console.warn("seeding the board failed", e);
+  }
+  connect();
+  drawBars();
 }
 
 const INTERVAL_S = { "1s": 1, "1m": 60, "5m": 300, "1h": 3600 };
@@ -113,7 +202,7 @@ async function drawBars() {
   const startNs = nowNs - BigInt(INTERVAL_S[interval] * 120) * 1000000000n;
   let bars = [];
   try {
-    const r = await fetch(`/bars/${encodeURIComponent(symbol)}?interval=${interval}&start=${startNs}&end=${nowNs + 1000000000n}`);
+    const r = await api(`/bars/${encodeURIComponent(symbol)}?interval=${interval}&start=${startNs}&end=${nowNs + 1000000000n}`);
     bars = r.ok ? (await r.json()).bars : [];
   } catch (e) { bars = []; }
   if (ticket !== drawTicket) return;
@@ -149,5 +238,5 @@ async function drawBars() {
 
 $("chart-symbol").addEventListener("change", drawBars);
 $("chart-interval").addEventListener("change", drawBars);
-setInterval(drawBars, 5000);
-seed().then(connect);
+setInterval(() => { if ($("key-form").hidden) drawBars(); }, 5000);
+start();

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from ticklake.query.api.deps import LookupsDep, Symbol, SymbolList
-from ticklake.query.api.models import NOT_FOUND, UNAVAILABLE, AsOf, AsOfMany
+from ticklake.query.api.models import AUTH, FORBIDDEN, NOT_FOUND, UNAVAILABLE, AsOf, AsOfMany
 from ticklake.query.api.responses import OrjsonResponse
 from ticklake.query.api.routes.ticks import TIME_HELP
 from ticklake.query.lookups import Lookups, UnknownSymbol
-from ticklake.query.params import parse_symbol_list, parse_time
+from ticklake.query.params import parse_time
 
-router = APIRouter(prefix="/asof", tags=["asof"])
+router = APIRouter(prefix="/asof", tags=["asof"], responses={**AUTH, **FORBIDDEN})
 
 TsParam = Annotated[str, Query(description=f"The time to look up. {TIME_HELP}")]
 
@@ -33,7 +33,7 @@ async def asof_many(
 ) -> Response:
     """As-of for several symbols at one time; unknown symbols are listed in ``missing``."""
     ts_ns = parse_time("ts", ts)
-    wanted = parse_symbol_list(symbols)
+    wanted = symbols
     outcomes = await asyncio.gather(
         *(_one(lookups, s, ts_ns) for s in wanted), return_exceptions=True
     )

@@ -8,14 +8,14 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from ticklake.query.api.deps import LookupsDep, SettingsDep, Symbol
-from ticklake.query.api.models import NOT_FOUND, UNAVAILABLE, Bars
+from ticklake.query.api.models import AUTH, FORBIDDEN, NOT_FOUND, UNAVAILABLE, Bars
 from ticklake.query.api.responses import OrjsonResponse
 from ticklake.query.api.routes._tables import TABLE_CONTENT, FormatParam, table_response
 from ticklake.query.api.routes.ticks import TIME_HELP
 from ticklake.query.formats import OutputFormat, negotiate
 from ticklake.query.params import INTERVAL_NS, NS_PER_S, Interval, time_window
 
-router = APIRouter(prefix="/bars", tags=["bars"])
+router = APIRouter(prefix="/bars", tags=["bars"], responses={**AUTH, **FORBIDDEN})
 
 BAR_COLUMNS = (
     "start_ns", "start", "open", "high", "low", "close", "volume", "notional", "vwap", "tick_count",

@@ -6,12 +6,11 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from ticklake.query.api.deps import LookupsDep, Symbol, SymbolList
-from ticklake.query.api.models import NOT_FOUND, UNAVAILABLE, Latest, LatestMany
+from ticklake.query.api.models import AUTH, FORBIDDEN, NOT_FOUND, UNAVAILABLE, Latest, LatestMany
 from ticklake.query.api.responses import OrjsonResponse
 from ticklake.query.latest_mirror import latest_body, latest_item
-from ticklake.query.params import parse_symbol_list
 
-router = APIRouter(prefix="/latest", tags=["latest"])
+router = APIRouter(prefix="/latest", tags=["latest"], responses={**AUTH, **FORBIDDEN})
 
 
 @router.get("", response_model=LatestMany, responses=UNAVAILABLE)
@@ -20,7 +19,7 @@ async def latest_many(
     symbols: SymbolList,
 ) -> Response:
     """Latest ticks of several symbols; symbols found nowhere are listed in ``missing``."""
-    found, missing = await lookups.latest_many(parse_symbol_list(symbols))
+    found, missing = await lookups.latest_many(symbols)
     return OrjsonResponse(
         {
             "ticks": [latest_item(s, row, src) for s, row, src in found],

@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from starlette.responses import StreamingResponse
 
-from ticklake.query.api.deps import OptionalSymbolList, Runtime
+from ticklake.query.api.deps import OptionalSymbolList, Runtime, entitled
+from ticklake.query.api.models import AUTH, FORBIDDEN
+from ticklake.query.api.responses import OrjsonResponse
+from ticklake.query.auth.api_keys import Caller
+from ticklake.query.auth.entitlements import NotEntitled
+from ticklake.query.auth.gate import caller_of
 from ticklake.query.params import InvalidParameter, parse_symbol_list
 from ticklake.query.stream_hub import CLOSED, StreamHub
 
-router = APIRouter(tags=["stream"])
+router = APIRouter(tags=["stream"], responses={**AUTH, **FORBIDDEN})
 
 
 def sse_event(event: str, data: Any) -> bytes:
@@ -30,14 +35,23 @@ def sse_event(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def _symbol_filter(symbols: str | None) -> frozenset[str] | None:
-    return frozenset(parse_symbol_list(symbols)) if symbols is not None else None
+Allowed = Callable[[str], bool] | None
+
+
+def _symbol_filter(caller: Caller, symbols: str | None) -> tuple[frozenset[str] | None, Allowed]:
+    """(symbols asked for, None = all; the caller's entitlement check, None = all).
+
+    Symbols asked for by name must all be entitled (else 403 naming them); a
+    stream of every symbol carries only the entitled ones."""
+    wanted = frozenset(entitled(caller, parse_symbol_list(symbols))) if symbols else None
+    rights = caller.entitlements
+    return wanted, (None if rights.everything else rights.allows)
 
 
 async def _sse(
-    hub: StreamHub, wanted: frozenset[str] | None, heartbeat_s: float
+    hub: StreamHub, wanted: frozenset[str] | None, allowed: Allowed, heartbeat_s: float
 ) -> AsyncIterator[bytes]:
-    sub = hub.subscribe(wanted)
+    sub = hub.subscribe(wanted, allowed)
     try:
         # retry: tells EventSource to reconnect after 2 s if the stream ends.
         yield b"retry: 2000\n" + sse_event("hello", {"symbols": sorted(wanted or [])})
@@ -65,11 +79,13 @@ async def _sse(
         }
     },
 )
-async def stream(runtime: Runtime, symbols: OptionalSymbolList = None) -> StreamingResponse:
+async def stream(
+    request: Request, runtime: Runtime, symbols: OptionalSymbolList = None
+) -> StreamingResponse:
     """Live ticks as Server-Sent Events (``event: ticks``), with heartbeat comments."""
-    wanted = _symbol_filter(symbols)
+    wanted, allowed = _symbol_filter(caller_of(request.scope), symbols)
     return StreamingResponse(
-        _sse(runtime.hub, wanted, runtime.settings.stream_heartbeat_s),
+        _sse(runtime.hub, wanted, allowed, runtime.settings.stream_heartbeat_s),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -80,12 +96,21 @@ async def websocket_stream(websocket: WebSocket, symbols: str | None = None) -> 
     """Live ticks over a WebSocket: one JSON array per text message."""
     runtime = websocket.app.state.runtime
     try:
-        wanted = _symbol_filter(symbols)
+        wanted, allowed = _symbol_filter(caller_of(websocket.scope), symbols)
+    except NotEntitled as e:
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            # The same 403 as /stream's, in place of the handshake.
+            await websocket.send_denial_response(
+                OrjsonResponse({"detail": str(e), "symbols": e.symbols}, status_code=403)
+            )
+        else:
+            await websocket.close(code=1008, reason=str(e)[:120])
+        return
     except InvalidParameter as e:
         await websocket.close(code=1008, reason=str(e)[:120])
         return
     await websocket.accept()
-    sub = runtime.hub.subscribe(wanted)
+    sub = runtime.hub.subscribe(wanted, allowed)
 
     async def drain_client() -> None:
         # Reading is how a WebSocket server notices that the client left.

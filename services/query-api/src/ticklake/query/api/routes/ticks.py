@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from ticklake.query.api.deps import LookupsDep, SettingsDep, Symbol
-from ticklake.query.api.models import NOT_FOUND, UNAVAILABLE, TicksPage
+from ticklake.query.api.models import AUTH, FORBIDDEN, NOT_FOUND, UNAVAILABLE, TicksPage
 from ticklake.query.api.responses import OrjsonResponse
 from ticklake.query.api.routes._tables import TABLE_CONTENT, FormatParam, table_response
 from ticklake.query.cursor import decode_cursor
@@ -16,7 +16,7 @@ from ticklake.query.formats import OutputFormat, negotiate
 from ticklake.query.params import NS_PER_S, check_limit, time_window
 from ticklake.query.tick_rows import BASE_COLUMNS
 
-router = APIRouter(prefix="/ticks", tags=["ticks"])
+router = APIRouter(prefix="/ticks", tags=["ticks"], responses={**AUTH, **FORBIDDEN})
 
 TIME_HELP = "ISO-8601 (UTC if no offset), integer ns since the epoch, or 'now'."
 

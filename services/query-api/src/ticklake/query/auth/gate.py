@@ -1,0 +1,142 @@
+"""The door: an ASGI layer that decides who is calling before any route runs.
+
+Every HTTP request and WebSocket outside :data:`OPEN_PATHS` needs
+``Authorization: Bearer <API key>``: none or an unknown/revoked key is a 401,
+a key over its rate a 429 with ``Retry-After``. The caller (its key and
+entitlements) is put in the ASGI scope for the routes, which refuse symbols
+the caller may not read (403, :mod:`ticklake.query.api.deps`). With
+authentication off every request is the anonymous caller entitled to all.
+
+It sits outside the ``/latest`` fast path, so that path is gated too. Tokens
+are never logged or echoed; only key ids are.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Final
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ticklake.query.auth.api_keys import Caller, KeyRing
+from ticklake.query.auth.entitlements import EVERYTHING
+from ticklake.query.auth.rate_limit import TokenBuckets
+
+CALLER_KEY: Final = "ticklake.caller"
+"""Where the gate leaves the :class:`Caller` in the ASGI scope."""
+
+ANONYMOUS: Final = Caller(
+    key_id="-", name="anonymous (authentication off)", entitlements=EVERYTHING
+)
+
+OPEN_PATHS: Final = frozenset(
+    {"/healthz", "/health", "/readyz", "/metrics", "/", "/docs", "/openapi.json", "/redoc"}
+)
+"""Paths that carry no market data: probes, metrics, the live page's shell, the API docs."""
+OPEN_PREFIXES: Final = ("/static/",)
+
+DeniedHook = Callable[[str], None]
+
+
+def caller_of(scope: Scope) -> Caller:
+    """The caller the gate admitted. Missing means the gate is not installed: fail closed."""
+    caller = scope.get(CALLER_KEY)
+    if not isinstance(caller, Caller):
+        raise RuntimeError("request reached a route without passing the auth gate")
+    return caller
+
+
+def bearer_token(scope: Scope) -> str | None:
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return None
+    return None
+
+
+class AuthGate:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys: KeyRing | None,
+        default_rate_per_s: float,
+        default_burst: int,
+        on_denied: DeniedHook | None = None,
+        buckets: TokenBuckets | None = None,
+    ) -> None:
+        self.app = app
+        self.keys = keys
+        self.default_rate_per_s = default_rate_per_s
+        self.default_burst = default_burst
+        self.buckets = buckets or TokenBuckets()
+        self.on_denied = on_denied or (lambda reason: None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if self.keys is None:
+            scope[CALLER_KEY] = ANONYMOUS
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            # No caller in the scope: a data route reached this way fails closed.
+            await self.app(scope, receive, send)
+            return
+        token = bearer_token(scope)
+        caller = self.keys.caller(token) if token is not None else None
+        if caller is None:
+            self.on_denied("unauthenticated")
+            why = (
+                "missing bearer token: send 'Authorization: Bearer <API key>'"
+                if token is None
+                else "unknown or revoked API key"
+            )
+            challenge = [(b"www-authenticate", b'Bearer realm="ticklake"')]
+            await _refuse(scope, send, 401, why, challenge)
+            return
+        rate = caller.rate_per_s or self.default_rate_per_s
+        burst = caller.burst or self.default_burst
+        wait_s = self.buckets.take(caller.key_id, rate, burst)
+        if wait_s > 0:
+            self.on_denied("rate_limited")
+            retry = max(1, math.ceil(wait_s))
+            why = f"key {caller.key_id} is over its rate ({rate:g} requests/s, burst {burst})"
+            await _refuse(scope, send, 429, why, [(b"retry-after", str(retry).encode())])
+            return
+        scope[CALLER_KEY] = caller
+        await self.app(scope, receive, send)
+
+
+async def _refuse(
+    scope: Scope, send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]
+) -> None:
+    body = orjson.dumps({"detail": detail})
+    prefix = "http"
+    if scope["type"] == "websocket":
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            # A server without the denial-response extension can only close the
+            # handshake (clients see a bare 403); 1008 = policy violation.
+            reason = f"{status}: {detail}"[:120]
+            await send({"type": "websocket.close", "code": 1008, "reason": reason})
+            return
+        prefix = "websocket.http"  # the same HTTP answer, in place of the handshake
+    await send(
+        {
+            "type": f"{prefix}.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": f"{prefix}.response.body", "body": body})
