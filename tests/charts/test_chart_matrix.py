@@ -109,6 +109,14 @@ MATRIX: tuple[Row, ...] = (
                         "serviceMonitor": {"interval": "30s", "scrapeTimeout": "30s"}}},
     ),
     Row("networkpolicy-off", {"networkPolicy": {"enabled": False}}),
+    Row(
+        "auth-jwt-existing-keys-secret",
+        {"queryApi": {"auth": {
+            "existingSecret": "desk-keys", "rateLimitPerSecond": 5.5, "burst": 10,
+            "jwt": {"jwksUrl": "https://idp.corp:8443/realms/desk/certs", "issuer": "https://idp.corp",
+                    "audience": "ticklake", "cidrs": ["10.20.0.0/16"]}}}},
+    ),
+    Row("auth-off", {"queryApi": {"auth": {"enabled": False}}}),
     Row("operator-off", {"operator": {"enabled": False}}),
     Row("scaler-off", {"operator": {"ingestScaler": {"create": False}}}),
     Row(

@@ -72,15 +72,6 @@ def test_a_bucket_allows_its_burst_then_its_rate() -> None:
     assert [buckets.take("k", 2.0, 3) for _ in range(4)][-1] > 0
 
 
-def test_forget_drops_buckets_of_keys_gone() -> None:
-    buckets = TokenBuckets(FakeClock())
-    buckets.take("a", 1.0, 1)
-    buckets.take("b", 1.0, 1)
-    buckets.forget({"b"})
-    assert buckets.take("a", 1.0, 1) == 0.0  # a fresh bucket
-    assert buckets.take("b", 1.0, 1) > 0
-
-
 # ------------------------------------------------------------------ the key file
 
 

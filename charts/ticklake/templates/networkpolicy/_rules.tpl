@@ -63,3 +63,17 @@
     - {port: {{ include "ticklake.s3Port" . }}, protocol: TCP}
 {{- end }}
 {{- end }}
+{{- define "ticklake.np.jwks" -}}
+{{- $jwt := .Values.queryApi.auth.jwt -}}
+{{- if and .Values.queryApi.auth.enabled $jwt.jwksUrl -}}
+{{- $url := urlParse $jwt.jwksUrl }}
+# The identity provider's JWKS (OIDC/JWT tokens).
+- to:
+    {{- range $jwt.cidrs }}
+    - ipBlock: {cidr: {{ . }}}
+    {{- end }}
+  ports:
+    # The port of queryApi.auth.jwt.jwksUrl.
+    - {port: {{ default (ternary "80" "443" (eq $url.scheme "http")) (regexFind "[0-9]+$" (regexFind ":[0-9]+$" $url.host)) }}, protocol: TCP}
+{{- end }}
+{{- end }}

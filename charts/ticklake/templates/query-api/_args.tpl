@@ -27,6 +27,16 @@ it changes); a subPath mount would never be updated. */}}
 TICKLAKE_AUTH_ENABLED: {{ $auth.enabled | toString | quote }}
 {{- if $auth.enabled }}
 TICKLAKE_AUTH_KEYS_FILE: "/etc/ticklake/auth/keys.json"
+{{- with $auth.jwt.jwksUrl }}
+TICKLAKE_AUTH_JWKS_URL: {{ . | quote }}
+{{- end }}
+{{- with $auth.jwt.issuer }}
+TICKLAKE_AUTH_JWT_ISSUER: {{ . | quote }}
+{{- end }}
+{{- with $auth.jwt.audience }}
+TICKLAKE_AUTH_JWT_AUDIENCE: {{ . | quote }}
+{{- end }}
+TICKLAKE_AUTH_JWT_SYMBOLS_CLAIM: {{ $auth.jwt.symbolsClaim | quote }}
 TICKLAKE_AUTH_RATE_PER_S: {{ $auth.rateLimitPerSecond | toString | quote }}
 TICKLAKE_AUTH_BURST: {{ $auth.burst | toString | quote }}
 {{- end }}

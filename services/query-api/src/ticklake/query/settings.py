@@ -97,8 +97,32 @@ class QuerySettings(RedisFields, LakeFields, HttpFields):
         None,
         description=(
             "The API key file (`ticklake-query keys create` writes it); re-read when it "
-            "changes. Required while auth is enabled."
+            "changes. Required while auth is enabled, unless auth_jwks_url is set."
         ),
+    )
+    auth_jwks_url: str | None = Field(
+        None,
+        description=(
+            "Also accept OIDC/JWT access tokens signed by a key of this JWKS (the identity "
+            "provider's jwks_uri); their symbol patterns come from auth_jwt_symbols_claim."
+        ),
+    )
+    auth_jwt_issuer: str | None = Field(
+        None, description="Required iss of JWT tokens (unset: not checked)."
+    )
+    auth_jwt_audience: str | None = Field(
+        None, description="Required aud of JWT tokens (unset: not checked)."
+    )
+    auth_jwt_algorithms: list[str] = Field(
+        ["RS256", "ES256"],
+        description="Accepted JWT signature algorithms (asymmetric only; JSON list).",
+    )
+    auth_jwt_symbols_claim: str = Field(
+        "ticklake_symbols",
+        description="JWT claim holding the symbol patterns (a list, or a space/comma string).",
+    )
+    auth_jwt_leeway_s: float = Field(
+        30.0, ge=0, description="Clock skew allowed on a JWT's exp/nbf/iat, seconds."
     )
     auth_rate_per_s: float = Field(
         50.0, gt=0, description="Requests a second per key, unless the key sets its own."
@@ -120,10 +144,11 @@ class QuerySettings(RedisFields, LakeFields, HttpFields):
 
     @model_validator(mode="after")
     def _auth_needs_keys(self) -> QuerySettings:
-        if self.auth_enabled and self.auth_keys_file is None:
+        if self.auth_enabled and self.auth_keys_file is None and self.auth_jwks_url is None:
             raise ValueError(
-                "TICKLAKE_AUTH_KEYS_FILE is not set while authentication is on: create a key "
-                "file with `ticklake-query keys create --file PATH ...`, or set "
+                "neither TICKLAKE_AUTH_KEYS_FILE nor TICKLAKE_AUTH_JWKS_URL is set while "
+                "authentication is on: create a key file with `ticklake-query keys create "
+                "--file PATH ...`, give an identity provider's JWKS URL, or set "
                 "TICKLAKE_AUTH_ENABLED=false for a local demo"
             )
         return self

@@ -17,6 +17,7 @@ from ticklake.query.api.responses import OrjsonResponse
 from ticklake.query.api.routes import asof, bars, board, health, latest, stream, symbols, ticks
 from ticklake.query.auth.api_keys import KeyRing
 from ticklake.query.auth.gate import OPEN_PATHS, AuthGate
+from ticklake.query.auth.jwt_tokens import JwtVerifier
 from ticklake.query.metrics import MetricsMiddleware, QueryMetrics
 from ticklake.query.runtime import QueryRuntime
 from ticklake.query.settings import QuerySettings
@@ -52,12 +53,25 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         if settings.auth_enabled and settings.auth_keys_file is not None
         else None
     )
+    tokens = (
+        JwtVerifier(
+            settings.auth_jwks_url,
+            algorithms=settings.auth_jwt_algorithms,
+            issuer=settings.auth_jwt_issuer,
+            audience=settings.auth_jwt_audience,
+            symbols_claim=settings.auth_jwt_symbols_claim,
+            leeway_s=settings.auth_jwt_leeway_s,
+        )
+        if settings.auth_enabled and settings.auth_jwks_url is not None
+        else None
+    )
     # Outermost last: metrics see every request, the refused and the fast path included;
     # the gate runs before the fast path, so that path is gated too.
     app.add_middleware(FastLatest)
     app.add_middleware(
         AuthGate,
         keys=keys,
+        jwt=tokens,
         default_rate_per_s=settings.auth_rate_per_s,
         default_burst=settings.auth_burst,
         on_denied=lambda reason: metrics.auth_denied.labels(reason).inc(),
@@ -67,7 +81,7 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
     for module in (latest, symbols, ticks, bars, asof, stream, health, board):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    if keys is not None:
+    if keys is not None or tokens is not None:
         _document_bearer_auth(app)
     return app
 
@@ -84,7 +98,10 @@ def _document_bearer_auth(app: FastAPI) -> None:
             components.setdefault("securitySchemes", {})["apiKey"] = {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "An API key: `ticklake-query keys create` prints its token.",
+                "description": (
+                    "An API key (`ticklake-query keys create` prints its token) or, where "
+                    "configured, an OIDC/JWT access token."
+                ),
             }
             for path, operations in schema["paths"].items():
                 if path in OPEN_PATHS:

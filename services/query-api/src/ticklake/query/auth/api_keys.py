@@ -258,10 +258,6 @@ class KeyRing:
                 log.error("key file not re-read, the keys read before stay in force: %s", e)
             self.last_error = str(e)
 
-    @property
-    def key_ids(self) -> set[str]:
-        return set(self._callers)
-
     def caller(self, token: str) -> Caller | None:
         """The caller a bearer token belongs to, or None (unknown, malformed or revoked)."""
         self.refresh()

@@ -1,8 +1,10 @@
 """The door: an ASGI layer that decides who is calling before any route runs.
 
 Every HTTP request and WebSocket outside :data:`OPEN_PATHS` needs
-``Authorization: Bearer <API key>``: none or an unknown/revoked key is a 401,
-a key over its rate a 429 with ``Retry-After``. The caller (its key and
+``Authorization: Bearer <token>``, an API key (``tlk_...``) or, where a JWKS is
+configured, an OIDC/JWT access token: none or an unknown, revoked, expired or
+forged one is a 401 (a JWKS that cannot be fetched a 503), a caller over its
+rate a 429 with ``Retry-After``. The caller (its key and
 entitlements) is put in the ASGI scope for the routes, which refuse symbols
 the caller may not read (403, :mod:`ticklake.query.api.deps`). With
 authentication off every request is the anonymous caller entitled to all.
@@ -20,8 +22,9 @@ from typing import Final
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ticklake.query.auth.api_keys import Caller, KeyRing
+from ticklake.query.auth.api_keys import TOKEN_PREFIX, Caller, KeyRing
 from ticklake.query.auth.entitlements import EVERYTHING
+from ticklake.query.auth.jwt_tokens import JwtVerifier, ProviderUnavailable, TokenRejected
 from ticklake.query.auth.rate_limit import TokenBuckets
 
 CALLER_KEY: Final = "ticklake.caller"
@@ -65,6 +68,7 @@ class AuthGate:
         app: ASGIApp,
         *,
         keys: KeyRing | None,
+        jwt: JwtVerifier | None = None,
         default_rate_per_s: float,
         default_burst: int,
         on_denied: DeniedHook | None = None,
@@ -72,6 +76,8 @@ class AuthGate:
     ) -> None:
         self.app = app
         self.keys = keys
+        self.jwt = jwt
+        self.enabled = keys is not None or jwt is not None
         self.default_rate_per_s = default_rate_per_s
         self.default_burst = default_burst
         self.buckets = buckets or TokenBuckets()
@@ -81,7 +87,7 @@ class AuthGate:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if self.keys is None:
+        if not self.enabled:
             scope[CALLER_KEY] = ANONYMOUS
             await self.app(scope, receive, send)
             return
@@ -91,14 +97,23 @@ class AuthGate:
             await self.app(scope, receive, send)
             return
         token = bearer_token(scope)
-        caller = self.keys.caller(token) if token is not None else None
+        caller: Caller | None = None
+        why = "missing bearer token: send 'Authorization: Bearer <API key>'"
+        if token is not None and token.startswith(TOKEN_PREFIX):
+            caller = self.keys.caller(token) if self.keys is not None else None
+            why = "unknown or revoked API key"
+        elif token is not None and self.jwt is not None:
+            try:
+                caller = await self.jwt.caller(token)
+            except TokenRejected as e:
+                why = str(e)
+            except ProviderUnavailable as e:
+                await _refuse(scope, send, 503, str(e), [(b"retry-after", b"5")])
+                return
+        elif token is not None:
+            why = "unknown or revoked API key"
         if caller is None:
             self.on_denied("unauthenticated")
-            why = (
-                "missing bearer token: send 'Authorization: Bearer <API key>'"
-                if token is None
-                else "unknown or revoked API key"
-            )
             challenge = [(b"www-authenticate", b'Bearer realm="ticklake"')]
             await _refuse(scope, send, 401, why, challenge)
             return

@@ -36,9 +36,3 @@ class TokenBuckets:
             bucket.tokens -= 1.0
             return 0.0
         return (1.0 - bucket.tokens) / rate_per_s
-
-    def forget(self, keep: set[str]) -> None:
-        """Drop the buckets of keys not in ``keep`` (revoked or deleted keys)."""
-        for key in list(self._buckets):
-            if key not in keep:
-                del self._buckets[key]

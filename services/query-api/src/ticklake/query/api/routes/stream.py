@@ -98,6 +98,7 @@ async def websocket_stream(websocket: WebSocket, symbols: str | None = None) -> 
     try:
         wanted, allowed = _symbol_filter(caller_of(websocket.scope), symbols)
     except NotEntitled as e:
+        websocket.app.state.metrics.auth_denied.labels("forbidden").inc()
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
             # The same 403 as /stream's, in place of the handshake.
             await websocket.send_denial_response(
