@@ -17,21 +17,38 @@ set -eu
 #   perl-base and debconf (a Perl program): used only by package maintainer
 #     scripts, which never run again here.
 #   bash: /bin/sh is dash; no ticklake program or chart probe runs bash.
-# --force-remove-essential: perl-base and bash are marked essential for
-# systems that keep installing packages. --force-depends: ca-certificates and
-# tzdata name debconf for their install-time questions only.
-REMOVABLE="apt libapt-pkg6.0 gpgv libgnutls30 libhogweed6 libnettle8 libp11-kit0
+#   Account and system administration (run before this script, never after):
+#     login, passwd, adduser and PAM with its SELinux/audit libraries (the
+#     ticklake user already exists; nobody logs in to a container);
+#     util-linux, mount, e2fsprogs and the block-device libraries only they
+#     use (disks and mounts are the kubelet's business, not the program's).
+# --force-remove-essential: perl-base, bash, login and util-linux are marked
+# essential for systems that keep installing packages. --force-depends:
+# ca-certificates and tzdata name debconf for their install-time questions only.
+# Two rounds: the account and system tools' removal scripts still need Perl
+# (pam-auth-update), so they go before Perl, apt and bash.
+ADMIN="adduser login passwd libpam-runtime libpam-modules libpam-modules-bin libpam0g
+libsemanage2 libsemanage-common libsepol2 libaudit1 libcap-ng0
+util-linux util-linux-extra mount e2fsprogs libmount1 libsmartcols1 libblkid1 libudev1"
+PACKAGING="apt libapt-pkg6.0 gpgv libgnutls30 libhogweed6 libnettle8 libp11-kit0
 libtasn1-6 libidn2-0 libunistring2 libseccomp2 libxxhash0 debconf perl-base bash"
-installed=""
-for package in $REMOVABLE; do
-    if dpkg-query -W -f '${Status}' "$package" 2>/dev/null | grep -q ' installed$'; then
-        installed="$installed $package"
+
+purge_installed() {
+    installed=""
+    for package in "$@"; do
+        if dpkg-query -W -f '${Status}' "$package" 2>/dev/null | grep -q ' installed$'; then
+            installed="$installed $package"
+        fi
+    done
+    if [ -n "$installed" ]; then
+        # shellcheck disable=SC2086  # one word per package
+        dpkg --purge --force-remove-essential --force-depends $installed
     fi
-done
-if [ -n "$installed" ]; then
-    # shellcheck disable=SC2086  # one word per package
-    dpkg --purge --force-remove-essential --force-depends $installed
-fi
+}
+# shellcheck disable=SC2086  # one word per package
+purge_installed $ADMIN
+# shellcheck disable=SC2086
+purge_installed $PACKAGING
 
 # Files no program reads at run time:
 #   the wheels that seed pip into new virtualenvs (ensurepip): no venv is made
