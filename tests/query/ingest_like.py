@@ -109,11 +109,14 @@ class IngestLike:
         announce: bool = True,
         redis_url: str | None = None,
         redis_password: str | None = None,
+        redis_options: dict[str, Any] | None = None,
     ) -> None:
         """Write ``rows`` (from one :meth:`process` call) with ingest's Redis writer.
 
         ``announce=False`` publishes on a channel nobody reads, so only Redis has the
-        rows; ``redis_url`` writes to another Redis than the fixture's.
+        rows; ``redis_url`` writes to another Redis than the fixture's, with
+        ``redis_options`` (user, password, TLS: ``RedisFields.redis_client_options``)
+        if given.
         """
         batch = self._batch_of(rows)
         url = redis_url or self.redis_url
@@ -121,8 +124,9 @@ class IngestLike:
         password = redis_password if redis_url else self.redis_password
 
         async def write() -> None:
+            options = redis_options if redis_options is not None else {"password": password}
             writer = RedisWriter(
-                aioredis.Redis.from_url(url, password=password),
+                aioredis.Redis.from_url(url, **options),
                 IngestMetrics(),
                 **({} if announce else {"channel": f"unannounced:{uuid.uuid4().hex}"}),
             )

@@ -208,6 +208,33 @@ def decode_channel_message(payload: bytes | str) -> list[dict[str, Any]]:
     return decoded
 
 
+# --- who may do what: Redis ACL rules --------------------------------------------------
+
+KEY_PATTERNS: Final = ("sym:*", SYMBOLS_KEY)
+"""Every key of the layout above (the latest hashes and tails are under ``sym:``)."""
+
+
+def acl_rules(role: str) -> str:
+    """The ``ACL SETUSER`` rules (after ``on >password``) for a service's Redis user.
+
+    ``writer`` (ingest): read and write the layout's keys, run the update
+    script, publish on the ticks channel. ``reader`` (the query API): read the
+    layout's keys and subscribe to the channel; every write is refused
+    (``NOPERM``). Neither may touch other keys or channels or run dangerous
+    commands (``FLUSHALL``, ``CONFIG``, ``KEYS``, ``SCRIPT FLUSH`` ...).
+    """
+    keys = " ".join(f"~{k}" for k in KEY_PATTERNS)
+    common = f"resetkeys resetchannels &{TICKS_CHANNEL} -@all +@connection"
+    if role == "writer":
+        rights = "+@read +@write +evalsha +eval +script|load +publish"
+        return f"{common} {keys} {rights} -@dangerous"
+    if role == "reader":
+        read_keys = " ".join(f"%R~{k}" for k in KEY_PATTERNS)
+        rights = "+@read +subscribe +unsubscribe"
+        return f"{common} {read_keys} {rights} -@dangerous"
+    raise ValueError(f"unknown Redis role {role!r}: writer or reader")
+
+
 # --- the write, as one server-side script -----------------------------------------------
 
 SEPARATOR: Final = "\x1f"

@@ -9,9 +9,10 @@ of every variable is in ``docs/settings.md``.
 
 from __future__ import annotations
 
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ticklake.core import topics
@@ -45,6 +46,48 @@ class RedisFields(BaseSettings):
     redis_password: SecretStr | None = Field(
         None, description="Redis password; overrides one in the URL. Masked when printed."
     )
+    redis_username: str | None = Field(
+        None,
+        description=(
+            "Redis ACL user (each service its own: docs/security.md); unset: the default user."
+        ),
+    )
+    redis_tls_ca_file: Path | None = Field(
+        None,
+        description="CA that signed Redis's certificate (rediss:// URLs); unset: the system's.",
+    )
+    redis_tls_cert_file: Path | None = Field(
+        None, description="Client certificate, for a Redis that requires one (mutual TLS)."
+    )
+    redis_tls_key_file: Path | None = Field(None, description="The client certificate's key.")
+
+    @model_validator(mode="after")
+    def _tls_needs_rediss(self) -> RedisFields:
+        tls_files = (self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)
+        if any(tls_files) and not self.redis_url.startswith("rediss://"):
+            raise ValueError(
+                "TLS files are set for Redis but TICKLAKE_REDIS_URL is not rediss://: "
+                "use rediss://host:port/db for TLS"
+            )
+        if (self.redis_tls_cert_file is None) != (self.redis_tls_key_file is None):
+            raise ValueError("TICKLAKE_REDIS_TLS_CERT_FILE and _KEY_FILE go together")
+        return self
+
+    def redis_client_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``redis.asyncio.Redis.from_url(redis_url, ...)``: the
+        user, the password and, for rediss://, the TLS files (verified against the CA)."""
+        options: dict[str, Any] = {
+            "username": self.redis_username,
+            "password": self.redis_password.get_secret_value() if self.redis_password else None,
+        }
+        if self.redis_url.startswith("rediss://"):
+            options["ssl_cert_reqs"] = "required"
+            if self.redis_tls_ca_file is not None:
+                options["ssl_ca_certs"] = str(self.redis_tls_ca_file)
+            if self.redis_tls_cert_file is not None and self.redis_tls_key_file is not None:
+                options["ssl_certfile"] = str(self.redis_tls_cert_file)
+                options["ssl_keyfile"] = str(self.redis_tls_key_file)
+        return options
 
 
 class LakeFields(BaseSettings):

@@ -1,4 +1,10 @@
-"""A real ``redis-server`` (Debian's package) on loopback, with a password."""
+"""A real ``redis-server`` (Debian's package) on loopback, with a password.
+
+Optionally with TLS only (``tls=True``: a CA and a server certificate made at
+start, the plain port closed, clients verify the CA in :attr:`RedisServer.tls_ca`)
+and with ACL users (``users``: name -> (password, rules), e.g. the rules of
+:func:`ticklake.core.hot_cache.acl_rules`), as docs/security.md describes.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import os
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -40,17 +47,56 @@ class RedisServer:
         *,
         password: str | None = None,
         owned: bool = True,
+        tls: bool = False,
+        users: dict[str, tuple[str, str]] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or ports.free_port()
         self.password = password if password is not None else secrets.token_urlsafe(12)
         self.owned = owned
+        self.tls = tls
+        self.users = dict(users or {})
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         """URL without the password (pass :attr:`password` separately, as services do)."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    @property
+    def tls_ca(self) -> Path:
+        """The CA file clients verify the server with (``TICKLAKE_REDIS_TLS_CA_FILE``)."""
+        return self.tls_dir / "ca.crt"
+
+    def _tls_args(self) -> list[str]:
+        from ticklake.devstack.kubeapi import issue_cert, make_ca
+
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
+        ca = make_ca()
+        ca.write(self.tls_dir, "ca")
+        crt, key = issue_cert(ca, "redis", server=True, san_ips=("127.0.0.1",)).write(
+            self.tls_dir, "server"
+        )
+        return [
+            "--tls-port", str(self.port),
+            "--tls-cert-file", str(crt),
+            "--tls-key-file", str(key),
+            "--tls-ca-cert-file", str(self.tls_ca),
+            # Client certificates are checked when sent, not required (mTLS optional).
+            "--tls-auth-clients", "optional",
+        ]  # fmt: skip
+
+    def _user_args(self) -> list[str]:
+        # One "user" directive each: ACL rules from the command line, so nothing
+        # with a password is written to disk.
+        args: list[str] = []
+        for name, (password, rules) in self.users.items():
+            args += ["--user", name, "reset", "on", f">{password}", *rules.split()]
+        return args
 
     @property
     def pid(self) -> int | None:
@@ -64,7 +110,8 @@ class RedisServer:
         argv = [
             redis_server_binary(),
             "--bind", "127.0.0.1",
-            "--port", str(self.port),
+            # With TLS, the plain port is closed and self.port is the TLS port.
+            "--port", "0" if self.tls else str(self.port),
             "--requirepass", self.password,
             "--dir", str(self.data_dir),
             "--save", "",
@@ -72,12 +119,19 @@ class RedisServer:
             "--protected-mode", "yes",
             "--daemonize", "no",
         ]  # fmt: skip
+        if self.tls:
+            argv += self._tls_args()
+        argv += self._user_args()
         self._proc = process.spawn(argv, self.data_dir / "redis.log", owned=self.owned)
         ports.wait_until(self.ping, timeout, f"Redis on port {self.port}")
 
     def ping(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw:
+                sock = raw
+                if self.tls:
+                    context = ssl.create_default_context(cafile=str(self.tls_ca))
+                    sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
                 sock.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
                 reply = b""
                 while b"PONG" not in reply and len(reply) < 200:

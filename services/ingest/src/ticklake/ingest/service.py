@@ -57,6 +57,7 @@ class IngestService:
             password,
             settings.redis_timeout_seconds,
             self.metrics,
+            client_options=settings.redis_client_options(),
             tail_max_len=settings.redis_tail_max_len,
             pending_symbols_max=settings.redis_pending_symbols_max,
             pending_tail_max=settings.redis_pending_tail_max,

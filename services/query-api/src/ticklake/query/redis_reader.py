@@ -41,10 +41,9 @@ def make_client(settings: QuerySettings, *, for_pubsub: bool = False) -> aioredi
     The pub/sub client has no read timeout (a quiet channel is not an error)
     and pings every 10 s instead, so a dead connection is still noticed.
     """
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
     return aioredis.Redis.from_url(
         settings.redis_url,
-        password=password,
+        **settings.redis_client_options(),
         decode_responses=True,
         socket_timeout=None if for_pubsub else settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,

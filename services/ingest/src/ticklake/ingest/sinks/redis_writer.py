@@ -198,11 +198,16 @@ class RedisWriter:
         password: str | None,
         timeout_seconds: float,
         metrics: IngestMetrics,
+        *,
+        client_options: dict[str, Any] | None = None,
         **kw: Any,
     ) -> RedisWriter:
+        """``client_options``: user, password and TLS (``RedisFields.redis_client_options``);
+        they replace ``password`` when given."""
+        options = client_options if client_options is not None else {"password": password}
         client = aioredis.Redis.from_url(
             url,
-            password=password,
+            **options,
             socket_timeout=timeout_seconds,
             socket_connect_timeout=timeout_seconds,
             # Reconnects are ours (with backoff, in the writer task); a library retry
