@@ -64,6 +64,10 @@ def test_latest_tick_through_port_forward_is_seconds_old(release: Release) -> No
             what="a tick of AAPL produced seconds ago",
             timeout_s=180,
         )
+        # Redis answers (source "redis" below): ingest wrote as Redis user "ingest" and the
+        # API reads as "query", the chart's per-service users (redis.acl).
+        ready = _get(port, "/readyz", release)
+        assert ready["redis"] is True, ready
         assert body["symbol"] == "AAPL"
         assert body["source"] == "redis"
         bars = eventually(

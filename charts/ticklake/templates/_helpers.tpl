@@ -282,13 +282,39 @@ TICKLAKE_LOG_LEVEL: {{ $root.Values.logLevel | quote }}
 {{- end }}
 
 {{/* Secret-backed env entries (env:, not envFrom, so each names its key). */}}
+{{/* Per-service Redis users (redis.acl.enabled, the chart's Redis only). */}}
+{{- define "ticklake.redisAcl" -}}
+{{- if and .Values.redis.enabled .Values.redis.acl.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The ACL rules of each role: a copy of ticklake.core.hot_cache.acl_rules(role),
+the owner of the Redis layout; tests/charts/test_chart_redis_acl.py fails when they
+differ. */}}
+{{- define "ticklake.redisAclRules" -}}
+{{- $rules := dict
+  "writer" "resetkeys resetchannels &ticklake:ticks -@all +@connection ~sym:* ~ticklake:symbols +@read +@write +evalsha +eval +script|load +publish -@dangerous"
+  "reader" "resetkeys resetchannels &ticklake:ticks -@all +@connection %R~sym:* %R~ticklake:symbols +@read +subscribe +unsubscribe -@dangerous" }}
+{{- index $rules . }}
+{{- end }}
+
+{{/* TICKLAKE_REDIS_* credentials of a service: (list $ "ingest"|"query"). With
+per-service users, its own user and password; else the main password. */}}
 {{- define "ticklake.redisSecretEnv" -}}
-{{- if include "ticklake.redisAuth" . -}}
+{{- $root := index . 0 }}{{- $user := index . 1 }}
+{{- if include "ticklake.redisAcl" $root -}}
+- name: TICKLAKE_REDIS_USERNAME
+  value: {{ $user }}
 - name: TICKLAKE_REDIS_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ include "ticklake.redisSecretName" . }}
-      key: {{ include "ticklake.redisSecretKey" . }}
+      name: {{ include "ticklake.redisSecretName" $root }}
+      key: {{ $user }}-password
+{{- else if include "ticklake.redisAuth" $root -}}
+- name: TICKLAKE_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ticklake.redisSecretName" $root }}
+      key: {{ include "ticklake.redisSecretKey" $root }}
 {{- end }}
 {{- end }}
 

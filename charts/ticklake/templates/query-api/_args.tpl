@@ -6,7 +6,7 @@ before the kubelet's SIGKILL, which comes terminationGracePeriodSeconds after
 the preStop sleep began. */}}
 {{- $grace := sub (sub (int .Values.queryApi.terminationGracePeriodSeconds) 5) (int .Values.queryApi.preStopSleepSeconds) }}
 {{- $settings := printf "%s\n%s\n%s\nTICKLAKE_SHUTDOWN_GRACE_S: %s\n%s" (include "ticklake.redisSettings" .) (include "ticklake.lakeSettings" .) (include "ticklake.httpSettings" (list . .Values.queryApi.port)) ($grace | toString | quote) (include "ticklake.queryApi.authSettings" .) }}
-{{- $secretEnv := list (include "ticklake.redisSecretEnv" .) (include "ticklake.s3SecretEnv" .) | compact | join "\n" }}
+{{- $secretEnv := list (include "ticklake.redisSecretEnv" (list . "query")) (include "ticklake.s3SecretEnv" .) | compact | join "\n" }}
 {{- $args := dict "component" "query-api" "settings" $settings "secretEnv" $secretEnv "lake" (eq .Values.lake.mode "pvc") "lakeReadOnly" true "liveness" "/healthz" "readiness" "/readyz" }}
 {{- if .Values.queryApi.auth.enabled }}
 {{- $_ := set $args "secretMount" (dict "name" "api-keys" "secretName" (include "ticklake.queryApi.keysSecretName" .) "mountPath" "/etc/ticklake/auth") }}
