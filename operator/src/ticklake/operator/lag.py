@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -61,7 +62,12 @@ def partition_lag(o: PartitionOffsets) -> int:
 
 
 async def read_topic_lag(
-    bootstrap_servers: str, topic: str, group: str, *, timeout_s: float
+    bootstrap_servers: str,
+    topic: str,
+    group: str,
+    *,
+    timeout_s: float,
+    client_options: Mapping[str, Any] | None = None,
 ) -> TopicLag:
     """Partitions and per-partition offsets of ``topic`` for ``group``.
 
@@ -70,7 +76,9 @@ async def read_topic_lag(
     failing the whole reconcile for them would only delay scaling.
     """
     try:
-        return await asyncio.wait_for(_read_retrying(bootstrap_servers, topic, group), timeout_s)
+        return await asyncio.wait_for(
+            _read_retrying(bootstrap_servers, topic, group, dict(client_options or {})), timeout_s
+        )
     except TimeoutError as e:
         raise KafkaUnavailable(
             f"Kafka at {bootstrap_servers} did not answer in {timeout_s}s"
@@ -79,24 +87,31 @@ async def read_topic_lag(
         raise KafkaUnavailable(f"Kafka at {bootstrap_servers}: {e!r}") from e
 
 
-async def _read_retrying(bootstrap_servers: str, topic: str, group: str) -> TopicLag:
+async def _read_retrying(
+    bootstrap_servers: str, topic: str, group: str, options: dict[str, Any]
+) -> TopicLag:
     while True:
         try:
-            return await _read(bootstrap_servers, topic, group)
+            return await _read(bootstrap_servers, topic, group, options)
         except KafkaError as e:
             if not getattr(e, "retriable", False):
                 raise
             await asyncio.sleep(0.5)
 
 
-async def _read(bootstrap_servers: str, topic: str, group: str) -> TopicLag:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="ticklake-operator")
+async def _read(
+    bootstrap_servers: str, topic: str, group: str, options: dict[str, Any]
+) -> TopicLag:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="ticklake-operator", **options
+    )
     # A group-less consumer only to ask for offsets; it never subscribes.
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         client_id="ticklake-operator",
         group_id=None,
         enable_auto_commit=False,
+        **options,
     )
     await admin.start()
     try:

@@ -181,6 +181,7 @@ async def reconcile(
             topic_name,
             s.kafka.consumer_group,
             timeout_s=settings.kafka_timeout_s,
+            client_options=settings.kafka_client_options(),
         )
         scale = await k.get_scale(namespace, s.target_ref)
     except lag.TopicNotFound as e:

@@ -7,12 +7,17 @@ only the process-wide knobs (timing, ports, what to watch).
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from ticklake.core.settings import KafkaSecurityFields
 
 ENV_PREFIX = "TICKLAKE_OPERATOR_"
 
 
-class OperatorSettings(BaseSettings):
+class OperatorSettings(KafkaSecurityFields):
+    """Also how the lag reader logs in to Kafka (``TICKLAKE_OPERATOR_KAFKA_SECURITY_PROTOCOL``
+    ...): one identity for every IngestScaler it watches, allowed to describe only."""
+
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     reconcile_interval_s: float = Field(

@@ -9,8 +9,9 @@ of every variable is in ``docs/settings.md``.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,7 +26,73 @@ def settings_config() -> SettingsConfigDict:
     return SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
 
-class KafkaFields(BaseSettings):
+class KafkaSecurityFields(BaseSettings):
+    """How a service authenticates to Kafka and encrypts the connection (docs/security.md);
+    the operator has these without the rest of :class:`KafkaFields`."""
+
+    model_config = settings_config()
+
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How clients talk to Kafka (SASL_SSL with SCRAM: docs/security.md).",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (SASL_* protocols)."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user (SASL_* protocols).")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password (SASL_* protocols). Masked when printed."
+    )
+    kafka_tls_ca_file: Path | None = Field(
+        None, description="CA that signed the brokers' certificates (SSL protocols)."
+    )
+    kafka_tls_cert_file: Path | None = Field(
+        None, description="Client certificate, for brokers that require one (mutual TLS)."
+    )
+    kafka_tls_key_file: Path | None = Field(None, description="The client certificate's key.")
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> KafkaSecurityFields:
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"TICKLAKE_KAFKA_SECURITY_PROTOCOL={protocol} needs TICKLAKE_KAFKA_SASL_USERNAME "
+                "and TICKLAKE_KAFKA_SASL_PASSWORD"
+            )
+        tls_files = (self.kafka_tls_ca_file, self.kafka_tls_cert_file, self.kafka_tls_key_file)
+        if any(tls_files) and not protocol.endswith("SSL"):
+            raise ValueError(
+                f"Kafka TLS files are set but TICKLAKE_KAFKA_SECURITY_PROTOCOL is {protocol}: "
+                "use SSL or SASL_SSL"
+            )
+        if (self.kafka_tls_cert_file is None) != (self.kafka_tls_key_file is None):
+            raise ValueError("TICKLAKE_KAFKA_TLS_CERT_FILE and _KEY_FILE go together")
+        return self
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Keyword arguments every aiokafka client of a service gets: the protocol and,
+        as configured, SASL credentials and a TLS context that verifies the brokers."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            assert self.kafka_sasl_password is not None  # checked above
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": self.kafka_sasl_password.get_secret_value(),
+            }
+        if self.kafka_security_protocol.endswith("SSL"):
+            context = ssl.create_default_context(
+                cafile=str(self.kafka_tls_ca_file) if self.kafka_tls_ca_file else None
+            )
+            if self.kafka_tls_cert_file is not None and self.kafka_tls_key_file is not None:
+                context.load_cert_chain(str(self.kafka_tls_cert_file), str(self.kafka_tls_key_file))
+            options["ssl_context"] = context
+        return options
+
+
+class KafkaFields(KafkaSecurityFields):
     model_config = settings_config()
 
     kafka_bootstrap_servers: str = Field(

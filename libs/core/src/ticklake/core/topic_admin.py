@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, for_code
@@ -43,10 +44,18 @@ class TopicSetupError(RuntimeError):
 
 
 async def ensure_topics(
-    bootstrap_servers: str, specs: Sequence[TopicSpec], timeout_ms: int = 30_000
+    bootstrap_servers: str,
+    specs: Sequence[TopicSpec],
+    timeout_ms: int = 30_000,
+    client_options: Mapping[str, Any] | None = None,
 ) -> None:
-    """Create every topic in ``specs`` that does not exist yet; existing ones stay as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
+    """Create every topic in ``specs`` that does not exist yet; existing ones stay as they are.
+
+    ``client_options``: security settings (``KafkaFields.kafka_client_options``)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms,
+        **dict(client_options or {}),
+    )  # fmt: skip
     await admin.start()
     try:
         pending = {s.name: s for s in specs}

@@ -16,6 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Final
 
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from ticklake.devstack import paths, ports, process
 
 log = logging.getLogger(__name__)
@@ -172,13 +174,65 @@ class KafkaBroker:
         *,
         owned: bool = True,
         default_partitions: int = 1,
+        sasl_users: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or ports.free_port()
         self.controller_port = ports.free_port()
         self.owned = owned
         self.default_partitions = default_partitions
+        self.sasl_users = dict(sasl_users or {})
+        """With users (name -> password), clients connect with SASL_SSL and SCRAM-SHA-512
+        on :attr:`port` and an authorizer denies what no ACL allows (:meth:`allow`); a
+        PLAINTEXT listener on :attr:`internal_port` (loopback) serves the broker itself
+        and the admin tools, as the superuser."""
+        self.internal_port = ports.free_port() if self.sasl_users else self.port
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def tls_ca(self) -> Path:
+        """The CA clients verify the SASL_SSL listener with (``TICKLAKE_KAFKA_TLS_CA_FILE``)."""
+        return self.data_dir / "tls" / "ca.crt"
+
+    def _security_settings(self) -> dict[str, str]:
+        from ticklake.devstack.kubeapi import issue_cert, key_pem, make_ca
+
+        tls = self.data_dir / "tls"
+        tls.mkdir(parents=True, exist_ok=True)
+        ca = make_ca()
+        ca.write(tls, "ca")
+        server = issue_cert(ca, "kafka", server=True, san_ips=("127.0.0.1",))
+        keystore = tls / "broker.pem"  # Kafka's PEM keystore: the key, then the chain
+        keystore.write_bytes(key_pem(server.key) + server.cert.public_bytes(Encoding.PEM))
+        keystore.chmod(0o600)
+        return {
+            "listener.security.protocol.map": (
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+            ),
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(keystore),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            # The loopback PLAINTEXT listener and the controller: the broker and admin tools.
+            "super.users": "User:ANONYMOUS",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+
+    def allow(self, principal: str, operations: list[str], resource: list[str]) -> None:
+        """Add an ACL: ``allow("producer", ["Write", "Describe"], ["--topic", "t"])``."""
+        argv = java_command(
+            "org.apache.kafka.tools.AclCommand",
+            "--bootstrap-server", f"127.0.0.1:{self.internal_port}",
+            "--add", "--allow-principal", f"User:{principal}",
+            *[a for op in operations for a in ("--operation", op)], *resource,
+            heap="128m",
+        )  # fmt: skip
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"adding an ACL failed: {result.stdout}{result.stderr}")
 
     @property
     def bootstrap(self) -> str:
@@ -194,14 +248,16 @@ class KafkaBroker:
 
     def _write_config(self) -> Path:
         config = self.data_dir / "server.properties"
+        client = f"SASL_SSL://127.0.0.1:{self.port}," if self.sasl_users else ""
+        internal = f"PLAINTEXT://127.0.0.1:{self.internal_port}"
         settings = server_properties(
-            listeners=(
-                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
-            ),
+            listeners=f"{client}{internal},CONTROLLER://127.0.0.1:{self.controller_port}",
             controller_bootstrap=f"127.0.0.1:{self.controller_port}",
             log_dirs=str(self.data_dir / "data"),
         )
-        settings["advertised.listeners"] = f"PLAINTEXT://127.0.0.1:{self.port}"
+        settings["advertised.listeners"] = f"{client}{internal}"
+        if self.sasl_users:
+            settings |= self._security_settings()
         settings["num.partitions"] = str(self.default_partitions)
         config.write_text(properties_text(settings))
         return config
@@ -212,6 +268,9 @@ class KafkaBroker:
         argv = java_command(
             "kafka.tools.StorageTool",
             "format", "--standalone", f"--cluster-id={cluster_id()}", "-c", str(config),
+            # The users' SCRAM credentials go into the metadata log at format time.
+            *[a for name, password in self.sasl_users.items()
+              for a in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")],
             heap="256m",
         )  # fmt: skip
         result = subprocess.run(argv, capture_output=True, text=True)

@@ -192,6 +192,7 @@ class IngestConsumer:
             client_id=f"{s.client_id}-dlq",
             acks="all",
             linger_ms=5,
+            **s.kafka_client_options(),
         )
         await retry_with_backoff(
             "connecting the dead-letter producer to Kafka",
@@ -205,6 +206,7 @@ class IngestConsumer:
         async def start_consumer() -> None:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=s.kafka_bootstrap_servers,
+                **s.kafka_client_options(),
                 group_id=s.consumer_group,
                 client_id=s.client_id,
                 enable_auto_commit=False,

@@ -181,6 +181,7 @@ class Sequencer:
         await self._ensure_target_topic()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap_servers,
+            **s.kafka_client_options(),
             group_id=s.sequencer_group,
             client_id=f"{s.client_id}-sequencer",
             enable_auto_commit=False,
@@ -212,7 +213,9 @@ class Sequencer:
     async def _ensure_target_topic(self) -> None:
         """Create the internal topic like the input (partitions, replication) if missing."""
         s = self.settings
-        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=s.kafka_bootstrap_servers, **s.kafka_client_options()
+        )
         await admin.start()
         try:
             described = (await admin.describe_topics([self.source]))[0]
@@ -228,7 +231,9 @@ class Sequencer:
         replication = len(source_partitions[0].get("replicas") or [1])
         try:
             await ensure_topics(
-                s.kafka_bootstrap_servers, [TopicSpec(self.target, partitions, replication)]
+                s.kafka_bootstrap_servers,
+                [TopicSpec(self.target, partitions, replication)],
+                client_options=s.kafka_client_options(),
             )
         except TopicSetupError as e:
             raise SequencerError(f"the sequenced topic: {e}") from e
@@ -439,6 +444,7 @@ class Sequencer:
             transactional_id=self.transactional_id,
             acks="all",
             linger_ms=5,
+            **self.settings.kafka_client_options(),
         )
         try:
             await producer.start()

@@ -22,8 +22,8 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -49,6 +49,8 @@ class PublisherConfig:
     max_batch_bytes: int = 262_144
     request_timeout_ms: int = 30_000
     client_id: str = "ticklake-producer"
+    client_options: Mapping[str, Any] = field(default_factory=dict)
+    """Security settings for the client (``KafkaFields.kafka_client_options``)."""
 
 
 @dataclass(slots=True)
@@ -112,6 +114,7 @@ class TickPublisher:
             linger_ms=0,
             request_timeout_ms=cfg.request_timeout_ms,
             partitioner=self._partitioner,
+            **dict(cfg.client_options),
         )
         try:
             await producer.start()

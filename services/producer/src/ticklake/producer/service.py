@@ -102,6 +102,7 @@ class ProducerService:
                 compression=settings.kafka_compression(),
                 max_batch_bytes=settings.max_batch_bytes,
                 request_timeout_ms=settings.request_timeout_ms,
+                client_options=settings.kafka_client_options(),
             ),
             self.metrics,
         )
@@ -243,7 +244,9 @@ class ProducerService:
         ]
 
         async def attempt() -> None:
-            await ensure_topics(s.kafka_bootstrap_servers, specs, s.request_timeout_ms)
+            await ensure_topics(
+                s.kafka_bootstrap_servers, specs, s.request_timeout_ms, s.kafka_client_options()
+            )
             await self.publisher.start()
 
         try:

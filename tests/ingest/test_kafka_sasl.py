@@ -1,0 +1,126 @@
+"""Kafka over SASL_SSL with SCRAM-SHA-512 and ACLs (a real broker from the Maven jars):
+the producer and ingest each log in as their own user and may do only their part; a
+client without credentials, or with another user's password, is refused by the broker."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from ingest_kit import RunningIngest, lake_row_count, settings_for, wait_until
+
+from ticklake.devstack.kafka import KafkaBroker
+from ticklake.ingest.settings import IngestSettings
+from ticklake.operator.lag import read_topic_lag
+from ticklake.operator.settings import OperatorSettings
+from ticklake.producer.service import ProducerService, SimulateFeed
+from ticklake.producer.settings import ProducerSettings
+
+TOPIC, DLQ, GROUP = "secure.ticks", "secure.ticks.dlq", "secure-ingest"
+PASSWORDS = {user: secrets.token_urlsafe(16) for user in ("producer", "ingest", "operator")}
+
+
+@pytest.fixture(scope="module")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka-sasl"), default_partitions=2,
+                         sasl_users=PASSWORDS)  # fmt: skip
+    with broker:
+        # What docs/security.md lists: the producer writes the ticks topic (and may
+        # create it), ingest reads it with its group and writes the dead letters.
+        broker.allow("producer", ["Write", "Describe", "Create"], ["--topic", TOPIC])
+        broker.allow("producer", ["Create", "Describe"], ["--topic", DLQ])
+        broker.allow("ingest", ["Read", "Describe"], ["--topic", TOPIC])
+        broker.allow("ingest", ["Write", "Describe"], ["--topic", DLQ])
+        broker.allow("ingest", ["Read"], ["--group", GROUP])
+        broker.allow("operator", ["Describe"], ["--topic", TOPIC])
+        broker.allow("operator", ["Describe"], ["--group", GROUP])
+        yield broker
+
+
+def _security(broker: KafkaBroker, user: str, password: str | None = None) -> dict[str, object]:
+    return {
+        "kafka_security_protocol": "SASL_SSL",
+        "kafka_sasl_username": user,
+        "kafka_sasl_password": password or PASSWORDS[user],
+        "kafka_tls_ca_file": broker.tls_ca,
+    }
+
+
+async def test_the_pipeline_runs_with_each_service_as_its_own_user(
+    secure_kafka: KafkaBroker, tmp_path: Path, ingest_redis: str, redis_password: str
+) -> None:
+    producer_settings = ProducerSettings(
+        kafka_bootstrap_servers=secure_kafka.bootstrap, ticks_topic=TOPIC, dead_letter_topic=DLQ,
+        topic_partitions=2, feed_symbols="SASLA,SASLB", feed_rate=0, feed_count=600,
+        **_security(secure_kafka, "producer"),
+    )  # fmt: skip
+    producer = ProducerService(producer_settings, show_progress=False)
+    result = await producer.run(SimulateFeed(paced=False))
+    assert (result.acked, result.failed) == (600, 0)
+    base = settings_for(secure_kafka.bootstrap, TOPIC, tmp_path / "lake", ingest_redis,
+                        redis_password)  # fmt: skip
+    settings = IngestSettings(**(base.model_dump() | {
+        "consumer_group": GROUP, "dead_letter_topic": DLQ,
+        "redis_password": redis_password, **_security(secure_kafka, "ingest"),
+    }))  # fmt: skip
+    async with RunningIngest(settings):
+        await wait_until(lambda: lake_row_count(tmp_path / "lake") >= 600, 90, "600 ticks")
+    assert lake_row_count(tmp_path / "lake") == 600
+    # The operator, allowed only to describe, reads the group's lag (0: all consumed).
+    operator = OperatorSettings(**_security(secure_kafka, "operator"))
+    observed = await read_topic_lag(secure_kafka.bootstrap, TOPIC, GROUP, timeout_s=30,
+                                    client_options=operator.kafka_client_options())  # fmt: skip
+    assert observed.partitions == 2 and sum(observed.per_partition.values()) == 0
+
+
+async def test_what_a_user_may_not_do_the_broker_refuses(secure_kafka: KafkaBroker) -> None:
+    def options(user: str, password: str | None = None) -> dict[str, object]:
+        fields = IngestSettings(kafka_bootstrap_servers=secure_kafka.bootstrap,
+                                **_security(secure_kafka, user, password))  # fmt: skip
+        return fields.kafka_client_options()
+
+    # ingest may not write the ticks topic
+    producer = AIOKafkaProducer(bootstrap_servers=secure_kafka.bootstrap, **options("ingest"),
+                                request_timeout_ms=10_000)  # fmt: skip
+    await producer.start()
+    try:
+        with pytest.raises(KafkaError, match="TopicAuthorizationFailed"):
+            await producer.send_and_wait(TOPIC, b"x")
+    finally:
+        await producer.stop()
+    # the producer may not read it
+    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=secure_kafka.bootstrap, group_id=GROUP,
+                                **options("producer"))  # fmt: skip
+    with pytest.raises(KafkaError):
+        await consumer.start()
+        await consumer.getmany(timeout_ms=5_000)
+    await consumer.stop()
+    # the operator may describe, but not read the ticks
+    reader = AIOKafkaConsumer(TOPIC, bootstrap_servers=secure_kafka.bootstrap, group_id=GROUP,
+                              **options("operator"))  # fmt: skip
+    with pytest.raises(KafkaError):
+        await reader.start()
+        await reader.getmany(timeout_ms=5_000)
+    await reader.stop()
+    # a wrong password, and no credentials at all, are refused at the door
+    wrong = AIOKafkaProducer(bootstrap_servers=secure_kafka.bootstrap,
+                             **options("ingest", PASSWORDS["producer"]))  # fmt: skip
+    with pytest.raises(KafkaError):
+        await wrong.start()
+    await wrong.stop()
+    anonymous = AIOKafkaProducer(bootstrap_servers=secure_kafka.bootstrap,
+                                 request_timeout_ms=5_000)  # fmt: skip
+    with pytest.raises(KafkaError):
+        await anonymous.start()
+    await anonymous.stop()
+
+
+def test_incomplete_security_settings_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs TICKLAKE_KAFKA_SASL_USERNAME"):
+        IngestSettings(kafka_security_protocol="SASL_SSL")
+    with pytest.raises(ValueError, match="use SSL or SASL_SSL"):
+        IngestSettings(kafka_tls_ca_file=tmp_path / "ca.crt")
