@@ -10,6 +10,11 @@ Several producers (and ingest) may race to create the same topic at start;
 can answer with a retriable error (``REQUEST_TIMED_OUT`` ...) although it goes
 on to create the topic; those topics are asked for again, and on the next
 round usually come back as already existing.
+
+Where Kafka enforces ACLs and topics are managed by someone else (Strimzi's
+KafkaTopics), a service may not create topics: ``TOPIC_AUTHORIZATION_FAILED``
+for a topic that exists is then success too (checked with a describe, which
+the service may do); for a topic that does not exist it stays an error.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ log = logging.getLogger(__name__)
 
 _NO_ERROR = 0
 _TOPIC_ALREADY_EXISTS = 36
+_TOPIC_AUTHORIZATION_FAILED = 29
 _ATTEMPTS = 5
 
 
@@ -79,6 +85,9 @@ async def ensure_topics(
                 if code == _TOPIC_ALREADY_EXISTS:
                     log.debug("topic %s already exists", name)
                     continue
+                if code == _TOPIC_AUTHORIZATION_FAILED and await _exists(admin, name):
+                    log.info("topic %s exists; not allowed to create topics, none needed", name)
+                    continue
                 error: type[KafkaError] = for_code(code)
                 if error.retriable and attempt < _ATTEMPTS:
                     log.warning("creating topic %s: %s, retrying", name, error.__name__)
@@ -93,3 +102,8 @@ async def ensure_topics(
             await asyncio.sleep(0.5 * attempt)
     finally:
         await admin.close()
+
+
+async def _exists(admin: AIOKafkaAdminClient, name: str) -> bool:
+    described = await admin.describe_topics([name])
+    return bool(described) and described[0].get("error_code") == _NO_ERROR
