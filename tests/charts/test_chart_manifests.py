@@ -307,7 +307,11 @@ def test_shutdown_deadlines_end_before_the_kubelet_kills(value_set: str) -> None
 
 def test_services_reach_kafka_at_the_strimzi_bootstrap_service() -> None:
     kafka = of_kind(render("defaults"), "Kafka")[0]
-    expected = f"{kafka['metadata']['name']}-kafka-bootstrap:9092"
+    # The one listener: TLS with SCRAM (kafka.strimzi.auth, on by default).
+    (listener,) = kafka["spec"]["kafka"]["listeners"]
+    assert (listener["tls"], listener["authentication"]["type"]) == (True, "scram-sha-512")
+    assert kafka["spec"]["kafka"]["authorization"] == {"type": "simple"}
+    expected = f"{kafka['metadata']['name']}-kafka-bootstrap:{listener['port']}"
     for component in ("producer", "ingest"):
         assert rendered_env("defaults", component)["TICKLAKE_KAFKA_BOOTSTRAP_SERVERS"] == expected
     external = rendered_env("external-kafka-redis", "ingest")
@@ -320,12 +324,16 @@ def test_redis_password_comes_from_the_generated_or_existing_secret() -> None:
     secret = named(objects, "Secret", component_name("redis"))
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert len(secret["data"]["redis-password"]) > 32
-    for _owner, pod in pod_templates(objects):
+    # Each Redis client's password is its own user's (redis.acl, on by default).
+    own_key = {component_name("ingest"): "ingest-password",
+               component_name("query-api"): "query-password"}  # fmt: skip
+    for owner, pod in pod_templates(objects):
         for c in pod["containers"]:
             for e in c.get("env", []):
-                if "PASSWORD" in e["name"] or e["name"] == "REDISCLI_AUTH":
+                if e["name"] in ("TICKLAKE_REDIS_PASSWORD", "REDISCLI_AUTH"):
                     ref = e["valueFrom"]["secretKeyRef"]
-                    assert (ref["name"], ref["key"]) == (component_name("redis"), "redis-password")
+                    key = own_key.get(owner["metadata"]["name"], "redis-password")
+                    assert (ref["name"], ref["key"]) == (component_name("redis"), key)
     redis = named(objects, "StatefulSet", component_name("redis"))
     (volume,) = [v for v in redis["spec"]["template"]["spec"]["volumes"] if "secret" in v]
     assert volume["secret"]["secretName"] == component_name("redis")

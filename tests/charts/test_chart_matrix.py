@@ -116,7 +116,17 @@ MATRIX: tuple[Row, ...] = (
             "jwt": {"jwksUrl": "https://idp.corp:8443/realms/desk/certs", "issuer": "https://idp.corp",
                     "audience": "ticklake", "cidrs": ["10.20.0.0/16"]}}}},
     ),
-    Row("auth-off", {"queryApi": {"auth": {"enabled": False}}}),
+    Row("auth-off", {"queryApi": {"auth": {"enabled": False}},
+                     "kafka": {"strimzi": {"auth": {"enabled": False}}},
+                     "redis": {"acl": {"enabled": False}}}),
+    Row(
+        "external-kafka-sasl",
+        {"kafka": {"strimzi": {"enabled": False},
+                   "external": {"bootstrapServers": "kafka-0.kafka.data.svc:9093",
+                                "auth": {"securityProtocol": "SASL_SSL", "caSecret": "kafka-ca",
+                                         "users": {"producer": "p", "ingest": "i",
+                                                   "operator": "o"}}}}},
+    ),
     Row("operator-off", {"operator": {"enabled": False}}),
     Row("scaler-off", {"operator": {"ingestScaler": {"create": False}}}),
     Row(

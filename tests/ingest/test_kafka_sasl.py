@@ -1,6 +1,7 @@
 """Kafka over SASL_SSL with SCRAM-SHA-512 and ACLs (a real broker from the Maven jars):
-the producer and ingest each log in as their own user and may do only their part; a
-client without credentials, or with another user's password, is refused by the broker."""
+the producer, ingest and the operator each log in as their own user, with the ACLs the
+chart's KafkaUsers grant, and may do only their part; a client without credentials, or
+with another user's password, is refused by the broker."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import asyncio
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from chartkit import helm_template
 from ingest_kit import RunningIngest, lake_row_count, settings_for, wait_until
 
 from ticklake.core.topic_admin import TopicSetupError, TopicSpec, ensure_topics
@@ -26,23 +30,41 @@ TOPIC, DLQ, GROUP = "secure.ticks", "secure.ticks.dlq", "secure-ingest"
 PASSWORDS = {user: secrets.token_urlsafe(16) for user in ("producer", "ingest", "operator")}
 
 
+def chart_acls() -> dict[str, list[dict[str, Any]]]:
+    """The ACLs of the chart's KafkaUsers (kafka.strimzi.auth), rendered for this test's
+    topics and group: the broker below enforces exactly what the chart grants."""
+    text = helm_template(sets=[f"topics.ticks={TOPIC}", f"topics.deadLetter={DLQ}",
+                               f"ingest.consumerGroup={GROUP}"],
+                         show_only="templates/kafka/kafkausers.yaml")  # fmt: skip
+    users = {}
+    for doc in yaml.safe_load_all(text):
+        if doc and doc["kind"] == "KafkaUser":
+            role = doc["metadata"]["name"].rsplit("-", 2)[-2]  # <release>-ticklake-<role>-kafka
+            users[role] = doc["spec"]["authorization"]["acls"]
+    return users
+
+
+RESOURCE_FLAGS = {"topic": "--topic", "group": "--group", "transactionalId": "--transactional-id"}
+
+
 @pytest.fixture(scope="module")
 def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    acls = chart_acls()
+    assert set(acls) == {"producer", "ingest", "operator"}
     broker = KafkaBroker(tmp_path_factory.mktemp("kafka-sasl"), default_partitions=2,
                          sasl_users=PASSWORDS)  # fmt: skip
     with broker:
-        # What docs/security.md lists: the producer writes the ticks topic, ingest reads
-        # it with its group and writes the dead letters. Nobody may create topics: they
-        # are made here, as Strimzi's KafkaTopics make them in the chart.
+        # Nobody may create topics: they are made here, as Strimzi's KafkaTopics make
+        # them in the chart.
         asyncio.run(ensure_topics(f"127.0.0.1:{broker.internal_port}",
                                   [TopicSpec(TOPIC, 2), TopicSpec(DLQ, 1)]))  # fmt: skip
-        broker.allow("producer", ["Write", "Describe"], ["--topic", TOPIC])
-        broker.allow("producer", ["Describe"], ["--topic", DLQ])
-        broker.allow("ingest", ["Read", "Describe"], ["--topic", TOPIC])
-        broker.allow("ingest", ["Write", "Describe"], ["--topic", DLQ])
-        broker.allow("ingest", ["Read"], ["--group", GROUP])
-        broker.allow("operator", ["Describe"], ["--topic", TOPIC])
-        broker.allow("operator", ["Describe"], ["--group", GROUP])
+        for user, rules in acls.items():
+            for rule in rules:
+                resource = rule["resource"]
+                where = [RESOURCE_FLAGS[resource["type"]], resource["name"]]
+                if resource.get("patternType") == "prefix":
+                    where += ["--resource-pattern-type", "prefixed"]
+                broker.allow(user, rule["operations"], where)
         yield broker
 
 

@@ -149,7 +149,7 @@ listener, or every port of kafka.external.bootstrapServers. */}}
 {{- define "ticklake.kafkaPorts" -}}
 {{- $ports := list }}
 {{- if .Values.kafka.strimzi.enabled }}
-{{- $ports = list (int .Values.kafka.strimzi.listenerPort) }}
+{{- $ports = list (int (include "ticklake.kafkaClientPort" .)) }}
 {{- else }}
 {{- range splitList "," .Values.kafka.external.bootstrapServers }}
 {{- $ports = append $ports (regexFind "[0-9]+$" (trim .) | int) }}
@@ -162,7 +162,7 @@ listener, or every port of kafka.external.bootstrapServers. */}}
 Service <cluster>-kafka-bootstrap. */}}
 {{- define "ticklake.kafkaBootstrapServers" -}}
 {{- if .Values.kafka.strimzi.enabled }}
-{{- printf "%s-kafka-bootstrap:%d" (include "ticklake.kafkaClusterName" .) (int .Values.kafka.strimzi.listenerPort) }}
+{{- printf "%s-kafka-bootstrap:%d" (include "ticklake.kafkaClusterName" .) (int (include "ticklake.kafkaClientPort" .)) }}
 {{- else }}
 {{- required "kafka.external.bootstrapServers is required when kafka.strimzi.enabled=false" .Values.kafka.external.bootstrapServers }}
 {{- end }}
@@ -258,6 +258,88 @@ ConfigMap data. Component-specific ones are added by the component. */}}
 TICKLAKE_KAFKA_BOOTSTRAP_SERVERS: {{ include "ticklake.kafkaBootstrapServers" . | quote }}
 TICKLAKE_TICKS_TOPIC: {{ .Values.topics.ticks | quote }}
 TICKLAKE_DEAD_LETTER_TOPIC: {{ .Values.topics.deadLetter | quote }}
+{{- if include "ticklake.kafkaAuth" . }}
+{{ include "ticklake.kafkaSecuritySettings" (list . "TICKLAKE_") }}
+{{- end }}
+{{- end }}
+
+{{/* ------------------------------------------------- Kafka authentication */}}
+
+{{/* The clients authenticate or encrypt: kafka.strimzi.auth (SCRAM over TLS,
+simple ACLs) in Strimzi mode, kafka.external.auth.securityProtocol otherwise. */}}
+{{- define "ticklake.kafkaAuth" -}}
+{{- if .Values.kafka.strimzi.enabled }}
+{{- if .Values.kafka.strimzi.auth.enabled }}true{{ end }}
+{{- else if ne .Values.kafka.external.auth.securityProtocol "PLAINTEXT" }}true{{ end }}
+{{- end }}
+
+{{- define "ticklake.kafkaProtocol" -}}
+{{- ternary "SASL_SSL" .Values.kafka.external.auth.securityProtocol .Values.kafka.strimzi.enabled }}
+{{- end }}
+
+{{- define "ticklake.kafkaClientPort" -}}
+{{- ternary .Values.kafka.strimzi.auth.tlsListenerPort .Values.kafka.strimzi.listenerPort (and .Values.kafka.strimzi.enabled .Values.kafka.strimzi.auth.enabled) }}
+{{- end }}
+
+{{/* The KafkaUser (and SASL user name, and Secret Strimzi makes) of a client. */}}
+{{- define "ticklake.kafkaUserName" -}}
+{{- $root := index . 0 }}
+{{- include "ticklake.componentName" (list $root (printf "%s-kafka" (index . 1))) }}
+{{- end }}
+
+{{- define "ticklake.kafkaCaMountPath" -}}/etc/ticklake/kafka-ca{{- end }}
+
+{{/* Settings of a Kafka client with authentication: (list $ prefix). */}}
+{{- define "ticklake.kafkaSecuritySettings" -}}
+{{- $root := index . 0 }}{{- $prefix := index . 1 }}
+{{- $protocol := include "ticklake.kafkaProtocol" $root -}}
+{{ $prefix }}KAFKA_SECURITY_PROTOCOL: {{ $protocol | quote }}
+{{- if hasPrefix "SASL" $protocol }}
+{{ $prefix }}KAFKA_SASL_MECHANISM: {{ ternary "SCRAM-SHA-512" $root.Values.kafka.external.auth.saslMechanism $root.Values.kafka.strimzi.enabled | quote }}
+{{- end }}
+{{- if include "ticklake.kafkaCaMount" $root }}
+{{ $prefix }}KAFKA_TLS_CA_FILE: {{ printf "%s/ca.crt" (include "ticklake.kafkaCaMountPath" $root) | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Env entries with a client's SASL user and password: (list $ role prefix).
+Strimzi mode: its KafkaUser and the Secret Strimzi makes; external: the Secret
+named in kafka.external.auth.users.<role> (keys username, password). */}}
+{{- define "ticklake.kafkaSecretEnv" -}}
+{{- $root := index . 0 }}{{- $role := index . 1 }}{{- $prefix := index . 2 }}
+{{- if and (include "ticklake.kafkaAuth" $root) (hasPrefix "SASL" (include "ticklake.kafkaProtocol" $root)) -}}
+{{- if $root.Values.kafka.strimzi.enabled -}}
+{{- $user := include "ticklake.kafkaUserName" (list $root $role) -}}
+- name: {{ $prefix }}KAFKA_SASL_USERNAME
+  value: {{ $user }}
+- name: {{ $prefix }}KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      # Made by Strimzi's user operator for the KafkaUser of the same name.
+      name: {{ $user }}
+      key: password
+{{- else -}}
+{{- $secret := required (printf "kafka.external.auth.users.%s: a Secret with username and password is required for %s" $role (include "ticklake.kafkaProtocol" $root)) (index $root.Values.kafka.external.auth.users $role) -}}
+- name: {{ $prefix }}KAFKA_SASL_USERNAME
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: username}
+- name: {{ $prefix }}KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: password}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The brokers' CA as a secretMount: Strimzi's cluster CA, or kafka.external.auth.caSecret. */}}
+{{- define "ticklake.kafkaCaMount" -}}
+{{- if include "ticklake.kafkaAuth" . -}}
+{{- $secret := ternary (printf "%s-cluster-ca-cert" (include "ticklake.kafkaClusterName" .)) .Values.kafka.external.auth.caSecret .Values.kafka.strimzi.enabled -}}
+{{- if and $secret (hasSuffix "SSL" (include "ticklake.kafkaProtocol" .)) -}}
+name: kafka-ca
+secretName: {{ $secret }}
+mountPath: {{ include "ticklake.kafkaCaMountPath" . }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{- define "ticklake.redisSettings" -}}

@@ -10,8 +10,9 @@ template file calls these with a dict:
   secretEnv  env entries from Secrets, as a YAML string (may be empty)
   lake       true to mount the lake PVC (lake.mode=pvc)
   lakeReadOnly  true to mount it read-only (the query API only reads)
-  secretMount  optional dict (name, secretName, mountPath): a Secret mounted
-             read-only as a directory (the query API's key file)
+  secretMounts  optional list of dicts (name, secretName, mountPath): Secrets
+             mounted read-only as directories (the query API's key file, the
+             Kafka cluster CA)
   liveness / readiness  HTTP paths of the service's own health endpoints
 */}}
 
@@ -145,7 +146,7 @@ spec:
               readOnly: true
               {{- end }}
             {{- end }}
-            {{- with .secretMount }}
+            {{- range .secretMounts }}
             - name: {{ .name }}
               mountPath: {{ .mountPath }}
               readOnly: true
@@ -154,7 +155,7 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: {{ $v.tmpSizeLimit }}
-        {{- with .secretMount }}
+        {{- range .secretMounts }}
         - name: {{ .name }}
           secret:
             secretName: {{ .secretName }}

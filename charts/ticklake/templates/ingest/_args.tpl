@@ -16,7 +16,11 @@ rebalance (docs/ingest.md). */}}
 {{- if .Values.ingest.staticMembership }}
 {{- $instanceId = "- name: TICKLAKE_GROUP_INSTANCE_ID\n  valueFrom:\n    fieldRef:\n      fieldPath: metadata.name" }}
 {{- end }}
-{{- $secretEnv := list $clientId $instanceId (include "ticklake.redisSecretEnv" (list . "ingest")) (include "ticklake.s3SecretEnv" .) | compact | join "\n" }}
+{{- $secretEnv := list $clientId $instanceId (include "ticklake.kafkaSecretEnv" (list . "ingest" "TICKLAKE_")) (include "ticklake.redisSecretEnv" (list . "ingest")) (include "ticklake.s3SecretEnv" .) | compact | join "\n" }}
 {{- $omitReplicas := and .Values.operator.enabled .Values.operator.ingestScaler.create }}
-{{- dict "component" "ingest" "settings" $settings "secretEnv" $secretEnv "lake" (eq .Values.lake.mode "pvc") "lakeReadOnly" false "omitReplicas" $omitReplicas "liveness" "/healthz" "readiness" "/readyz" | toYaml }}
+{{- $args := dict "component" "ingest" "settings" $settings "secretEnv" $secretEnv "lake" (eq .Values.lake.mode "pvc") "lakeReadOnly" false "omitReplicas" $omitReplicas "liveness" "/healthz" "readiness" "/readyz" }}
+{{- with include "ticklake.kafkaCaMount" . }}
+{{- $_ := set $args "secretMounts" (list (fromYaml .)) }}
+{{- end }}
+{{- $args | toYaml }}
 {{- end }}

@@ -14,5 +14,9 @@ them; with the same shape the KafkaTopics would have. */}}
 {{- $settings = append $settings (printf "TICKLAKE_TOPIC_REPLICATION_FACTOR: %s" ($rf | toString | quote)) }}
 {{- /* Flush before the kubelet's SIGKILL: the grace period less 5 s. */}}
 {{- $settings = append $settings (printf "TICKLAKE_SHUTDOWN_TIMEOUT_S: %s" ($grace | toString | quote)) }}
-{{- dict "component" "producer" "settings" (join "\n" $settings) "secretEnv" "" "lake" false "liveness" "/healthz" "readiness" "/healthz" | toYaml }}
+{{- $args := dict "component" "producer" "settings" (join "\n" $settings) "secretEnv" (include "ticklake.kafkaSecretEnv" (list . "producer" "TICKLAKE_")) "lake" false "liveness" "/healthz" "readiness" "/healthz" }}
+{{- with include "ticklake.kafkaCaMount" . }}
+{{- $_ := set $args "secretMounts" (list (fromYaml .)) }}
+{{- end }}
+{{- $args | toYaml }}
 {{- end }}

@@ -9,7 +9,7 @@ the preStop sleep began. */}}
 {{- $secretEnv := list (include "ticklake.redisSecretEnv" (list . "query")) (include "ticklake.s3SecretEnv" .) | compact | join "\n" }}
 {{- $args := dict "component" "query-api" "settings" $settings "secretEnv" $secretEnv "lake" (eq .Values.lake.mode "pvc") "lakeReadOnly" true "liveness" "/healthz" "readiness" "/readyz" }}
 {{- if .Values.queryApi.auth.enabled }}
-{{- $_ := set $args "secretMount" (dict "name" "api-keys" "secretName" (include "ticklake.queryApi.keysSecretName" .) "mountPath" "/etc/ticklake/auth") }}
+{{- $_ := set $args "secretMounts" (list (dict "name" "api-keys" "secretName" (include "ticklake.queryApi.keysSecretName" .) "mountPath" "/etc/ticklake/auth")) }}
 {{- end }}
 {{- $args | toYaml }}
 {{- end }}
