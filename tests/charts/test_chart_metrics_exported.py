@@ -107,7 +107,8 @@ def scrapes(
         "ingest": (["ticklake-ingest"], {
             "TICKLAKE_CONSUMER_GROUP": f"g-{topic}", "TICKLAKE_LAKE_ROLL_SECONDS": "1",
         }),
-        "query-api": (["ticklake-query", "serve"], {}),
+        # API keys off: this run is about which metrics exist, not who may query.
+        "query-api": (["ticklake-query", "serve"], {"TICKLAKE_AUTH_ENABLED": "false"}),
     }  # fmt: skip
     bin_dir = Path(sys.executable).parent
     procs = {}
