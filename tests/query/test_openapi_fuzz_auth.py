@@ -21,16 +21,11 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from query.conftest import Keys
 from query.ingest_like import NS, IngestLike, make_ticks
 from query.running_api import RunningApi
+from query.test_openapi_fuzz import OPERATIONS
+from ticklake.query.auth.gate import OPEN_PATHS
 
-DATA_OPERATIONS = [
-    ("GET", "/latest/{symbol}"),
-    ("GET", "/latest"),
-    ("GET", "/symbols"),
-    ("GET", "/ticks/{symbol}"),
-    ("GET", "/bars/{symbol}"),
-    ("GET", "/asof/{symbol}"),
-    ("GET", "/asof"),
-]
+DATA_OPERATIONS = [(m, p) for m, p in OPERATIONS if p not in OPEN_PATHS]
+"""The fuzzed operations (tests/query/test_openapi_fuzz.py) that need a key."""
 
 
 @pytest.fixture(scope="module")

@@ -54,21 +54,22 @@ class KafkaSecurityFields(BaseSettings):
     @model_validator(mode="after")
     def _kafka_security_is_complete(self) -> KafkaSecurityFields:
         protocol = self.kafka_security_protocol
+        # The variables as this service spells them (the operator's have its own prefix).
+        var = f"{self.model_config.get('env_prefix', ENV_PREFIX)}KAFKA_"
         if protocol.startswith("SASL") and not (
             self.kafka_sasl_username and self.kafka_sasl_password
         ):
             raise ValueError(
-                f"TICKLAKE_KAFKA_SECURITY_PROTOCOL={protocol} needs TICKLAKE_KAFKA_SASL_USERNAME "
-                "and TICKLAKE_KAFKA_SASL_PASSWORD"
+                f"{var}SECURITY_PROTOCOL={protocol} needs {var}SASL_USERNAME and {var}SASL_PASSWORD"
             )
         tls_files = (self.kafka_tls_ca_file, self.kafka_tls_cert_file, self.kafka_tls_key_file)
         if any(tls_files) and not protocol.endswith("SSL"):
             raise ValueError(
-                f"Kafka TLS files are set but TICKLAKE_KAFKA_SECURITY_PROTOCOL is {protocol}: "
+                f"Kafka TLS files are set but {var}SECURITY_PROTOCOL is {protocol}: "
                 "use SSL or SASL_SSL"
             )
         if (self.kafka_tls_cert_file is None) != (self.kafka_tls_key_file is None):
-            raise ValueError("TICKLAKE_KAFKA_TLS_CERT_FILE and _KEY_FILE go together")
+            raise ValueError(f"{var}TLS_CERT_FILE and {var}TLS_KEY_FILE go together")
         return self
 
     def kafka_client_options(self) -> dict[str, Any]:

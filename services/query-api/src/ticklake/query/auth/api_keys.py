@@ -106,13 +106,15 @@ def decode(data: bytes, source: str) -> KeyFile:
     return keyfile
 
 
+def _missing(path: Path) -> KeyFileError:
+    return KeyFileError(f"{path}: no such key file; create one with `ticklake-query keys create`")
+
+
 def read(path: Path) -> KeyFile:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise KeyFileError(
-            f"{path}: no such key file; create one with `ticklake-query keys create`"
-        ) from None
+        raise _missing(path) from None
     except OSError as e:
         raise KeyFileError(f"{path}: cannot read: {e}") from e
     return decode(data, str(path))
@@ -223,9 +225,7 @@ class KeyRing:
         try:
             st = self.path.stat()
         except FileNotFoundError:
-            raise KeyFileError(
-                f"{self.path}: no such key file; create one with `ticklake-query keys create`"
-            ) from None
+            raise _missing(self.path) from None
         except OSError as e:
             raise KeyFileError(f"{self.path}: {e.strerror}") from e
         return (st.st_mtime_ns, st.st_size, st.st_ino)
