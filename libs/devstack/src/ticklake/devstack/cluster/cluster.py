@@ -43,6 +43,8 @@ CONTROLLER_MANAGER = "kube-controller-manager"
 SCHEDULER = "kube-scheduler"
 CONTAINERD = "containerd"
 KUBELET = "kubelet"
+CRI_NOT_READY = "server is not initialized yet"
+"""What a kubelet started before containerd's CRI service is ready dies with."""
 KUBE_PROXY = "kube-proxy"
 CONTROL_PLANE = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER)
 NODE = (CONTAINERD, KUBELET, KUBE_PROXY)
@@ -552,6 +554,19 @@ class Cluster:
                     ) from None
                 time.sleep(0.3)
         self.load_images([images.pause, images.coredns])
+        self._start_kubelet()
+        processes.start(
+            self.layout,
+            KUBE_PROXY,
+            [str(self.bin_dir / KUBE_PROXY), f"--config={c / 'kube-proxy.json'}", "--v=1"],
+            netns=p.netns,
+        )
+
+    def _install_addons(self, images: SystemImages) -> None:
+        self.apply(config.coredns_manifests(self.plan, images.coredns_ref))
+
+    def _start_kubelet(self) -> None:
+        c, p = self.layout.config, self.plan
         processes.start(
             self.layout,
             KUBELET,
@@ -566,15 +581,6 @@ class Cluster:
             ],
             netns=p.netns,
         )
-        processes.start(
-            self.layout,
-            KUBE_PROXY,
-            [str(self.bin_dir / KUBE_PROXY), f"--config={c / 'kube-proxy.json'}", "--v=1"],
-            netns=p.netns,
-        )
-
-    def _install_addons(self, images: SystemImages) -> None:
-        self.apply(config.coredns_manifests(self.plan, images.coredns_ref))
 
     def _node_ready(self) -> bool:
         out = self.kubectl("get", "node", NODE_NAME, "-o", "json", check=False, timeout=15)
@@ -586,6 +592,13 @@ class Cluster:
     def _wait_node_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout_s
         while not self._node_ready():
+            kubelet_log = processes.log_tail(self.layout, KUBELET)
+            if not processes.running(self.layout, KUBELET) and CRI_NOT_READY in kubelet_log:
+                # containerd answers `ctr version` before its CRI service has finished
+                # initialising; a kubelet started in between exits at once. Start it again.
+                time.sleep(1.0)
+                self._start_kubelet()
+                continue
             for name in NODE:
                 if not processes.running(self.layout, name):
                     raise ClusterError(f"{name} exited: {processes.log_tail(self.layout, name)}")
