@@ -72,9 +72,10 @@ def run(
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-def helm_template(
+def helm_template_result(
     value_files: Iterable[str] = (), sets: Iterable[str] = (), *, show_only: str | None = None
-) -> str:
+) -> subprocess.CompletedProcess[str]:
+    """``helm template`` of the chart, whatever its outcome (for renders that must fail)."""
     args = [tool("helm"), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
     for f in value_files:
         args += ["-f", str(CHART / f)]
@@ -82,7 +83,13 @@ def helm_template(
         args += ["--set", s]
     if show_only:
         args += ["--show-only", show_only]
-    result = run(args)
+    return run(args)
+
+
+def helm_template(
+    value_files: Iterable[str] = (), sets: Iterable[str] = (), *, show_only: str | None = None
+) -> str:
+    result = helm_template_result(value_files, sets, show_only=show_only)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

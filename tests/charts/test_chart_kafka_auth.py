@@ -4,19 +4,13 @@ services work and refuse the rest is tests/ingest/test_kafka_sasl.py, on a real 
 
 from __future__ import annotations
 
-import subprocess
-
 from charts.chartkit import (
-    CHART,
-    NAMESPACE,
-    RELEASE,
     component_name,
+    helm_template_result,
     named,
     of_kind,
     parse,
     render,
-    run,
-    tool,
 )
 from charts.chartkit import helm_template as template
 
@@ -93,15 +87,8 @@ def test_external_kafka_takes_each_clients_credentials_from_its_secret() -> None
 
 
 def test_external_sasl_without_a_clients_secret_is_refused_by_name() -> None:
-    result = template_result(EXTERNAL_SASL)
+    result = helm_template_result(sets=EXTERNAL_SASL)
     assert result.returncode != 0
     assert "kafka.external.auth.users.producer: a Secret with username and password" in (
         result.stderr
     )
-
-
-def template_result(sets: list[str]) -> subprocess.CompletedProcess[str]:
-    args = [tool("helm"), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
-    for s in sets:
-        args += ["--set", s]
-    return run(args)

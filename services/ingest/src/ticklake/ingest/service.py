@@ -51,10 +51,9 @@ class IngestService:
         self.settings = settings
         self.metrics = IngestMetrics(registry)
         self.lake: Lake = open_lake(settings)
-        password = settings.redis_password.get_secret_value() if settings.redis_password else None
         self.cache = RedisWriter.from_url(
             settings.redis_url,
-            password,
+            None,  # the user and password are in client_options
             settings.redis_timeout_seconds,
             self.metrics,
             client_options=settings.redis_client_options(),
