@@ -115,6 +115,8 @@ def test_installable_without_any_crd_but_its_own() -> None:
             "queryApi.preStopSleepSeconds 5 leaves less than 6 s",
         ),
         (["ingest.preStopSleepSeconds=-1"], "minimum"),
+        (["lake.s3.sse=rot13"], "/lake/s3/sse"),
+        (["lake.s3.sseKmsKeyId=alias/k"], "set lake.s3.sse=aws:kms"),
     ],
 )
 def test_schema_rejects_bad_values(sets: list[str], complaint: str) -> None:

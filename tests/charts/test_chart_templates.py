@@ -51,6 +51,20 @@ def test_default_ports_when_the_endpoints_name_none() -> None:
     assert 80 in egress_ports(named(http, "NetworkPolicy", "ticklake-ingest"))
 
 
+def test_lake_encryption_reaches_ingest_only() -> None:
+    """Only ingest writes the lake; the query API's image has no obstore and needs none."""
+    rendered = objects("lake.mode=s3", "lake.s3.uri=s3://bucket/lake", "lake.s3.sse=aws:kms",
+                       "lake.s3.sseKmsKeyId=alias/lake")  # fmt: skip
+    ingest = named(rendered, "ConfigMap", "ticklake-ingest")["data"]
+    assert (ingest["TICKLAKE_S3_SSE"], ingest["TICKLAKE_S3_SSE_KMS_KEY_ID"]) == (
+        "aws:kms", "alias/lake")  # fmt: skip
+    query = named(rendered, "ConfigMap", "ticklake-query-api")["data"]
+    assert not {k for k in query if k.startswith("TICKLAKE_S3_SSE")}
+    default = named(objects("lake.mode=s3", "lake.s3.uri=s3://bucket/lake"), "ConfigMap",
+                    "ticklake-ingest")["data"]  # fmt: skip
+    assert "TICKLAKE_S3_SSE" not in default
+
+
 def test_kafka_resources_go_to_the_node_pool() -> None:
     """Strimzi v1's Kafka has no spec.kafka.resources (the API server would
     prune it): the chart puts them on the KafkaNodePool."""

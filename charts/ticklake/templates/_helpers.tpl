@@ -460,6 +460,10 @@ that says what to set instead. The checks the operators themselves make
 (Strimzi, prometheus-operator) are named with where upstream enforces them;
 tests/charts/test_chart_admission.py repeats them on the rendered objects. */}}
 {{- define "ticklake.validate" -}}
+{{- /* As ingest's settings refuse it (LakeFields): a KMS key means aws:kms. */}}
+{{- if and .Values.lake.s3.sseKmsKeyId (ne .Values.lake.s3.sse "aws:kms") }}
+{{- fail (printf "lake.s3.sseKmsKeyId is set but lake.s3.sse is %q: set lake.s3.sse=aws:kms" .Values.lake.s3.sse) }}
+{{- end }}
 {{- $k := .Values.kafka.strimzi }}
 {{- if $k.enabled }}
 {{- /* Strimzi ListenersValidator.validatePortNumbers: 9404 (metrics) and 9999

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pyarrow.dataset as ds
@@ -109,3 +110,61 @@ def test_recovery_on_s3_removes_an_interrupted_flush(s3_endpoint: str) -> None:
     for w in written:
         info = lake.fs.get_file_info(lake.path(w.relative_path))
         assert info.type.name == "NotFound"
+
+
+@pytest.mark.parametrize(("sse", "kms_key"), [("AES256", None), ("aws:kms", "alias/ticklake-lake")])
+def test_every_object_ingest_writes_carries_the_server_side_encryption_asked_for(
+    s3_endpoint: str, sse: str, kms_key: str | None
+) -> None:
+    from ticklake.ingest.features import FeatureParams
+    from ticklake.ingest.partition import PartitionProcessor
+    from ticklake.ingest.sinks.lake import LakeSink
+
+    prefix = f"sse-{sse.replace(':', '-')}"
+    fields = LakeFields(**s3_fields(s3_endpoint, prefix), s3_sse=sse, s3_sse_kms_key_id=kms_key)
+    lake = open_lake(fields)
+    writer = LakeWriter(lake, "topic", LakeOptions())
+    processor = PartitionProcessor(0, FeatureParams(), 4096)
+    sink = LakeSink(writer, lambda p: processor.state.to_json(sink.buffers[p].next_offset))
+    sink.open_partition(0, 0)
+    sink.add(processor.process(records(300), 1))
+    written = writer.write(sink.take(0))  # type: ignore[arg-type]
+    assert written
+    client = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="test",
+                          aws_secret_access_key="test", region_name="us-east-1")  # fmt: skip
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]]
+    # the data files and the checkpoints beside them: every object, none forgotten
+    assert len(keys) > len(written)
+    for key in keys:
+        head = client.head_object(Bucket=BUCKET, Key=key)
+        assert head.get("ServerSideEncryption") == sse, key
+        assert head.get("SSEKMSKeyId") == kms_key, key
+    # readers need nothing special: pyarrow reads the encrypted lake back whole
+    table = ds.dataset(lake.path("ticks"), filesystem=lake.fs, partitioning="hive").to_table()
+    assert table.num_rows == 300
+
+
+def test_an_unencrypted_lake_is_written_as_before(s3_endpoint: str) -> None:
+    lake = open_lake(LakeFields(**s3_fields(s3_endpoint, "plain")))
+    assert lake.encrypted_put is None
+
+
+def test_encryption_settings_that_cannot_work_are_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="TICKLAKE_S3_SSE=AES256 needs an s3:// lake"):
+        LakeFields(lake_uri=str(tmp_path), s3_sse="AES256")
+    with pytest.raises(ValueError, match="TICKLAKE_S3_SSE_KMS_KEY_ID is set"):
+        LakeFields(lake_uri="s3://lake/x", s3_sse="AES256", s3_sse_kms_key_id="k")
+    with pytest.raises(ValueError, match="s3_sse"):
+        LakeFields(lake_uri="s3://lake/x", s3_sse="rot13")  # type: ignore[arg-type]
+
+
+def test_a_failed_encrypted_put_is_an_os_error_naming_the_object(s3_endpoint: str) -> None:
+    # a bucket that does not exist: the PUT fails, and the writer's error handling
+    # (which expects OSError) sees it
+    fields = LakeFields(
+        **(s3_fields(s3_endpoint, "x") | {"lake_uri": "s3://no-such-bucket/x"}), s3_sse="AES256"
+    )
+    lake = open_lake(fields)
+    assert lake.encrypted_put is not None
+    with pytest.raises(OSError, match=r"s3://no-such-bucket/x/probe \(AES256\)"):
+        lake.encrypted_put(lake.path("probe"), b"x")

@@ -7,7 +7,9 @@ lake URI means the same thing to both.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -22,6 +24,10 @@ class Lake:
     fs: pafs.FileSystem
     base: str
     uri: str
+    encrypted_put: Callable[[str, bytes], None] | None = None
+    """Writes one object (a :meth:`path`) with the server-side encryption of
+    ``TICKLAKE_S3_SSE``; None: writers use :attr:`fs`. pyarrow's S3 filesystem cannot
+    set encryption headers, so these PUTs go through obstore."""
 
     def path(self, relative: str) -> str:
         """Filesystem path of ``relative`` (``/``-separated) below the root."""
@@ -50,9 +56,50 @@ def open_lake(fields: LakeFields) -> Lake:
             region=fields.s3_region,
             scheme="http" if (fields.s3_endpoint_url or "").startswith("http://") else "https",
         )
-        return Lake(fs=s3, base=bucket_and_prefix, uri=uri)
+        put = _encrypted_put(fields, bucket_and_prefix.split("/", 1)[0])
+        return Lake(fs=s3, base=bucket_and_prefix, uri=uri, encrypted_put=put)
     if "://" in uri and not uri.startswith("file://"):
         raise ValueError(f"lake_uri {uri!r}: only local paths, file:// and s3:// are supported")
     local = Path(uri.removeprefix("file://")).expanduser().resolve()
     local.mkdir(parents=True, exist_ok=True)
     return Lake(fs=pafs.LocalFileSystem(), base=str(local), uri=str(local))
+
+
+def _encrypted_put(fields: LakeFields, bucket: str) -> Callable[[str, bytes], None] | None:
+    """A PUT with ``x-amz-server-side-encryption`` (and the KMS key), or None when
+    ``s3_sse`` is none. obstore is imported here only: readers never need it."""
+    if fields.s3_sse == "none":
+        return None
+    from obstore import put as obstore_put
+    from obstore.store import S3Store
+
+    credentials = {}
+    if fields.s3_access_key_id and fields.s3_secret_access_key:
+        credentials = {
+            "access_key_id": fields.s3_access_key_id.get_secret_value(),
+            "secret_access_key": fields.s3_secret_access_key.get_secret_value(),
+        }
+    encryption: dict[str, str] = {"server_side_encryption": fields.s3_sse}
+    if fields.s3_sse_kms_key_id:
+        encryption["sse_kms_key_id"] = fields.s3_sse_kms_key_id
+    endpoint = {"endpoint": fields.s3_endpoint_url} if fields.s3_endpoint_url else {}
+    store = S3Store(
+        bucket,
+        region=fields.s3_region,
+        client_options={"allow_http": (fields.s3_endpoint_url or "").startswith("http://")},
+        # As many attempts as pyarrow's S3 filesystem makes (3), so an outage stops
+        # flushes as soon on this path as on the other.
+        retry_config={"max_retries": 2, "retry_timeout": timedelta(seconds=30)},
+        **credentials,  # type: ignore[arg-type]
+        **encryption,  # type: ignore[arg-type]
+        **endpoint,  # type: ignore[arg-type]
+    )
+
+    def put(path: str, data: bytes) -> None:
+        key = path.split("/", 1)[1]  # Lake.path() is "<bucket>/<key>"
+        try:
+            obstore_put(store, key, data)
+        except Exception as e:  # obstore's errors are not OSErrors; writers expect one
+            raise OSError(f"S3 PUT s3://{bucket}/{key} ({fields.s3_sse}) failed: {e}") from e
+
+    return put

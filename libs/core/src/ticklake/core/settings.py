@@ -171,6 +171,27 @@ class LakeFields(BaseSettings):
     s3_region: str = Field("us-east-1", description="S3 region for s3:// lakes.")
     s3_access_key_id: SecretStr | None = Field(None, description="S3 access key id.")
     s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key.")
+    s3_sse: Literal["none", "AES256", "aws:kms"] = Field(
+        "none",
+        description=(
+            "Server-side encryption of every object ingest writes to an s3:// lake: AES256 "
+            "(S3-managed keys) or aws:kms; none: the bucket's default encryption applies."
+        ),
+    )
+    s3_sse_kms_key_id: str | None = Field(
+        None, description="KMS key (id, ARN or alias) for s3_sse=aws:kms; unset: the AWS one."
+    )
+
+    @model_validator(mode="after")
+    def _sse_needs_s3(self) -> LakeFields:
+        if self.s3_sse != "none" and not self.lake_uri.startswith("s3://"):
+            raise ValueError(
+                f"TICKLAKE_S3_SSE={self.s3_sse} needs an s3:// lake; "
+                f"TICKLAKE_LAKE_URI is {self.lake_uri!r}"
+            )
+        if self.s3_sse_kms_key_id and self.s3_sse != "aws:kms":
+            raise ValueError("TICKLAKE_S3_SSE_KMS_KEY_ID is set but TICKLAKE_S3_SSE is not aws:kms")
+        return self
 
 
 class HttpFields(BaseSettings):

@@ -39,7 +39,15 @@ class S3Server:
         if self.faults:
             argv = [sys.executable, "-m", "ticklake.devstack.s3_faults", "--port", str(self.port)]
         else:
-            binary = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+            # The workspace's own moto (the locked version) before any on PATH: an older
+            # moto elsewhere (a pyenv shim, say) answers CompleteMultipartUpload in a form
+            # the AWS SDK in pyarrow refuses.
+            beside = Path(sys.executable).parent / "moto_server"
+            binary = str(beside) if beside.exists() else shutil.which("moto_server")
+            if binary is None:
+                raise RuntimeError(
+                    "moto_server not found: run `uv sync` (moto is a dev dependency)"
+                )
             argv = [binary, "-H", "127.0.0.1", "-p", str(self.port)]
         self._proc = process.spawn(argv, self.data_dir / "moto.log")
 

@@ -166,6 +166,8 @@ class LakeWriter:
         path = self.lake.path(relative)
         if self.lake.is_local:
             _atomic_write_local(path, data)
+        elif self.lake.encrypted_put is not None:
+            self.lake.encrypted_put(path, data)
         else:
             with self.lake.fs.open_output_stream(path) as out:
                 out.write(data)
