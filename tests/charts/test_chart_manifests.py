@@ -335,7 +335,7 @@ def test_redis_password_comes_from_the_generated_or_existing_secret() -> None:
                     key = own_key.get(owner["metadata"]["name"], "redis-password")
                     assert (ref["name"], ref["key"]) == (component_name("redis"), key)
     redis = named(objects, "StatefulSet", component_name("redis"))
-    (volume,) = [v for v in redis["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+    (volume,) = [v for v in redis["spec"]["template"]["spec"]["volumes"] if v["name"] == "password"]
     assert volume["secret"]["secretName"] == component_name("redis")
     assert "env" not in redis["spec"]["template"]["spec"]["containers"][0], "password as a file"
     external = render("external-kafka-redis")

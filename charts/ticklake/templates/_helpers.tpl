@@ -197,7 +197,7 @@ pod is ever created. */}}
 
 {{- define "ticklake.redisUrl" -}}
 {{- if .Values.redis.enabled }}
-{{- printf "redis://%s:%d/0" (include "ticklake.redisName" .) (int .Values.redis.service.port) }}
+{{- printf "%s://%s:%d/0" (ternary "rediss" "redis" .Values.redis.tls.enabled) (include "ticklake.redisName" .) (int .Values.redis.service.port) }}
 {{- else }}
 {{- required "redis.external.url is required when redis.enabled=false" .Values.redis.external.url }}
 {{- end }}
@@ -344,6 +344,32 @@ mountPath: {{ include "ticklake.kafkaCaMountPath" . }}
 
 {{- define "ticklake.redisSettings" -}}
 TICKLAKE_REDIS_URL: {{ include "ticklake.redisUrl" . | quote }}
+{{- if include "ticklake.redisCaMount" . }}
+TICKLAKE_REDIS_TLS_CA_FILE: {{ printf "%s/ca.crt" (include "ticklake.redisCaMountPath" .) | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret with Redis's certificate (tls.crt, tls.key) and its CA (ca.crt):
+redis.tls.existingSecret (cert-manager makes this shape), or the chart's. */}}
+{{- define "ticklake.redisTlsSecretName" -}}
+{{- default (printf "%s-tls" (include "ticklake.redisName" .)) .Values.redis.tls.existingSecret }}
+{{- end }}
+
+{{- define "ticklake.redisCaMountPath" -}}/etc/ticklake/redis-ca{{- end }}
+
+{{/* Redis's CA in a service (secretMounts entry), when Redis speaks TLS: the
+chart's Redis with redis.tls.enabled, or an external rediss:// one whose CA is in
+redis.tls.existingSecret (without it the system's CAs verify). Only ca.crt is
+mounted: the services never see Redis's key. */}}
+{{- define "ticklake.redisCaMount" -}}
+{{- $tls := ternary .Values.redis.tls.enabled (hasPrefix "rediss://" .Values.redis.external.url) .Values.redis.enabled }}
+{{- if and $tls (or .Values.redis.enabled .Values.redis.tls.existingSecret) -}}
+name: redis-ca
+secretName: {{ include "ticklake.redisTlsSecretName" . }}
+mountPath: {{ include "ticklake.redisCaMountPath" . }}
+items:
+  - {key: ca.crt, path: ca.crt}
+{{- end }}
 {{- end }}
 
 {{- define "ticklake.lakeSettings" -}}

@@ -10,9 +10,9 @@ template file calls these with a dict:
   secretEnv  env entries from Secrets, as a YAML string (may be empty)
   lake       true to mount the lake PVC (lake.mode=pvc)
   lakeReadOnly  true to mount it read-only (the query API only reads)
-  secretMounts  optional list of dicts (name, secretName, mountPath): Secrets
-             mounted read-only as directories (the query API's key file, the
-             Kafka cluster CA)
+  secretMounts  optional list of dicts (name, secretName, mountPath, and
+             optionally items): Secrets mounted read-only as directories (the
+             query API's key file, the Kafka cluster CA, Redis's CA)
   liveness / readiness  HTTP paths of the service's own health endpoints
 */}}
 
@@ -160,6 +160,10 @@ spec:
           secret:
             secretName: {{ .secretName }}
             defaultMode: 0440
+            {{- with .items }}
+            items:
+              {{- toYaml . | nindent 14 }}
+            {{- end }}
         {{- end }}
         {{- if .lake }}
         - name: lake

@@ -26,8 +26,15 @@ rebalance (docs/ingest.md). */}}
 {{- $secretEnv := list $clientId $instanceId (include "ticklake.kafkaSecretEnv" (list . "ingest" "TICKLAKE_")) (include "ticklake.redisSecretEnv" (list . "ingest")) (include "ticklake.s3SecretEnv" .) | compact | join "\n" }}
 {{- $omitReplicas := and .Values.operator.enabled .Values.operator.ingestScaler.create }}
 {{- $args := dict "component" "ingest" "settings" $settings "secretEnv" $secretEnv "lake" (eq .Values.lake.mode "pvc") "lakeReadOnly" false "omitReplicas" $omitReplicas "liveness" "/healthz" "readiness" "/readyz" }}
+{{- $mounts := list }}
 {{- with include "ticklake.kafkaCaMount" . }}
-{{- $_ := set $args "secretMounts" (list (fromYaml .)) }}
+{{- $mounts = append $mounts (fromYaml .) }}
+{{- end }}
+{{- with include "ticklake.redisCaMount" . }}
+{{- $mounts = append $mounts (fromYaml .) }}
+{{- end }}
+{{- if $mounts }}
+{{- $_ := set $args "secretMounts" $mounts }}
 {{- end }}
 {{- $args | toYaml }}
 {{- end }}

@@ -8,8 +8,15 @@ the preStop sleep began. */}}
 {{- $settings := printf "%s\n%s\n%s\nTICKLAKE_SHUTDOWN_GRACE_S: %s\n%s" (include "ticklake.redisSettings" .) (include "ticklake.lakeSettings" .) (include "ticklake.httpSettings" (list . .Values.queryApi.port)) ($grace | toString | quote) (include "ticklake.queryApi.authSettings" .) }}
 {{- $secretEnv := list (include "ticklake.redisSecretEnv" (list . "query")) (include "ticklake.s3SecretEnv" .) | compact | join "\n" }}
 {{- $args := dict "component" "query-api" "settings" $settings "secretEnv" $secretEnv "lake" (eq .Values.lake.mode "pvc") "lakeReadOnly" true "liveness" "/healthz" "readiness" "/readyz" }}
+{{- $mounts := list }}
 {{- if .Values.queryApi.auth.enabled }}
-{{- $_ := set $args "secretMounts" (list (dict "name" "api-keys" "secretName" (include "ticklake.queryApi.keysSecretName" .) "mountPath" "/etc/ticklake/auth")) }}
+{{- $mounts = append $mounts (dict "name" "api-keys" "secretName" (include "ticklake.queryApi.keysSecretName" .) "mountPath" "/etc/ticklake/auth") }}
+{{- end }}
+{{- with include "ticklake.redisCaMount" . }}
+{{- $mounts = append $mounts (fromYaml .) }}
+{{- end }}
+{{- if $mounts }}
+{{- $_ := set $args "secretMounts" $mounts }}
 {{- end }}
 {{- $args | toYaml }}
 {{- end }}
