@@ -1,9 +1,14 @@
 # ticklake: the two commands of the quick start are `make run` and `make test`.
-.PHONY: test-cluster run test install install-test lint pytest bench bench-quick chaos stack-up stack-down images
+.PHONY: test-cluster run run-secure test install install-test lint pytest bench bench-quick chaos stack-up stack-down images
 
 ## run: the whole pipeline locally (Kafka, Redis, Prometheus, producer, ingest, query API)
 run: install
 	uv run --frozen ticklake-stack run
+
+## run-secure: the same with every hop protected as the chart does it: Kafka SASL_SSL with a
+## user and ACLs per service, Redis TLS with a user per service, API keys on (docs/security.md)
+run-secure: install
+	uv run --frozen ticklake-stack run --secure
 
 ## test: lint, type checks, import contracts and every test (real Kafka, Redis, Helm, kube-apiserver)
 test: install-test lint pytest

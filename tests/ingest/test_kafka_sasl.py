@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 from chartkit import helm_template
 from ingest_kit import RunningIngest, lake_row_count, settings_for, wait_until
 
+from ticklake.core.kafka_acls import client_acls
 from ticklake.core.topic_admin import TopicSetupError, TopicSpec, ensure_topics
 from ticklake.devstack.kafka import KafkaBroker
 from ticklake.ingest.settings import IngestSettings
@@ -30,11 +31,11 @@ TOPIC, DLQ, GROUP = "secure.ticks", "secure.ticks.dlq", "secure-ingest"
 PASSWORDS = {user: secrets.token_urlsafe(16) for user in ("producer", "ingest", "operator")}
 
 
-def chart_acls() -> dict[str, list[dict[str, Any]]]:
+def chart_acls(*sets: str) -> dict[str, list[dict[str, Any]]]:
     """The ACLs of the chart's KafkaUsers (kafka.strimzi.auth), rendered for this test's
-    topics and group: the broker below enforces exactly what the chart grants."""
+    topics and group."""
     text = helm_template(sets=[f"topics.ticks={TOPIC}", f"topics.deadLetter={DLQ}",
-                               f"ingest.consumerGroup={GROUP}"],
+                               f"ingest.consumerGroup={GROUP}", *sets],
                          show_only="templates/kafka/kafkausers.yaml")  # fmt: skip
     users = {}
     for doc in yaml.safe_load_all(text):
@@ -44,12 +45,20 @@ def chart_acls() -> dict[str, list[dict[str, Any]]]:
     return users
 
 
-RESOURCE_FLAGS = {"topic": "--topic", "group": "--group", "transactionalId": "--transactional-id"}
+@pytest.mark.parametrize("ordering", ["keyed", "sequence"])
+def test_the_charts_kafka_users_grant_what_the_acl_owner_says(ordering: str) -> None:
+    sequenced = "secure.ticks.by-symbol" if ordering == "sequence" else None
+    sets = [f"ingest.ordering={ordering}", f"topics.sequenced={sequenced or 'unused'}"]
+    assert chart_acls(*sets) == client_acls(TOPIC, DLQ, GROUP, sequenced_topic=sequenced), (
+        "charts/ticklake/templates/kafka/kafkausers.yaml has drifted from "
+        "ticklake.core.kafka_acls.client_acls: copy it again"
+    )
 
 
 @pytest.fixture(scope="module")
 def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    acls = chart_acls()
+    # The ACLs the chart grants (the test above holds the two together).
+    acls = client_acls(TOPIC, DLQ, GROUP)
     assert set(acls) == {"producer", "ingest", "operator"}
     broker = KafkaBroker(tmp_path_factory.mktemp("kafka-sasl"), default_partitions=2,
                          sasl_users=PASSWORDS)  # fmt: skip
@@ -59,12 +68,7 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
         asyncio.run(ensure_topics(f"127.0.0.1:{broker.internal_port}",
                                   [TopicSpec(TOPIC, 2), TopicSpec(DLQ, 1)]))  # fmt: skip
         for user, rules in acls.items():
-            for rule in rules:
-                resource = rule["resource"]
-                where = [RESOURCE_FLAGS[resource["type"]], resource["name"]]
-                if resource.get("patternType") == "prefix":
-                    where += ["--resource-pattern-type", "prefixed"]
-                broker.allow(user, rule["operations"], where)
+            broker.allow_acls(user, rules)
         yield broker
 
 

@@ -125,7 +125,9 @@ def cmd_down(_: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    base = Path(args.data_dir) if args.data_dir else paths.stack_dir() / "run"
+    # A secure stack keeps its own folder: its Kafka holds users a plain one lacks.
+    default = "run-secure" if args.secure else "run"
+    base = Path(args.data_dir) if args.data_dir else paths.stack_dir() / default
     if args.fresh and base.exists():
         shutil.rmtree(base)
     options = PipelineOptions(
@@ -140,6 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         producer_port=port_or_free(8001),
         ingest_port=port_or_free(8002),
         external_kafka=os.environ.get("TICKLAKE_KAFKA_BOOTSTRAP_SERVERS"),
+        secure=args.secure,
     )
     prometheus: PrometheusServer | None = None
     pipeline = Pipeline(options)
@@ -152,7 +155,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        pipeline.start()
+        try:
+            pipeline.start()
+        except RuntimeError as e:  # a folder that cannot work, a server that did not start
+            print(f"ticklake-stack run: {e}", file=sys.stderr, flush=True)
+            return 2
         if prometheus_binary() and not args.no_prometheus:
             prometheus_port = port_or_free(DEFAULT_PROMETHEUS_PORT)
             prometheus = PrometheusServer(
@@ -218,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--data-dir", default=None, help="where data and logs go (.ticklake/run)")
     run.add_argument("--fresh", action="store_true", help="delete earlier data first")
     run.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
+    run.add_argument("--secure", action="store_true",
+                     help="Kafka SASL_SSL and Redis TLS with a user per service, API keys on "
+                          "(docs/security.md); data in .ticklake/run-secure")  # fmt: skip
     run.set_defaults(func=cmd_run)
     cluster_command.add_subcommand(sub)
     images_parser = sub.add_parser("images", help="build or list the container images (podman)")

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -160,6 +160,12 @@ def cluster_id() -> str:
             return text
 
 
+# Strimzi's ACL resource types -> kafka-acls.sh's flags.
+RESOURCE_FLAGS: Final = {
+    "topic": "--topic", "group": "--group", "transactionalId": "--transactional-id",
+}  # fmt: skip
+
+
 class KafkaBroker:
     """One combined broker+controller on 127.0.0.1. Ports survive restarts.
 
@@ -233,6 +239,15 @@ class KafkaBroker:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             raise RuntimeError(f"adding an ACL failed: {result.stdout}{result.stderr}")
+
+    def allow_acls(self, user: str, acls: list[dict[str, Any]]) -> None:
+        """Add ACLs in Strimzi's KafkaUser shape (:func:`ticklake.core.kafka_acls.client_acls`)."""
+        for acl in acls:
+            resource = acl["resource"]
+            where = [RESOURCE_FLAGS[resource["type"]], resource["name"]]
+            if resource.get("patternType") == "prefix":
+                where += ["--resource-pattern-type", "prefixed"]
+            self.allow(user, acl["operations"], where)
 
     @property
     def bootstrap(self) -> str:

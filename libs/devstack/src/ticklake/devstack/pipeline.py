@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ticklake.core import topics
 from ticklake.core.topic_admin import TopicSpec, ensure_topics
-from ticklake.devstack import metrics_text, ports, process
+from ticklake.devstack import metrics_text, ports, process, secure_stack
 from ticklake.devstack.kafka import KafkaBroker
 from ticklake.devstack.redis import RedisServer
 
@@ -43,6 +43,9 @@ class PipelineOptions:
     ingest_port: int
     external_kafka: str | None = None
     redis_password: str = "ticklake-dev"
+    secure: bool = False
+    """Kafka SASL_SSL with a user and ACLs per service, Redis TLS with a user per
+    service, API keys on (:mod:`ticklake.devstack.secure_stack`)."""
 
 
 @dataclass
@@ -87,6 +90,7 @@ class Pipeline:
         self.kafka: KafkaBroker | None = None
         self.redis: RedisServer | None = None
         self.services: list[_Service] = []
+        self.credentials: secure_stack.Credentials | None = None
         self._rates = _Rates()
         self._last_latency_buckets: dict[float, float] = {}
 
@@ -100,40 +104,59 @@ class Pipeline:
     def start(self) -> None:
         o = self.options
         o.data_dir.mkdir(parents=True, exist_ok=True)
+        if o.secure:
+            self._check_secure_folder()
+            self.credentials = secure_stack.Credentials.load_or_create(o.data_dir / "secrets")
         if not o.external_kafka:
-            print(f"kafka      starting on 127.0.0.1:{o.kafka_port} ...", flush=True)
+            mode = "SASL_SSL " if o.secure else ""
+            print(f"kafka      starting {mode}on 127.0.0.1:{o.kafka_port} ...", flush=True)
             self.kafka = KafkaBroker(
-                o.data_dir / "kafka", o.kafka_port, default_partitions=o.partitions
-            )
+                o.data_dir / "kafka", o.kafka_port, default_partitions=o.partitions,
+                sasl_users=self.credentials.kafka if self.credentials else None,
+            )  # fmt: skip
             self.kafka.start()
-        self.redis = RedisServer(o.data_dir / "redis", o.redis_port, password=o.redis_password)
+        redis_password = self.credentials.redis_admin if self.credentials else o.redis_password
+        self.redis = RedisServer(
+            o.data_dir / "redis", o.redis_port, password=redis_password,
+            tls=o.secure, users=self.credentials.redis_users() if self.credentials else None,
+        )  # fmt: skip
         self.redis.start()
         print(f"redis      {self.redis.url}", flush=True)
         common = {
             "TICKLAKE_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "TICKLAKE_TICKS_TOPIC": topics.TICKS_TOPIC,
             "TICKLAKE_REDIS_URL": self.redis.url,
-            "TICKLAKE_REDIS_PASSWORD": o.redis_password,
             "TICKLAKE_LAKE_URI": str(o.data_dir / "lake"),
             "TICKLAKE_TOPIC_PARTITIONS": str(o.partitions),
         }
         # Topics exist before any service starts, as the chart's KafkaTopics do in
         # Kubernetes: a consumer that subscribes to a missing topic would only see it
-        # at its next metadata refresh.
-        create_topics(self.bootstrap, o.partitions)
-        producer_env = {**common, "TICKLAKE_HTTP_PORT": str(o.producer_port),
+        # at its next metadata refresh. In secure mode no service may create topics
+        # (the chart's ACLs): they are made through the broker's own loopback listener.
+        create_topics(self._admin_bootstrap, o.partitions)
+        per_service = self._security_env() if self.credentials else {
+            name: {"TICKLAKE_REDIS_PASSWORD": o.redis_password} for name in ("ingest", "query-api")
+        }  # fmt: skip
+        producer_env = {**common, **per_service.get("producer", {}),
+                        "TICKLAKE_HTTP_PORT": str(o.producer_port),
                         "TICKLAKE_FEED_RATE": str(o.rate)}  # fmt: skip
         if o.symbols:
             producer_env["TICKLAKE_FEED_SYMBOLS"] = o.symbols
+        # A local demo on loopback: API keys off unless --secure (where_to_look says so);
+        # the chart turns them on.
+        query_auth = (
+            {"TICKLAKE_AUTH_ENABLED": "true",
+             "TICKLAKE_AUTH_KEYS_FILE": str(self.credentials.keys_file)}
+            if self.credentials else {"TICKLAKE_AUTH_ENABLED": "false"}
+        )  # fmt: skip
         wanted = [
             # ingest first so it is subscribed when the first ticks arrive
             ("ingest", "ticklake-ingest", [],
-             {**common, "TICKLAKE_HTTP_PORT": str(o.ingest_port)}, o.ingest_port),
-            # A local demo on loopback: API keys off (where_to_look says so); the chart
-            # turns them on.
+             {**common, **per_service["ingest"], "TICKLAKE_HTTP_PORT": str(o.ingest_port)},
+             o.ingest_port),
             ("query-api", "ticklake-query", ["serve"],
-             {**common, "TICKLAKE_HTTP_PORT": str(o.query_port),
-              "TICKLAKE_AUTH_ENABLED": "false"}, o.query_port),
+             {**common, **per_service["query-api"], "TICKLAKE_HTTP_PORT": str(o.query_port),
+              **query_auth}, o.query_port),
             ("producer", "ticklake-producer", ["serve"], producer_env, o.producer_port),
         ]  # fmt: skip
         for name, script, args, env, port in wanted:
@@ -155,6 +178,47 @@ class Pipeline:
             state = "up" if self._alive(service) else "FAILED (see its log)"
             print(f"{name:<11}{state} http://127.0.0.1:{port}", flush=True)
 
+    @property
+    def _admin_bootstrap(self) -> str:
+        """Where topics are made: in secure mode the broker's loopback PLAINTEXT listener,
+        which only the broker and its admin tools use."""
+        if self.kafka is not None and self.credentials is not None:
+            return f"127.0.0.1:{self.kafka.internal_port}"
+        return self.bootstrap
+
+    def _check_secure_folder(self) -> None:
+        kafka_formatted = (self.options.data_dir / "kafka" / "data" / "meta.properties").exists()
+        has_secrets = (self.options.data_dir / "secrets" / "credentials.json").exists()
+        if self.options.external_kafka:
+            raise RuntimeError(
+                "--secure starts its own Kafka with users and ACLs: unset "
+                "TICKLAKE_KAFKA_BOOTSTRAP_SERVERS"
+            )
+        if kafka_formatted and not has_secrets:
+            raise RuntimeError(
+                f"{self.options.data_dir} holds a stack started without --secure (its Kafka "
+                "has no users): add --fresh, or give another --data-dir"
+            )
+
+    def _security_env(self) -> dict[str, dict[str, str]]:
+        """Each service's own Kafka and Redis credentials (secure mode), and its ACLs
+        applied to the broker."""
+        creds, kafka, redis = self.credentials, self.kafka, self.redis
+        assert creds is not None and kafka is not None and redis is not None
+        for user, acls in secure_stack.kafka_acls().items():
+            kafka.allow_acls(user, acls)
+        query_cli = _console_script("ticklake-query")
+        if query_cli is not None:
+            creds.ensure_api_key(query_cli)
+        return {
+            "producer": secure_stack.kafka_client_env(
+                "producer", creds.kafka["producer"], kafka.tls_ca
+            ),
+            "ingest": secure_stack.kafka_client_env("ingest", creds.kafka["ingest"], kafka.tls_ca)
+            | secure_stack.redis_client_env("ingest", creds.redis["ingest"], redis.tls_ca),
+            "query-api": secure_stack.redis_client_env("query", creds.redis["query"], redis.tls_ca),
+        }
+
     @staticmethod
     def _alive(service: _Service) -> bool:
         return service.proc is not None and service.proc.poll() is None
@@ -171,8 +235,20 @@ class Pipeline:
                 f"  live board        http://127.0.0.1:{o.query_port}/",
                 f"  API docs          http://127.0.0.1:{o.query_port}/docs",
                 f"  latest AAPL       http://127.0.0.1:{o.query_port}/latest/AAPL",
-                "  API keys          off (local demo; docs/security.md turns them on)",
             ]
+            if self.credentials is not None:
+                token = self.credentials.token_file
+                lines += [
+                    f"  API key           in {token} (the live board asks for it)",
+                    f'  try               curl -H "Authorization: Bearer $(cat {token})" '
+                    f"http://127.0.0.1:{o.query_port}/latest/AAPL",
+                    "  Kafka, Redis      SASL_SSL and TLS, a user per service "
+                    f"(passwords in {self.credentials.folder})",
+                ]
+            else:
+                lines.append(
+                    "  API keys          off (local demo; `make run-secure` turns them on)"
+                )
         for s in self.services:
             lines.append(f"  {s.name + ' metrics':<18}http://127.0.0.1:{s.port}/metrics")
         if prometheus_url:

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from ticklake.core import topics
+from ticklake.core.kafka_acls import SEQUENCER_GROUP
 from ticklake.core.settings import settings_config
 
 
@@ -32,7 +33,7 @@ class OrderingFields(BaseSettings):
         "as ticks_topic. An existing topic is used as it is.",
     )
     sequencer_group: str = Field(
-        "ticklake-sequencer",
+        SEQUENCER_GROUP,
         description="Consumer group of the sequencer (all input partitions go to one member; "
         "the others stand by). Also its transactional id's stem.",
     )
