@@ -8,6 +8,10 @@ Each figure stands beside a reference measured in the same run:
 * ``/latest/AAPL`` (answered from Redis) at a fixed 1,000 requests/s, open loop
   (latency from the *scheduled* send time): p50/p99, beside the bare uvicorn
   app of ``bench/query_bare_app.py`` at the same rate. Targets: p99 <= 2 ms.
+* the same two figures with API keys on (``latest_auth``): a key for three symbol
+  patterns, sent as a bearer token on every request, with a rate limit above what the
+  machine can send; beside the same API with keys off. Auth is on by default in the
+  chart, so this is the figure a deployment sees.
 * maximum throughput of ``/latest/AAPL`` and of the bare app, with ``wrk``
   (Debian's package) or, when it is missing, the closed-loop Python client of
   ``bench/query_loadgen.py``. Target: /latest >= half of the bare app.
@@ -83,7 +87,9 @@ def start_process(argv: list[str], env: dict[str, str], port: int) -> subprocess
     return proc
 
 
-def api_process(port: int, redis_server: RedisServer, lake: Path) -> subprocess.Popen[bytes]:
+def api_process(
+    port: int, redis_server: RedisServer, lake: Path, keys_file: Path | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         "TICKLAKE_HTTP_PORT": str(port),
         "TICKLAKE_REDIS_URL": redis_server.url,
@@ -92,23 +98,39 @@ def api_process(port: int, redis_server: RedisServer, lake: Path) -> subprocess.
         "TICKLAKE_LOG_LEVEL": "WARNING",
         "TICKLAKE_AUTH_ENABLED": "false",
     }
+    if keys_file is not None:
+        env |= {"TICKLAKE_AUTH_ENABLED": "true", "TICKLAKE_AUTH_KEYS_FILE": str(keys_file)}
     return start_process([sys.executable, "-m", "ticklake.query.cli", "serve"], env, port)
 
 
-def wrk_rps(url: str, seconds: int) -> float:
+def bench_api_key(keys_file: Path) -> str:
+    """A key for three patterns (the entitled symbol among them), made with the API's
+    own CLI; its rate limit is far above what this machine can send."""
+    made = subprocess.run(
+        [sys.executable, "-m", "ticklake.query.cli", "keys", "--file", str(keys_file), "create",
+         "--name", "bench", "--symbols", f"MSFT,EUR/*,{SYMBOL}", "--rate", "1000000000",
+         "--burst", "1000000000", "--json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return str(json.loads(made.stdout)["token"])
+
+
+def wrk_rps(url: str, seconds: int, headers: dict[str, str] | None = None) -> float:
+    header_args = [a for name, value in (headers or {}).items() for a in ("-H", f"{name}: {value}")]
     out = subprocess.run(
-        ["wrk", "-t1", "-c32", f"-d{seconds}s", url], capture_output=True, text=True, check=True
-    ).stdout
+        ["wrk", "-t1", "-c32", f"-d{seconds}s", *header_args, url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not match or "Non-2xx" in out:
         raise RuntimeError(f"wrk output not understood or had errors:\n{out}")
     return float(match.group(1))
 
 
-def throughput(port: int, path: str, seconds: int) -> float:
+def throughput(port: int, path: str, seconds: int, headers: dict[str, str] | None = None) -> float:
     if shutil.which("wrk"):
-        return wrk_rps(f"http://127.0.0.1:{port}{path}", seconds)
-    return uvloop.run(max_rate("127.0.0.1", port, path, seconds))
+        return wrk_rps(f"http://127.0.0.1:{port}{path}", seconds, headers)
+    return uvloop.run(max_rate("127.0.0.1", port, path, seconds, headers=headers))
 
 
 def bench_latest(
@@ -119,22 +141,37 @@ def bench_latest(
     client.hset(latest_key(SYMBOL), mapping=fields)
     client.sadd(SYMBOLS_KEY, SYMBOL)
     client.close()
-    api_port, bare_port = free_port(), free_port()
+    api_port, auth_port, bare_port = free_port(), free_port(), free_port()
+    keys_file = lake.parent / "bench-keys.json"
+    token = bench_api_key(keys_file)
     api = api_process(api_port, redis_server, lake)
+    api_auth = api_process(auth_port, redis_server, lake, keys_file)
     bare = start_process(
         [sys.executable, str(ROOT / "bench" / "query_bare_app.py"), str(bare_port)], {}, bare_port
     )
-    targets = {"latest": (api_port, f"/latest/{SYMBOL}"), "bare": (bare_port, "/")}
+    bearer = {"Authorization": f"Bearer {token}"}
+    targets: dict[str, tuple[int, str, dict[str, str] | None]] = {
+        "latest": (api_port, f"/latest/{SYMBOL}", None),
+        "latest_auth": (auth_port, f"/latest/{SYMBOL}", bearer),
+        "bare": (bare_port, "/", None),
+    }
     try:
         assert httpx.get(f"http://127.0.0.1:{api_port}/latest/{SYMBOL}").json()["source"] == "redis"
+        # the keyed API refuses without the key and answers with it
+        assert httpx.get(f"http://127.0.0.1:{auth_port}/latest/{SYMBOL}").status_code == 401
+        authorized = httpx.get(f"http://127.0.0.1:{auth_port}/latest/{SYMBOL}", headers=bearer)
+        assert authorized.json()["source"] == "redis"
         results: dict[str, Any] = {}
-        for name, (port, path) in targets.items():
-            uvloop.run(fixed_rate("127.0.0.1", port, path, 1000, 2))  # warm-up
+        for name, (port, path, headers) in targets.items():
+            uvloop.run(fixed_rate("127.0.0.1", port, path, 1000, 2, headers=headers))  # warm-up
             runs = [
-                uvloop.run(fixed_rate("127.0.0.1", port, path, 1000, seconds))
+                uvloop.run(fixed_rate("127.0.0.1", port, path, 1000, seconds, headers=headers))
                 for _ in range(repeats)
             ]
-            rps = [throughput(port, path, seconds) for _ in range(repeats)]
+            for run in runs:
+                if run["errors"]:
+                    raise RuntimeError(f"{name}: {run['errors']} answers other than 200")
+            rps = [throughput(port, path, seconds, headers) for _ in range(repeats)]
             results[name] = {
                 "fixed_1000rps": {
                     key: round(statistics.median(r[key] for r in runs), 3)
@@ -153,6 +190,7 @@ def bench_latest(
         return results
     finally:
         process.stop(api)
+        process.stop(api_auth)
         process.stop(bare)
 
 
@@ -327,7 +365,7 @@ def main() -> int:
         bars = bench_bars(redis_server, args.ticks, max(args.repeats, 5))
         ticks = bench_ticks(redis_server, args.ticks, max(args.repeats, 3))
 
-    api, bare = latest["latest"], latest["bare"]
+    api, api_auth, bare = latest["latest"], latest["latest_auth"], latest["bare"]
     checks = {
         "latest_p99_le_2ms_at_1000rps": api["fixed_1000rps"]["p99_ms"] <= 2.0,
         "latest_max_rps_ge_half_bare": api["max_rps"] >= bare["max_rps"] / 2,
@@ -349,6 +387,11 @@ def main() -> int:
         },
         "latest": latest,
         "latest_max_rps_ratio_to_bare": round(api["max_rps"] / bare["max_rps"], 3),
+        # what API keys cost /latest: the keyed API beside the same API with keys off
+        "latest_auth_max_rps_ratio_to_no_auth": round(api_auth["max_rps"] / api["max_rps"], 3),
+        "latest_auth_p50_ms_added": round(
+            api_auth["fixed_1000rps"]["p50_ms"] - api["fixed_1000rps"]["p50_ms"], 3
+        ),
         "bars_1m": bars,
         "ticks_one_day": ticks,
         "targets_met": checks,

@@ -30,8 +30,9 @@ async def _connect(host: str, port: int) -> Conn:
     return Conn(reader, writer, asyncio.Lock())
 
 
-def _request(host: str, port: int, path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: */*\r\n\r\n".encode()
+def _request(host: str, port: int, path: str, headers: dict[str, str] | None = None) -> bytes:
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: */*\r\n{extra}\r\n".encode()
 
 
 async def _one(conn: Conn, request: bytes) -> int:
@@ -47,10 +48,16 @@ async def _one(conn: Conn, request: bytes) -> int:
 
 
 async def fixed_rate(
-    host: str, port: int, path: str, rate: float, seconds: float, connections: int = 16
+    host: str,
+    port: int,
+    path: str,
+    rate: float,
+    seconds: float,
+    connections: int = 16,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, float]:
     conns = [await _connect(host, port) for _ in range(connections)]
-    request = _request(host, port, path)
+    request = _request(host, port, path, headers)
     latencies: list[float] = []
     errors = 0
     # time.perf_counter, not loop.time(): uvloop's clock has millisecond steps.
@@ -94,16 +101,28 @@ async def fixed_rate(
     }
 
 
-async def max_rate(host: str, port: int, path: str, seconds: float, connections: int = 32) -> float:
+async def max_rate(
+    host: str,
+    port: int,
+    path: str,
+    seconds: float,
+    connections: int = 32,
+    headers: dict[str, str] | None = None,
+) -> float:
+    """Requests a second, closed loop; raises when any answer is not a 200 (a rate of
+    401s or 429s is no figure)."""
     conns = [await _connect(host, port) for _ in range(connections)]
-    request = _request(host, port, path)
+    request = _request(host, port, path, headers)
     done = 0
+    failed: dict[int, int] = {}
     deadline = time.monotonic() + seconds
 
     async def worker(conn: Conn) -> None:
         nonlocal done
         while time.monotonic() < deadline:
-            await _one(conn, request)
+            status = await _one(conn, request)
+            if status != 200:
+                failed[status] = failed.get(status, 0) + 1
             done += 1
 
     started = time.monotonic()
@@ -111,4 +130,6 @@ async def max_rate(host: str, port: int, path: str, seconds: float, connections:
     elapsed = time.monotonic() - started
     for conn in conns:
         conn.writer.close()
+    if failed:
+        raise RuntimeError(f"{path}: answers other than 200 under load: {failed}")
     return done / elapsed

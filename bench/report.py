@@ -23,6 +23,9 @@ UNITS: dict[str, str] = {
     "latest.bare_p99_ms_at_1k": "ms",
     "latest.max_rps": "requests/s",
     "latest.bare_uvicorn_rps": "requests/s",
+    "latest.auth_p50_ms_at_1k": "ms",
+    "latest.auth_p99_ms_at_1k": "ms",
+    "latest.auth_max_rps": "requests/s",
     "history.bars_1m_10m_s": "s",
     "history.duckdb_direct_s": "s",
     "history.pandas_s": "s",
@@ -99,6 +102,9 @@ def figures(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "latest.bare_p99_ms_at_1k": dig(q, "latest", "bare", "fixed_1000rps", "p99_ms"),
         "latest.max_rps": dig(q, "latest", "latest", "max_rps"),
         "latest.bare_uvicorn_rps": dig(q, "latest", "bare", "max_rps"),
+        "latest.auth_p50_ms_at_1k": dig(q, "latest", "latest_auth", "fixed_1000rps", "p50_ms"),
+        "latest.auth_p99_ms_at_1k": dig(q, "latest", "latest_auth", "fixed_1000rps", "p99_ms"),
+        "latest.auth_max_rps": dig(q, "latest", "latest_auth", "max_rps"),
         "history.bars_1m_10m_s": dig(q, "bars_1m", "api_from_ticks", "median_s"),
         "history.bars_1m_from_bars_dataset_s": dig(q, "bars_1m", "api_from_bars_1m", "median_s"),
         "history.duckdb_direct_s": dig(q, "bars_1m", "direct_duckdb", "median_s"),
@@ -287,6 +293,13 @@ def write_report(latest: dict[str, Any], plots: list[Path], doc_dir: Path) -> st
          "≥ 0.5× bare: " + _verdict(
              None if g("latest.max_rps") is None or not g("latest.bare_uvicorn_rps")
              else g("latest.max_rps") >= 0.5 * g("latest.bare_uvicorn_rps"))),
+        # API keys on (the chart's default) beside the same API with them off
+        ("/latest p50 at 1,000 req/s, API key", g("latest.auth_p50_ms_at_1k"), "keys off p50",
+         g("latest.p50_ms_at_1k"), "ms", ""),
+        ("/latest p99 at 1,000 req/s, API key", g("latest.auth_p99_ms_at_1k"), "keys off p99",
+         g("latest.p99_ms_at_1k"), "ms", ""),
+        ("/latest max throughput, API key", g("latest.auth_max_rps"), "keys off",
+         g("latest.max_rps"), "req/s", ""),
     ])  # fmt: skip
     lg = dig(s, "query", "latest", "load_generator")
     if lg:
