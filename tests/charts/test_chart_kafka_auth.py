@@ -92,3 +92,28 @@ def test_external_sasl_without_a_clients_secret_is_refused_by_name() -> None:
     assert "kafka.external.auth.users.producer: a Secret with username and password" in (
         result.stderr
     )
+
+
+def test_external_mutual_tls_mounts_each_clients_certificate_and_only_its_own() -> None:
+    sets = [s.replace("SASL_SSL", "SSL") for s in EXTERNAL_SASL]
+    users = [f"kafka.external.auth.users.{r}={r}-cert" for r in ("producer", "ingest", "operator")]
+    objects = parse(template(sets=[*sets, *users]))
+    for component, prefix in (("producer", "TICKLAKE_"), ("ingest", "TICKLAKE_"),
+                              ("operator", "TICKLAKE_OPERATOR_")):  # fmt: skip
+        pod = _pod(objects, component)
+        container = pod["containers"][0]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        assert env[f"{prefix}KAFKA_TLS_CERT_FILE"] == "/etc/ticklake/kafka-client/tls.crt"
+        assert env[f"{prefix}KAFKA_TLS_KEY_FILE"] == "/etc/ticklake/kafka-client/tls.key"
+        assert f"{prefix}KAFKA_SASL_USERNAME" not in env
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts["kafka-client-cert"] == "/etc/ticklake/kafka-client"
+        volumes = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
+        assert volumes["kafka-client-cert"] == {
+            "secretName": f"{component}-cert", "defaultMode": 0o440,
+            "items": [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}],
+        }  # fmt: skip
+    # TLS without client certificates: no mount, no certificate settings
+    plain_tls = parse(template(sets=sets))
+    env = {e["name"] for e in _pod(plain_tls, "ingest")["containers"][0].get("env", [])}
+    assert "TICKLAKE_KAFKA_TLS_CERT_FILE" not in env

@@ -85,12 +85,22 @@ def test_a_backlog_scales_ingest_up_and_the_drain_scales_it_down(release: Releas
             timeout_s=60,
         )
         burst = _burst(release)
-        peak, _ = eventually(
-            lambda: _replicas(release),
-            lambda r: r[0] > BASELINE,
-            what="the operator scaling ingest up for the backlog",
-            timeout_s=120,
-        )
+        try:
+            peak, _ = eventually(
+                lambda: _replicas(release),
+                lambda r: r[0] > BASELINE,
+                what="the operator scaling ingest up for the backlog",
+                timeout_s=120,
+            )
+        except AssertionError as e:
+            # What the burst and the operator saw, to tell a slow burst from a deaf operator.
+            if burst.poll() is None:
+                burst.kill()
+            output = burst.communicate(timeout=30)[0]
+            status = _scaler(release).get("status")
+            raise AssertionError(
+                f"{e}\nburst (exit {burst.returncode}): {output[-2000:]}\nscaler status: {status}"
+            ) from e
         # Every new pod joins the group and takes its share of the partitions.
         members = eventually(
             lambda: group_members(release),

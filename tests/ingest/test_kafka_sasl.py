@@ -21,6 +21,7 @@ from ingest_kit import RunningIngest, lake_row_count, settings_for, wait_until
 from ticklake.core.kafka_acls import client_acls
 from ticklake.core.topic_admin import TopicSetupError, TopicSpec, ensure_topics
 from ticklake.devstack.kafka import KafkaBroker
+from ticklake.devstack.kubeapi import issue_cert, make_ca
 from ticklake.ingest.settings import IngestSettings
 from ticklake.operator.lag import read_topic_lag
 from ticklake.operator.settings import OperatorSettings
@@ -159,3 +160,73 @@ def test_incomplete_security_settings_are_clear_errors(tmp_path: Path) -> None:
         IngestSettings(kafka_security_protocol="SASL_SSL")
     with pytest.raises(ValueError, match="use SSL or SASL_SSL"):
         IngestSettings(kafka_tls_ca_file=tmp_path / "ca.crt")
+
+
+@pytest.fixture(scope="module")
+def mtls_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """The other way in (issue #16's option): TLS with client certificates, whose CN is the
+    user the same ACLs name."""
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka-mtls"), default_partitions=2,
+                         client_certificates=True)  # fmt: skip
+    with broker:
+        asyncio.run(ensure_topics(f"127.0.0.1:{broker.internal_port}",
+                                  [TopicSpec(TOPIC, 2), TopicSpec(DLQ, 1)]))  # fmt: skip
+        for user, rules in client_acls(TOPIC, DLQ, GROUP).items():
+            broker.allow_acls(user, rules)
+        yield broker
+
+
+def _mtls(broker: KafkaBroker, user: str, certs: Path) -> dict[str, object]:
+    cert, key = broker.client_certificate(user, certs)
+    return {"kafka_security_protocol": "SSL", "kafka_tls_ca_file": broker.tls_ca,
+            "kafka_tls_cert_file": cert, "kafka_tls_key_file": key}  # fmt: skip
+
+
+async def test_with_client_certificates_each_service_is_its_certificates_user(
+    mtls_kafka: KafkaBroker, tmp_path: Path, ingest_redis: str, redis_password: str
+) -> None:
+    producer = ProducerService(ProducerSettings(
+        kafka_bootstrap_servers=mtls_kafka.bootstrap, ticks_topic=TOPIC, dead_letter_topic=DLQ,
+        topic_partitions=2, feed_symbols="MTLSA,MTLSB", feed_rate=0, feed_count=300,
+        **_mtls(mtls_kafka, "producer", tmp_path / "certs"),
+    ), show_progress=False)  # fmt: skip
+    result = await producer.run(SimulateFeed(paced=False))
+    assert (result.acked, result.failed) == (300, 0)
+    base = settings_for(mtls_kafka.bootstrap, TOPIC, tmp_path / "lake", ingest_redis,
+                        redis_password)  # fmt: skip
+    settings = IngestSettings(**(base.model_dump() | {
+        "consumer_group": GROUP, "dead_letter_topic": DLQ, "redis_password": redis_password,
+        **_mtls(mtls_kafka, "ingest", tmp_path / "certs"),
+    }))  # fmt: skip
+    async with RunningIngest(settings):
+        await wait_until(lambda: lake_row_count(tmp_path / "lake") >= 300, 90, "300 ticks")
+    assert lake_row_count(tmp_path / "lake") == 300
+    # The certificate names the user: the producer's may not read the ticks.
+    as_producer = IngestSettings(kafka_bootstrap_servers=mtls_kafka.bootstrap,
+                                 **_mtls(mtls_kafka, "producer", tmp_path / "certs"))  # fmt: skip
+    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=mtls_kafka.bootstrap, group_id=GROUP,
+                                **as_producer.kafka_client_options())  # fmt: skip
+    with pytest.raises(KafkaError):
+        await consumer.start()
+        await consumer.getmany(timeout_ms=5_000)
+    await consumer.stop()
+
+
+async def test_without_a_certificate_of_its_ca_the_broker_refuses(
+    mtls_kafka: KafkaBroker, tmp_path: Path
+) -> None:
+    no_cert = IngestSettings(kafka_bootstrap_servers=mtls_kafka.bootstrap,
+                             kafka_security_protocol="SSL",
+                             kafka_tls_ca_file=mtls_kafka.tls_ca)  # fmt: skip
+    # a certificate for "ingest" from a CA the broker does not trust
+    cert, key = issue_cert(make_ca(), "ingest", server=False).write(tmp_path, "ingest")
+    foreign = IngestSettings(kafka_bootstrap_servers=mtls_kafka.bootstrap,
+                             kafka_security_protocol="SSL", kafka_tls_ca_file=mtls_kafka.tls_ca,
+                             kafka_tls_cert_file=cert, kafka_tls_key_file=key)  # fmt: skip
+    for fields in (no_cert, foreign):
+        producer = AIOKafkaProducer(bootstrap_servers=mtls_kafka.bootstrap,
+                                    request_timeout_ms=5_000,
+                                    **fields.kafka_client_options())  # fmt: skip
+        with pytest.raises(KafkaError):
+            await producer.start()
+        await producer.stop()

@@ -302,11 +302,37 @@ simple ACLs) in Strimzi mode, kafka.external.auth.securityProtocol otherwise. */
 {{- end }}
 {{- end }}
 
-{{/* Env entries with a client's SASL user and password: (list $ role prefix).
-Strimzi mode: its KafkaUser and the Secret Strimzi makes; external: the Secret
-named in kafka.external.auth.users.<role> (keys username, password). */}}
+{{- define "ticklake.kafkaClientCertMountPath" -}}/etc/ticklake/kafka-client{{- end }}
+
+{{/* A client's own certificate as a secretMount, for mutual TLS with an external
+Kafka (securityProtocol SSL and kafka.external.auth.users.<role>: a Secret with
+tls.crt and tls.key): (list $ role). */}}
+{{- define "ticklake.kafkaClientCertMount" -}}
+{{- $root := index . 0 }}{{- $role := index . 1 }}
+{{- $auth := $root.Values.kafka.external.auth }}
+{{- if and (not $root.Values.kafka.strimzi.enabled) (eq $auth.securityProtocol "SSL") (index $auth.users $role) -}}
+name: kafka-client-cert
+secretName: {{ index $auth.users $role }}
+mountPath: {{ include "ticklake.kafkaClientCertMountPath" $root }}
+items:
+  - {key: tls.crt, path: tls.crt}
+  - {key: tls.key, path: tls.key}
+{{- end }}
+{{- end }}
+
+{{/* Env entries with a client's credentials: (list $ role prefix). SASL: its user
+and password; Strimzi mode: its KafkaUser and the Secret Strimzi makes; external:
+the Secret named in kafka.external.auth.users.<role> (keys username, password).
+External SSL with that Secret: its certificate and key (mutual TLS). */}}
 {{- define "ticklake.kafkaSecretEnv" -}}
 {{- $root := index . 0 }}{{- $role := index . 1 }}{{- $prefix := index . 2 }}
+{{- if include "ticklake.kafkaClientCertMount" (list $root $role) -}}
+{{- $dir := include "ticklake.kafkaClientCertMountPath" $root -}}
+- name: {{ $prefix }}KAFKA_TLS_CERT_FILE
+  value: {{ printf "%s/tls.crt" $dir }}
+- name: {{ $prefix }}KAFKA_TLS_KEY_FILE
+  value: {{ printf "%s/tls.key" $dir }}
+{{- end }}
 {{- if and (include "ticklake.kafkaAuth" $root) (hasPrefix "SASL" (include "ticklake.kafkaProtocol" $root)) -}}
 {{- if $root.Values.kafka.strimzi.enabled -}}
 {{- $user := include "ticklake.kafkaUserName" (list $root $role) -}}

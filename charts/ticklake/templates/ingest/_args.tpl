@@ -30,6 +30,9 @@ rebalance (docs/ingest.md). */}}
 {{- with include "ticklake.kafkaCaMount" . }}
 {{- $mounts = append $mounts (fromYaml .) }}
 {{- end }}
+{{- with include "ticklake.kafkaClientCertMount" (list . "ingest") }}
+{{- $mounts = append $mounts (fromYaml .) }}
+{{- end }}
 {{- with include "ticklake.redisCaMount" . }}
 {{- $mounts = append $mounts (fromYaml .) }}
 {{- end }}

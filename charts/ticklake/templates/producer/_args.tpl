@@ -15,8 +15,15 @@ them; with the same shape the KafkaTopics would have. */}}
 {{- /* Flush before the kubelet's SIGKILL: the grace period less 5 s. */}}
 {{- $settings = append $settings (printf "TICKLAKE_SHUTDOWN_TIMEOUT_S: %s" ($grace | toString | quote)) }}
 {{- $args := dict "component" "producer" "settings" (join "\n" $settings) "secretEnv" (include "ticklake.kafkaSecretEnv" (list . "producer" "TICKLAKE_")) "lake" false "liveness" "/healthz" "readiness" "/healthz" }}
+{{- $mounts := list }}
 {{- with include "ticklake.kafkaCaMount" . }}
-{{- $_ := set $args "secretMounts" (list (fromYaml .)) }}
+{{- $mounts = append $mounts (fromYaml .) }}
+{{- end }}
+{{- with include "ticklake.kafkaClientCertMount" (list . "producer") }}
+{{- $mounts = append $mounts (fromYaml .) }}
+{{- end }}
+{{- if $mounts }}
+{{- $_ := set $args "secretMounts" $mounts }}
 {{- end }}
 {{- $args | toYaml }}
 {{- end }}

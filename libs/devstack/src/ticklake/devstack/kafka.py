@@ -14,11 +14,14 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ticklake.devstack import paths, ports, process
+
+if TYPE_CHECKING:
+    from ticklake.devstack.kubeapi import KeyCert
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +184,7 @@ class KafkaBroker:
         owned: bool = True,
         default_partitions: int = 1,
         sasl_users: dict[str, str] | None = None,
+        client_certificates: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or ports.free_port()
@@ -192,8 +196,34 @@ class KafkaBroker:
         on :attr:`port` and an authorizer denies what no ACL allows (:meth:`allow`); a
         PLAINTEXT listener on :attr:`internal_port` (loopback) serves the broker itself
         and the admin tools, as the superuser."""
-        self.internal_port = ports.free_port() if self.sasl_users else self.port
+        self.client_certificates = client_certificates
+        """With it (and no ``sasl_users``), clients connect with TLS on :attr:`port` and must
+        show a certificate from :meth:`client_certificate`; its CN is the user the ACLs
+        name (mutual TLS). Same authorizer and internal listener as with users."""
+        if client_certificates and self.sasl_users:
+            raise ValueError("sasl_users or client_certificates: one client listener")
+        self.internal_port = ports.free_port() if self.secured else self.port
+        self._ca: KeyCert | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def secured(self) -> bool:
+        return bool(self.sasl_users) or self.client_certificates
+
+    @property
+    def client_protocol(self) -> str:
+        if self.sasl_users:
+            return "SASL_SSL"
+        return "SSL" if self.client_certificates else "PLAINTEXT"
+
+    def client_certificate(self, user: str, directory: Path) -> tuple[Path, Path]:
+        """(certificate, key) for ``user``, signed by the broker's CA (after :meth:`start`)."""
+        from ticklake.devstack.kubeapi import issue_cert
+
+        if self._ca is None:
+            raise RuntimeError("start the broker first: its CA signs client certificates")
+        directory.mkdir(parents=True, exist_ok=True)
+        return issue_cert(self._ca, user, server=False).write(directory, user)
 
     @property
     def tls_ca(self) -> Path:
@@ -205,20 +235,36 @@ class KafkaBroker:
 
         tls = self.data_dir / "tls"
         tls.mkdir(parents=True, exist_ok=True)
-        ca = make_ca()
+        ca = self._ca = make_ca()
         ca.write(tls, "ca")
         server = issue_cert(ca, "kafka", server=True, san_ips=("127.0.0.1",))
         keystore = tls / "broker.pem"  # Kafka's PEM keystore: the key, then the chain
         keystore.write_bytes(key_pem(server.key) + server.cert.public_bytes(Encoding.PEM))
         keystore.chmod(0o600)
+        if self.client_certificates:
+            client = {
+                "listener.security.protocol.map": (
+                    "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL"
+                ),
+                "ssl.client.auth": "required",
+                "ssl.truststore.type": "PEM",
+                "ssl.truststore.location": str(self.tls_ca),
+                # The principal is the certificate's CN ("User:ingest"), so the ACLs
+                # name users as they do with SCRAM.
+                "ssl.principal.mapping.rules": "RULE:^CN=([a-zA-Z0-9._-]+).*$/$1/,DEFAULT",
+            }
+        else:
+            client = {
+                "listener.security.protocol.map": (
+                    "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+                ),
+                "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+                "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                ),
+            }
         return {
-            "listener.security.protocol.map": (
-                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
-            ),
-            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
-            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-            ),
+            **client,
             "ssl.keystore.type": "PEM",
             "ssl.keystore.location": str(keystore),
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -263,7 +309,7 @@ class KafkaBroker:
 
     def _write_config(self) -> Path:
         config = self.data_dir / "server.properties"
-        client = f"SASL_SSL://127.0.0.1:{self.port}," if self.sasl_users else ""
+        client = f"{self.client_protocol}://127.0.0.1:{self.port}," if self.secured else ""
         internal = f"PLAINTEXT://127.0.0.1:{self.internal_port}"
         settings = server_properties(
             listeners=f"{client}{internal},CONTROLLER://127.0.0.1:{self.controller_port}",
@@ -271,7 +317,7 @@ class KafkaBroker:
             log_dirs=str(self.data_dir / "data"),
         )
         settings["advertised.listeners"] = f"{client}{internal}"
-        if self.sasl_users:
+        if self.secured:
             settings |= self._security_settings()
         settings["num.partitions"] = str(self.default_partitions)
         config.write_text(properties_text(settings))
