@@ -25,7 +25,9 @@ from ingest_kit import (
 from ticklake.core.lake_fs import open_lake
 from ticklake.core.settings import LakeFields
 from ticklake.devstack.s3 import S3Server
-from ticklake.ingest.sinks.lake import LakeOptions, LakeWriter
+from ticklake.ingest.features import FeatureParams
+from ticklake.ingest.partition import PartitionProcessor
+from ticklake.ingest.sinks.lake import LakeOptions, LakeSink, LakeWriter, WrittenFile
 
 BUCKET = "lake"
 
@@ -91,18 +93,19 @@ async def test_ingest_writes_an_exactly_once_lake_to_s3(
     assert len(pairs) == 1_500
 
 
-def test_recovery_on_s3_removes_an_interrupted_flush(s3_endpoint: str) -> None:
-    from ticklake.ingest.features import FeatureParams
-    from ticklake.ingest.partition import PartitionProcessor
-    from ticklake.ingest.sinks.lake import LakeSink
-
-    lake = open_lake(LakeFields(**s3_fields(s3_endpoint, "recovery")))
-    writer = LakeWriter(lake, "topic", LakeOptions())
+def write_one_flush(writer: LakeWriter, ticks: int) -> list[WrittenFile]:
+    """One flush of partition 0 (``ticks`` records from offset 0), as ingest writes it."""
     processor = PartitionProcessor(0, FeatureParams(), 4096)
     sink = LakeSink(writer, lambda p: processor.state.to_json(sink.buffers[p].next_offset))
     sink.open_partition(0, 0)
-    sink.add(processor.process(records(50), 1))
-    written = writer.write(sink.take(0))  # type: ignore[arg-type]
+    sink.add(processor.process(records(ticks), 1))
+    return writer.write(sink.take(0))  # type: ignore[arg-type]
+
+
+def test_recovery_on_s3_removes_an_interrupted_flush(s3_endpoint: str) -> None:
+    lake = open_lake(LakeFields(**s3_fields(s3_endpoint, "recovery")))
+    writer = LakeWriter(lake, "topic", LakeOptions())
+    written = write_one_flush(writer, 50)
     lake.fs.delete_file(lake.path(written[-1].relative_path))  # crash before the last file
     recovery = writer.recover(0, committed=None)
     assert recovery.state is None and recovery.resume_offset is None
@@ -116,19 +119,10 @@ def test_recovery_on_s3_removes_an_interrupted_flush(s3_endpoint: str) -> None:
 def test_every_object_ingest_writes_carries_the_server_side_encryption_asked_for(
     s3_endpoint: str, sse: str, kms_key: str | None
 ) -> None:
-    from ticklake.ingest.features import FeatureParams
-    from ticklake.ingest.partition import PartitionProcessor
-    from ticklake.ingest.sinks.lake import LakeSink
-
     prefix = f"sse-{sse.replace(':', '-')}"
     fields = LakeFields(**s3_fields(s3_endpoint, prefix), s3_sse=sse, s3_sse_kms_key_id=kms_key)
     lake = open_lake(fields)
-    writer = LakeWriter(lake, "topic", LakeOptions())
-    processor = PartitionProcessor(0, FeatureParams(), 4096)
-    sink = LakeSink(writer, lambda p: processor.state.to_json(sink.buffers[p].next_offset))
-    sink.open_partition(0, 0)
-    sink.add(processor.process(records(300), 1))
-    written = writer.write(sink.take(0))  # type: ignore[arg-type]
+    written = write_one_flush(LakeWriter(lake, "topic", LakeOptions()), 300)
     assert written
     client = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="test",
                           aws_secret_access_key="test", region_name="us-east-1")  # fmt: skip
