@@ -93,6 +93,18 @@ async def test_the_pipeline_runs_with_each_service_as_its_own_user(
     producer = ProducerService(producer_settings, show_progress=False)
     result = await producer.run(SimulateFeed(paced=False))
     assert (result.acked, result.failed) == (600, 0)
+    # Payloads that are not ticks, sent as the producer: ingest (allowed to write the
+    # dead-letter topic and nothing else) must still route them there.
+    garbage = [b"not json", b'{"symbol": 7}', b"\xff\xfe", b"[]"]
+    raw = AIOKafkaProducer(bootstrap_servers=secure_kafka.bootstrap,
+                           **ProducerSettings(**_security(secure_kafka, "producer"))
+                           .kafka_client_options())  # fmt: skip
+    await raw.start()
+    try:
+        for payload in garbage:
+            await raw.send_and_wait(TOPIC, payload, key=b"SASLA")
+    finally:
+        await raw.stop()
     base = settings_for(secure_kafka.bootstrap, TOPIC, tmp_path / "lake", ingest_redis,
                         redis_password)  # fmt: skip
     settings = IngestSettings(**(base.model_dump() | {
@@ -102,6 +114,21 @@ async def test_the_pipeline_runs_with_each_service_as_its_own_user(
     async with RunningIngest(settings):
         await wait_until(lambda: lake_row_count(tmp_path / "lake") >= 600, 90, "600 ticks")
     assert lake_row_count(tmp_path / "lake") == 600
+    # The dead letters, read back as the broker's superuser (its loopback listener).
+    dead = AIOKafkaConsumer(DLQ, bootstrap_servers=f"127.0.0.1:{secure_kafka.internal_port}",
+                            auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+    await dead.start()
+    try:
+        letters: list[bytes] = []
+        for _ in range(20):  # up to 20 s; getmany answers with what has arrived so far
+            batches = await dead.getmany(timeout_ms=1_000, max_records=100)
+            letters += [r.value for records in batches.values() for r in records]
+            if len(letters) >= len(garbage):
+                break
+        letters.sort()
+    finally:
+        await dead.stop()
+    assert letters == sorted(garbage)
     # The operator, allowed only to describe, reads the group's lag (0: all consumed).
     operator = OperatorSettings(**_security(secure_kafka, "operator"))
     observed = await read_topic_lag(secure_kafka.bootstrap, TOPIC, GROUP, timeout_s=30,
