@@ -227,7 +227,7 @@ class KafkaBroker:
 
     @property
     def tls_ca(self) -> Path:
-        """The CA clients verify the SASL_SSL listener with (``TICKLAKE_KAFKA_TLS_CA_FILE``)."""
+        """The CA clients verify the TLS listener with (``TICKLAKE_KAFKA_TLS_CA_FILE``)."""
         return self.data_dir / "tls" / "ca.crt"
 
     def _security_settings(self) -> dict[str, str]:
