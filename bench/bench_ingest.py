@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import provenance
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from ticklake.core.tick import Tick, encode_tick
@@ -314,11 +315,13 @@ def main() -> None:
     parser.add_argument(
         "--raw-consumer", nargs=3, metavar=("BOOTSTRAP", "TOPIC", "EXPECT"), help=argparse.SUPPRESS
     )
+    provenance.add_argument(parser)
     args = parser.parse_args()
     if args.raw_consumer:
         bootstrap, topic, expect = args.raw_consumer
         print(json.dumps(asyncio.run(raw_count(bootstrap, topic, int(expect)))))
         return
+    stamp = provenance.stamp(args.allow_dirty)
 
     results: dict[str, list[float]] = {
         "raw_msgs_per_s": [],
@@ -383,6 +386,7 @@ def main() -> None:
             "rss_met": statistics.median(results["ticklake_rss_steady_mb"]) <= TARGET_RSS_MB,
         },
         "command": "uv run python bench/bench_ingest.py " + " ".join(sys.argv[1:]),
+        **stamp,
     }
     write_report(args.json, report, "results", "targets")
 

@@ -37,6 +37,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import provenance
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench_ingest import (
@@ -284,6 +285,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/ingest_latency.json")
     parser.add_argument("--observe", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--raw-latency", nargs=3, help=argparse.SUPPRESS)
+    provenance.add_argument(parser)
     args = parser.parse_args()
     if args.observe:
         url, password, seconds, out = args.observe
@@ -293,6 +295,7 @@ def main() -> None:
         bootstrap, topic, seconds = args.raw_latency
         print(json.dumps(asyncio.run(raw_latency(bootstrap, topic, float(seconds)))))
         return
+    stamp = provenance.stamp(args.allow_dirty)
 
     runs: dict[str, list[dict[str, object]]] = {s: [] for s in args.systems}
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
@@ -337,6 +340,7 @@ def main() -> None:
             and summary["ticklake"]["p99"] <= TARGET_P99_MS,
         },
         "command": "uv run python bench/bench_ingest_latency.py " + " ".join(sys.argv[1:]),
+        **stamp,
     }
     write_report(args.json, report, "medians_ms", "targets")
 

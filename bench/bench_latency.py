@@ -39,6 +39,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import provenance
 from bench_ingest import create_topic, ingest_env, private_stack, rss_mb, start_ingest, stop_ingest
 
 from ticklake.core.tick import Tick, encode_tick
@@ -144,7 +145,9 @@ def main() -> int:
     parser.add_argument("--rates", type=int, nargs="+", default=[1000, 5000, 20000])
     parser.add_argument("--soak-seconds", type=float, default=None)
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/latency.json")
+    provenance.add_argument(parser)
     args = parser.parse_args()
+    stamp = provenance.stamp(args.allow_dirty)
     warmup_s, measure_s = (3.0, 10.0) if args.quick else (5.0, 30.0)
     soak_s = args.soak_seconds or (45.0 if args.quick else 300.0)
     size = record_size()
@@ -198,6 +201,7 @@ def main() -> int:
         "command": " ".join(["uv run python bench/bench_latency.py", *sys.argv[1:]]),
         "load_average": list(os.getloadavg()),
         "medians_note": "each figure is a quantile over every tick of its window",
+        **stamp,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
