@@ -24,7 +24,7 @@ def test_a_clean_tree_records_its_commit() -> None:
 
 
 def test_a_modified_source_file_is_refused() -> None:
-    with pytest.raises(provenance.DirtyTreeError, match="services/ingest/x.py"):
+    with pytest.raises(provenance.DirtyTreeError, match=r"services/ingest/x\.py"):
         provenance.decide(COMMIT, ["services/ingest/x.py"], allow_dirty=False)
 
 
