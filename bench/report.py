@@ -318,6 +318,12 @@ def _spread(summary: Any, unit: str = "") -> str:
     return f"{_fmt(median, unit)} ({_fmt(low)} – {_fmt(high)})"
 
 
+def naive_label(output: dict[str, Any]) -> str:
+    """Short name of the naive reference a result was measured against."""
+    described = str(output.get("naive") or dig(output, "settings", "naive") or "")
+    return "naive batch ingest" if "batch" in described else "naive ingest (older, per message)"
+
+
 def ingest_method(i: dict[str, Any]) -> str:
     """How bench_ingest.py measured, from what its result file records."""
     s = i.get("settings") or {}
@@ -334,8 +340,9 @@ def ingest_method(i: dict[str, Any]) -> str:
     )  # fmt: skip
     return (
         f"Method: a backlog of {ticks:,} ticks ({i.get('symbols')} symbols, {partitions} "
-        f"partitions) is drained {i.get('repeats')}× by each system, each in its own process "
-        f"and consumer group. ticklake-ingest runs with {s.get('ingest', 'n/a')}. **Until "
+        f"partitions) is drained by each system (repeats: {i.get('repeats')}), each in its "
+        f"own process and consumer group. ticklake-ingest runs with {s.get('ingest', 'n/a')}. "
+        "**Until "
         "durable** (the headline): from the first record consumed (ingest's `/metrics`) until "
         "an outside observer (this benchmark, polling every "
         f"{s.get('observer_poll_s', 'n/a')} s) sees every row of the backlog in committed "
@@ -345,7 +352,7 @@ def ingest_method(i: dict[str, Any]) -> str:
         f"{tail}. **Processed** (secondary): first record consumed → every record decoded, "
         "its features computed, Redis written and its row buffered for the lake (not yet "
         "durable). The raw consumer only counts records (`getmany`, 20,000 a call). The "
-        f"naive baseline ({s.get('naive', 'bench/naive_ingest.py')}) is timed like ticklake, "
+        f"naive baseline, {s.get('naive', 'bench/naive_ingest.py')}, is timed like ticklake, "
         "until durable, by the same observer."
     )
 
@@ -361,7 +368,7 @@ def latency_definition(il: dict[str, Any]) -> str:
         "a row (symbol, seq) arriving at T shows every tick of that symbol up to seq visible "
         "by T, and each tick's latency is the first such T minus its `ts_ns`. "
         f"{_fmt(il.get('rate'))} ticks/s for {_fmt(il.get('seconds'))} s after a "
-        f"{_fmt(il.get('warmup_s', 3.0))} s warm-up, {il.get('repeats')} repeats, median of "
+        f"{_fmt(il.get('warmup_s', 3.0))} s warm-up, repeats: {il.get('repeats')}, median of "
         "each percentile; ticklake-ingest at its defaults. References in the same run: a raw "
         "aiokafka consumer (event time → record in its hands) and the naive ingest: "
         f"{il.get('naive') or 'not described in its results'}."
@@ -417,7 +424,7 @@ def write_report(latest: dict[str, Any], plot_names: list[str]) -> str:
          f"≥ 50,000/s: {_verdict(_ge(durable, 50_000))}"),
         ("processed (secondary; not yet durable)", g("ingest.processed_ticks_per_s"),
          "raw aiokafka counting consumer", g("ingest.raw_consumer_ticks_per_s"), "ticks/s", ""),
-        ("until durable", durable, "naive ingest (see method), until durable",
+        ("until durable", durable, naive_label(i) + ", until durable",
          g("ingest.naive_durable_ticks_per_s"), "ticks/s", ""),
         ("tail: last record processed → durable", g("ingest.tail_s"),
          "default lake roll by age", dig(i, "settings", "lake_roll_seconds"), "s", ""),
@@ -437,8 +444,7 @@ def write_report(latest: dict[str, Any], plot_names: list[str]) -> str:
                      g(f"ingest_latency.raw_{pct}_ms"), "ms", target))  # fmt: skip
     for pct in ("p50", "p99"):
         rows.append((f"{pct} event time → visible in Redis",
-                     g(f"ingest_latency.ticklake_{pct}_ms"),
-                     str(il.get("naive") or "naive ingest (not described in its results)"),
+                     g(f"ingest_latency.ticklake_{pct}_ms"), naive_label(il),
                      g(f"ingest_latency.naive_{pct}_ms"), "ms", ""))  # fmt: skip
     for pct in ("p50", "p99"):
         rows.append((f"{pct} ingest's own histogram, same run (not this definition)",
@@ -541,7 +547,7 @@ def block_ingest_throughput(load: Load) -> str:
         f"not yet durable) | {_spread(r.get('ticklake_processed_ticks_per_s'))} |",
         "| raw aiokafka consumer that only counts (the client's ceiling) | "
         f"{_spread(r.get('raw_msgs_per_s'))} |",
-        "| naive batch ingest (`bench/naive_ingest.py`), until durable | "
+        f"| {naive_label(i)} (`bench/naive_ingest.py`), until durable | "
         f"{_spread(r.get('naive_durable_ticks_per_s'))} |",
         "",
         f"Last record processed → durable: {_spread(r.get('ticklake_tail_s'), 's')} (the "
@@ -558,13 +564,13 @@ def block_ingest_latency(load: Load) -> str:
     names = {
         "ticklake": "ticklake (outside observer: event time → visible in Redis)",
         "raw": "raw aiokafka consumer (event time → record in hand)",
-        "naive": "naive batch ingest (event time → its Redis pipeline returned)",
+        "naive": naive_label(il) + " (event time → its Redis pipeline returned)",
         "ingest_histogram": "ingest's own histogram, same ticklake runs (event time → "
         "Redis write returned, interpolated in buckets)",
     }
     lines = [
         f"From {_source(load, 'ingest_latency.json')}: {_fmt(il.get('rate'))} ticks/s for "
-        f"{_fmt(il.get('seconds'))} s after a warm-up, median of {il.get('repeats')} runs. "
+        f"{_fmt(il.get('seconds'))} s after a warm-up, median of repeats ({il.get('repeats')}). "
         "Definition and method: [benchmarks](benchmarks.md#end-to-end-latency-at-a-steady-rate).",
         "",
         "| | p50 ms | p90 ms | p99 ms |",

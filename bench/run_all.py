@@ -67,7 +67,7 @@ SCENARIOS: list[Scenario] = [
     Scenario("produce", "bench_produce.py", ["--repeats", "3"],
              ["--repeats", "2", "--records", "300000", "--compression", "zstd"], 900),
     Scenario("ingest", "bench_ingest.py", ["--repeats", "3"],
-             ["--repeats", "1", "--naive-seconds", "8"], 1200),
+             ["--repeats", "1"], 1200),
     Scenario("ingest_latency", "bench_ingest_latency.py", ["--repeats", "3"],
              ["--repeats", "1", "--seconds", "8"], 900),
     Scenario("latency", "bench_latency.py", [], ["--quick"], 1500),
