@@ -184,9 +184,14 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def ticklake_latencies(
-    sent: list[tuple[str, int, int]], seen: list[tuple[int, str, int]]
+    sent: list[tuple[str, int, int]],
+    seen: list[tuple[int, str, int]],
+    start_ns: int | None = None,
+    end_ns: int | None = None,
 ) -> list[float]:
-    """Per produced tick: first arrival of a message showing its symbol at >= its seq."""
+    """Per produced tick (symbol, seq, event ns) with its event time in [start, end): the
+    first arrival of a channel row showing its symbol at >= its seq, minus its event time
+    (ms). The default window starts ``WARMUP_S`` after the first tick sent."""
     by_symbol: dict[str, list[tuple[int, int]]] = {}
     for arrived, symbol, seq in sorted(seen):
         by_symbol.setdefault(symbol, []).append((seq, arrived))
@@ -197,12 +202,19 @@ def ticklake_latencies(
             for s in range(top + 1, seq + 1):
                 visible[(symbol, s)] = arrived
             top = max(top, seq)
-    start = sent[0][2] + int(WARMUP_S * 1e9)
+    start = start_ns if start_ns is not None else sent[0][2] + int(WARMUP_S * 1e9)
+    end = end_ns if end_ns is not None else 2**63
     return [
         (visible[(symbol, seq)] - ts) / 1e6
         for symbol, seq, ts in sent
-        if ts >= start and (symbol, seq) in visible
+        if start <= ts < end and (symbol, seq) in visible
     ]
+
+
+def observer_argv(redis_server: RedisServer, seconds: float, out: Path) -> list[str]:
+    """The command of an observer child (see :func:`observe`) writing to ``out``."""
+    return [sys.executable, __file__, "--observe", redis_server.url, redis_server.password,
+            str(seconds), str(out)]  # fmt: skip
 
 
 def run_once(
@@ -219,17 +231,7 @@ def run_once(
         port = free_port()
         env = ingest_env(bootstrap, topic, redis_server, work / f"lake-{topic}", port)
         child = start_ingest(env, work / "ingest.log")
-        observer = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--observe",
-                redis_server.url,
-                redis_server.password,
-                str(budget),
-                str(result_file),
-            ]
-        )
+        observer = subprocess.Popen(observer_argv(redis_server, budget, result_file))
         import httpx
 
         deadline = time.monotonic() + 60
