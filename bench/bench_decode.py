@@ -88,6 +88,7 @@ def main() -> int:
             "detail": results,
         },
         "python": platform.python_version(),
+        "command": "uv run python bench/bench_decode.py " + " ".join(sys.argv[1:]),
         **stamp,
     }
     print(f"{'payload':<24}{'median µs':>10}{'min':>8}{'max':>8}")

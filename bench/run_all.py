@@ -161,7 +161,10 @@ def main() -> int:
         "machine": machine_facts(),
         **stamp,
         "mode": "quick" if args.quick else "full",
-        "command": "make bench-quick" if args.quick else "make bench",
+        # the make target only when the run was exactly what it runs
+        "command": {(): "make bench", ("--quick",): "make bench-quick"}.get(
+            tuple(sys.argv[1:]), "uv run --frozen python bench/run_all.py " + " ".join(sys.argv[1:])
+        ),
         "argv": " ".join(["uv run --frozen python bench/run_all.py", *sys.argv[1:]]),
         "scenario_seconds": seconds,
         "total_seconds": round(time.monotonic() - started),
