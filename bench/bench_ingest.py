@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -316,10 +316,15 @@ class DurabilityWatch:
             om.offset for tp, om in offsets.items() if tp.topic == self.topic and om.offset > 0
         )
 
-    async def wait(self, expect: int, timeout_s: float) -> float:
-        """Wall-clock time (s) at which every row and offset of ``expect`` was durable."""
+    async def wait(
+        self, expect: int, timeout_s: float, on_poll: Callable[[], None] | None = None
+    ) -> float:
+        """Wall-clock time (s) at which every row and offset of ``expect`` was durable;
+        ``on_poll`` runs at every look (RSS sampling while the files roll)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if on_poll is not None:
+                on_poll()
             if self.lake_rows() >= expect and await self.committed() >= expect:
                 return time.time()
             await asyncio.sleep(OBSERVER_POLL_S)
@@ -369,12 +374,13 @@ def run_ticklake(
         group = env["TICKLAKE_CONSUMER_GROUP"]
         async with DurabilityWatch(bootstrap, topic, group, lake / "ticks") as watch:
             first, processed = await first_and_processed(port, expect, rss, proc.pid, 300)
-            durable = await watch.wait(expect, DURABLE_TIMEOUT_S)
+            durable = await watch.wait(
+                expect, DURABLE_TIMEOUT_S, lambda: rss.append((expect, rss_mb(proc.pid)))
+            )
         return first, processed, durable
 
     try:
         first, processed_at, durable_at = asyncio.run(observe())
-        rss.append((expect, rss_mb(proc.pid)))
     finally:
         stop_ingest(proc)
     # steady: while the second half of the backlog was being consumed
