@@ -612,7 +612,10 @@ def block_sequencer_cost(load: Load) -> str:
         f"From {_source(load, 'sequencer.json')}: {st.get('partitions')} partitions, a "
         f"{_fmt(st.get('ticks'))}-tick backlog and {_fmt(st.get('latency_rate'))} ticks/s "
         f"paced, medians of {st.get('repeats')} (min – max); latency is ingest's own "
-        "histogram (event time → its Redis write returned).",
+        "histogram (event time → its Redis write returned). Both modes run with "
+        "`TICKLAKE_LAKE_ROLL_SECONDS=1` (`bench_sequencer.mode_env`), not the default 30 s, "
+        "so the throughput row compares the modes, not what a default drain reaches "
+        "([benchmarks](benchmarks.md#ingest-throughput) has that).",
         "",
         "| | `keyed` | `sequence` | cost |",
         "|---|---|---|---|",
