@@ -672,7 +672,35 @@ def block_produce(load: Load) -> str:
     return "\n".join(lines)
 
 
+def block_recovery(load: Load) -> str:
+    r = load("recovery.json")
+    lines = [
+        f"From {_source(load, 'recovery.json')}: load average {_fmt(r.get('load_avg_at_start'))} "
+        f"at the start; target ≤ {_fmt(r.get('target_s'))} s.",
+        "",
+        "| membership | median | min | max | runs | imports done (`starting`) | connected "
+        "(`consuming`) | partitions assigned and recovered |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    names = {"static": "static (`TICKLAKE_GROUP_INSTANCE_ID`)", "dynamic": "dynamic (none)"}
+    for mode, name in names.items():
+        row = r.get(mode)
+        if not row:
+            lines.append(f"| {name} | not measured | | | | | | |")
+            continue
+        phases = row.get("phases_median_s") or {}
+        runs = ", ".join(_fmt(x) for x in row.get("runs_s", []))
+        lines.append(
+            f"| {name} | **{_fmt(row.get('median_s'), 's')}** | {_fmt(row.get('min_s'), 's')} | "
+            f"{_fmt(row.get('max_s'), 's')} | {runs} | {_fmt(phases.get('starting'), 's')} | "
+            f"{_fmt(phases.get('consuming'), 's')} | "
+            f"{_fmt(phases.get('partitions assigned'), 's')} |"
+        )
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, tuple[str, Callable[[Load], str]]] = {
+    "recovery": ("docs/ingest.md", block_recovery),
     "ingest-throughput": ("docs/ingest.md", block_ingest_throughput),
     "ingest-latency": ("docs/ingest.md", block_ingest_latency),
     "sequencer-cost": ("docs/ingest.md", block_sequencer_cost),
