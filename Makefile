@@ -41,12 +41,14 @@ stack-down:
 	uv run --frozen ticklake-stack down
 
 ## bench: every benchmark scenario on the real local stack -> bench/results/latest.json, docs/benchmarks.md
+## and the generated blocks of docs/ (refuses a dirty tree: commit first, or BENCH_ARGS=--allow-dirty)
 bench: install
-	uv run --frozen python bench/run_all.py
+	uv run --frozen python bench/run_all.py $(BENCH_ARGS)
 
-## bench-quick: the same scenarios and data sizes with shorter windows (< 5 min once data is cached)
+## bench-quick: the same scenarios and data sizes with shorter windows (< 10 min on the 2-core
+## machine, the first run's generation of the query data included; timed in docs/benchmarks.md)
 bench-quick: install
-	uv run --frozen python bench/run_all.py --quick
+	uv run --frozen python bench/run_all.py --quick $(BENCH_ARGS)
 
 ## images: the four service images plus Kafka and Redis, built with podman (docs/images.md)
 images:

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import provenance
+
 from ticklake.core.tick import Tick, decode_tick, encode_tick
 
 FULL = encode_tick(
@@ -61,7 +63,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--json", type=Path, default=None, help="write results here")
+    provenance.add_argument(parser)
     args = parser.parse_args()
+    stamp = provenance.stamp(args.allow_dirty) if args.json else {}
 
     results = {
         "ticklake_full_book": summary(per_call_us(decode_tick, FULL, args.n, args.repeats)),
@@ -84,6 +88,8 @@ def main() -> int:
             "detail": results,
         },
         "python": platform.python_version(),
+        "command": "uv run python bench/bench_decode.py " + " ".join(sys.argv[1:]),
+        **stamp,
     }
     print(f"{'payload':<24}{'median µs':>10}{'min':>8}{'max':>8}")
     for name, row in results.items():

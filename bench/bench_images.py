@@ -12,6 +12,7 @@ needs podman and takes minutes of both cores.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -20,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import provenance
+
 from ticklake.devstack import images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +30,9 @@ RESULT = ROOT / "bench" / "results" / "images.json"
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    provenance.add_argument(parser)
+    stamp = provenance.stamp(parser.parse_args().allow_dirty)
     started = time.monotonic()
     cold = images.build(fresh=True)
     cold_total = time.monotonic() - started
@@ -38,11 +44,7 @@ def main() -> int:
         described = images.inspect(ref)
         bases[ref] = round(int(str(described["Size"])) / 1e6, 1) if described else None
     podman_version = images.podman("--version").stdout.strip()
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()  # fmt: skip
-    changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "-uno"],
-                             capture_output=True, text=True).stdout.strip()  # fmt: skip
-    commit += "-dirty" if changed else ""
+    commit = stamp["git_commit"][:7] + ("-dirty" if stamp["dirty"] else "")
     result = {
         "command": "uv run python bench/bench_images.py",
         "commit": commit,
@@ -64,10 +66,11 @@ def main() -> int:
         "base_sizes_mb": bases,
         "cold_total_s": round(cold_total, 1),
         "cached_total_s": round(cached_total, 2),
+        **stamp,
     }
     RESULT.write_text(json.dumps(result, indent=2) + "\n")
     print("| image | size (MB) | cold build (s) | cached (s) |\n|---|---|---|---|")
-    for name, row in result["images"].items():  # type: ignore[attr-defined]
+    for name, row in result["images"].items():
         print(f"| {name} | {row['size_mb']:.0f} | {row['cold_build_s']:.0f} | "
               f"{row['cached_build_s']:.1f} |")  # fmt: skip
     print(f"total: cold {cold_total:.0f} s, cached {cached_total:.1f} s -> {RESULT}")

@@ -12,11 +12,15 @@ that stamps each tick's ``ts_ns`` with the wall clock just before sending it:
   publishes after the pipelined write of the batch, a message carrying
   (symbol, seq) at time T shows that every tick of that symbol up to seq was
   visible by T. Each produced tick's latency is the first such T minus its
-  ``ts_ns``. Steady RSS is sampled from ``/proc``.
+  ``ts_ns``. Steady RSS is sampled from ``/proc``. Ingest's own histogram
+  ``ticklake_ingest_e2e_latency_seconds`` is read over the same window (bucket
+  counts at the end minus after the warm-up) and reported beside it, labelled
+  as what it is: event time -> ingest's Redis write returned, in buckets.
 * **raw**: an aiokafka consumer that only receives (the client's own
   latency, event time -> in the consumer's hands), reporting each tick itself.
-* **naive**: ``bench/naive_ingest.py`` (one blocking ``HSET`` per message),
-  reporting event time -> its ``HSET`` returned for each tick.
+* **naive**: ``bench/naive_ingest.py`` (a batch prototype: one DataFrame,
+  one Parquet file and one Redis pipeline per batch), reporting event time ->
+  its batch's Redis pipeline returned for each tick.
 
 The first 3 s of each run are warm-up and not counted. Targets: p50 <= 5 ms,
 p99 <= 25 ms, steady RSS <= 300 MB.
@@ -36,7 +40,9 @@ import time
 import uuid
 from pathlib import Path
 
+import naive_ingest
 import numpy as np
+import provenance
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench_ingest import (
@@ -52,10 +58,13 @@ from bench_ingest import (
 
 from ticklake.core.hot_cache import TICKS_CHANNEL, decode_channel_message
 from ticklake.core.tick import Tick, encode_tick
+from ticklake.devstack import metrics_text
 from ticklake.devstack.ports import free_port
 from ticklake.devstack.redis import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
+E2E = "ticklake_ingest_e2e_latency_seconds"
+"""Ingest's own histogram, read beside the observer over the same window."""
 WARMUP_S = 3.0
 TARGET_P50_MS = 5.0
 TARGET_P99_MS = 25.0
@@ -155,6 +164,13 @@ async def raw_latency(bootstrap: str, topic: str, seconds: float) -> dict[str, o
 # --- runs -------------------------------------------------------------------------------------
 
 
+def scrape(port: int) -> str:
+    text = metrics_text.scrape(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    if text is None:
+        raise RuntimeError(f"ingest /metrics on port {port} does not answer")
+    return text
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": float("nan"), "p90": float("nan"), "p99": float("nan"), "count": 0}
@@ -168,9 +184,14 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def ticklake_latencies(
-    sent: list[tuple[str, int, int]], seen: list[tuple[int, str, int]]
+    sent: list[tuple[str, int, int]],
+    seen: list[tuple[int, str, int]],
+    start_ns: int | None = None,
+    end_ns: int | None = None,
 ) -> list[float]:
-    """Per produced tick: first arrival of a message showing its symbol at >= its seq."""
+    """Per produced tick (symbol, seq, event ns) with its event time in [start, end): the
+    first arrival of a channel row showing its symbol at >= its seq, minus its event time
+    (ms). The default window starts ``WARMUP_S`` after the first tick sent."""
     by_symbol: dict[str, list[tuple[int, int]]] = {}
     for arrived, symbol, seq in sorted(seen):
         by_symbol.setdefault(symbol, []).append((seq, arrived))
@@ -181,12 +202,19 @@ def ticklake_latencies(
             for s in range(top + 1, seq + 1):
                 visible[(symbol, s)] = arrived
             top = max(top, seq)
-    start = sent[0][2] + int(WARMUP_S * 1e9)
+    start = start_ns if start_ns is not None else sent[0][2] + int(WARMUP_S * 1e9)
+    end = end_ns if end_ns is not None else 2**63
     return [
         (visible[(symbol, seq)] - ts) / 1e6
         for symbol, seq, ts in sent
-        if ts >= start and (symbol, seq) in visible
+        if start <= ts < end and (symbol, seq) in visible
     ]
+
+
+def observer_argv(redis_server: RedisServer, seconds: float, out: Path) -> list[str]:
+    """The command of an observer child (see :func:`observe`) writing to ``out``."""
+    return [sys.executable, __file__, "--observe", redis_server.url, redis_server.password,
+            str(seconds), str(out)]  # fmt: skip
 
 
 def run_once(
@@ -198,21 +226,12 @@ def run_once(
     result_file = work / f"{system}-{uuid.uuid4().hex[:6]}.json"
     rss: list[float] = []
     budget = args.seconds + 15
+    port = 0
     if system == "ticklake":
         port = free_port()
         env = ingest_env(bootstrap, topic, redis_server, work / f"lake-{topic}", port)
         child = start_ingest(env, work / "ingest.log")
-        observer = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--observe",
-                redis_server.url,
-                redis_server.password,
-                str(budget),
-                str(result_file),
-            ]
-        )
+        observer = subprocess.Popen(observer_argv(redis_server, budget, result_file))
         import httpx
 
         deadline = time.monotonic() + 60
@@ -237,12 +256,18 @@ def run_once(
         )
         time.sleep(4)
 
+    # ingest's own histogram over the same window as the observer's figures (ticklake only)
+    histogram: dict[str, str] = {}
+
     async def produce_and_sample() -> list[tuple[str, int, int]]:
         async def sample() -> None:
+            started = time.monotonic()
             while True:
                 await asyncio.sleep(0.5)
                 if child is not None and system == "ticklake":
                     rss.append(rss_mb(child.pid))
+                    if "before" not in histogram and time.monotonic() - started >= WARMUP_S:
+                        histogram["before"] = await asyncio.to_thread(scrape, port)
 
         sampler = asyncio.create_task(sample())
         try:
@@ -253,14 +278,23 @@ def run_once(
     sent = asyncio.run(produce_and_sample())
     if system == "ticklake":
         time.sleep(2)
+        histogram["after"] = scrape(port)
         assert observer is not None and child is not None
         observer.terminate()
         observer.wait()
         stop_ingest(child)
         seen = json.loads(result_file.read_text()) if result_file.exists() else []
         latencies = ticklake_latencies(sent, seen)
+        window = metrics_text.bucket_delta(
+            metrics_text.histogram_buckets(histogram["after"], E2E),
+            metrics_text.histogram_buckets(histogram["before"], E2E),
+        )
         return {
             **percentiles(latencies),
+            **{
+                f"histogram_p{q}": metrics_text.quantile(window, q / 100) * 1000
+                for q in (50, 90, 99)
+            },
             "produced": len(sent),
             "rss_steady_mb": statistics.median(rss[len(rss) // 2 :]) if rss else 0.0,
         }
@@ -284,6 +318,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/ingest_latency.json")
     parser.add_argument("--observe", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--raw-latency", nargs=3, help=argparse.SUPPRESS)
+    provenance.add_argument(parser)
     args = parser.parse_args()
     if args.observe:
         url, password, seconds, out = args.observe
@@ -293,6 +328,7 @@ def main() -> None:
         bootstrap, topic, seconds = args.raw_latency
         print(json.dumps(asyncio.run(raw_latency(bootstrap, topic, float(seconds)))))
         return
+    stamp = provenance.stamp(args.allow_dirty)
 
     runs: dict[str, list[dict[str, object]]] = {s: [] for s in args.systems}
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
@@ -320,10 +356,15 @@ def main() -> None:
     }
     if "ticklake" in runs:
         summary["ticklake"]["rss_steady_mb"] = median_of("ticklake", "rss_steady_mb")
+        summary["ingest_histogram"] = {
+            key: median_of("ticklake", f"histogram_{key}") for key in ("p50", "p90", "p99")
+        }
     report = {
         "benchmark": f"end-to-end latency at {args.rate} ticks/s (event time -> visible)",
         "rate": args.rate,
         "seconds": args.seconds,
+        "warmup_s": WARMUP_S,
+        "naive": naive_ingest.DESCRIPTION,
         "repeats": args.repeats,
         "symbols": args.symbols,
         "partitions": args.partitions,
@@ -337,6 +378,7 @@ def main() -> None:
             and summary["ticklake"]["p99"] <= TARGET_P99_MS,
         },
         "command": "uv run python bench/bench_ingest_latency.py " + " ".join(sys.argv[1:]),
+        **stamp,
     }
     write_report(args.json, report, "medians_ms", "targets")
 

@@ -8,10 +8,18 @@ Starts a private Kafka broker and Redis (``ticklake.devstack``), one
 each offered rate one ``ticklake-producer simulate`` process paced at that
 rate (1 ms slices, so an event time is at most 1 ms old when it is sent).
 
-The latency is ingest's own histogram ``ticklake_ingest_e2e_latency_seconds``
-(event time → the Redis pipeline that makes the tick visible has returned),
-taken over the measuring window only (bucket counts after the warm-up are
-subtracted), with PromQL-style interpolation inside buckets.
+The latency is the suite's one end-to-end definition, taken by an outside
+observer: a separate process (``bench_ingest_latency.observe``) subscribed to
+the Redis channel the query API's ``/latest`` mirror reads records each row's
+arrival; after the run the topic is read back for every tick's (symbol, seq,
+event time), and a tick's latency is the first arrival of a row of its symbol
+at >= its seq minus its event time. Each rate's producer has symbols of its
+own (its seq numbers start at 1 again). Only ticks whose event time falls in
+the measuring window (after the warm-up) count.
+
+Beside it, ingest's own histogram ``ticklake_ingest_e2e_latency_seconds``
+over the same window (``hist_*``: event time → ingest's Redis write returned,
+bucket counts after the warm-up subtracted, interpolated inside buckets).
 
 Beside it, in the same run on the same broker: Kafka's own
 ``org.apache.kafka.tools.EndToEndLatency`` at the same record size. That tool
@@ -39,9 +47,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import provenance
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench_ingest import create_topic, ingest_env, private_stack, rss_mb, start_ingest, stop_ingest
+from bench_ingest_latency import observer_argv, ticklake_latencies
 
-from ticklake.core.tick import Tick, encode_tick
+from ticklake.core.tick import Tick, decode_tick, encode_tick
 from ticklake.devstack import metrics_text, ports, process
 from ticklake.devstack.kafka import java_command
 
@@ -50,6 +62,8 @@ BIN = Path(sys.executable).parent
 E2E = "ticklake_ingest_e2e_latency_seconds"
 PROCESSED = "ticklake_ingest_processed_total"
 PARTITIONS = 4
+SYMBOLS_PER_RATE = 10
+"""As many symbols as the simulator's default feed."""
 _KAFKA_PCT = re.compile(r"Percentiles: 50th = (\d+), 99th = (\d+), 99.9th = (\d+)")
 _KAFKA_AVG = re.compile(r"Avg latency: ([\d.]+) ms")
 
@@ -97,6 +111,12 @@ def kafka_end_to_end(bootstrap: str, records: int, size: int) -> dict[str, float
     }
 
 
+def rate_symbols(rate: int) -> list[str]:
+    """Symbols of their own for each rate's producer: its seq numbers start at 1 again,
+    and the observer tells the rates apart by symbol."""
+    return [f"R{rate}S{i:02d}" for i in range(SYMBOLS_PER_RATE)]
+
+
 def run_rate(
     bootstrap: str, topic: str, rate: int, warmup_s: float, measure_s: float,
     ingest_port: int, ingest_pid: int, logs: Path,
@@ -104,18 +124,21 @@ def run_rate(
     producer = process.spawn(
         [str(BIN / "ticklake-producer"), "simulate", "--rate", str(rate),
          "--duration", str(warmup_s + measure_s + 5), "--slice-ms", "1",
+         "--symbols", ",".join(rate_symbols(rate)),
          "--bootstrap-servers", bootstrap, "--topic", topic, "--quiet"],
         logs / f"producer-{rate}.log",
     )  # fmt: skip
     try:
         time.sleep(warmup_s)
         before = scrape(ingest_port)
+        window_start_ns = time.time_ns()
         started = time.monotonic()
         peak_rss = rss_mb(ingest_pid)
         while time.monotonic() - started < measure_s:
             time.sleep(min(5.0, measure_s - (time.monotonic() - started)) or 0.1)
             peak_rss = max(peak_rss, rss_mb(ingest_pid))
         after = scrape(ingest_port)
+        window_end_ns = time.time_ns()
         elapsed = time.monotonic() - started
     finally:
         process.stop(producer, timeout=30)
@@ -128,13 +151,63 @@ def run_rate(
     return {
         "offered_rate": rate,
         "achieved_rate": round(processed / elapsed, 1),
-        "p50_ms": round(metrics_text.quantile(window, 0.50) * 1000, 3),
-        "p99_ms": round(metrics_text.quantile(window, 0.99) * 1000, 3),
-        "p999_ms": round(metrics_text.quantile(window, 0.999) * 1000, 3),
+        "hist_p50_ms": round(metrics_text.quantile(window, 0.50) * 1000, 3),
+        "hist_p99_ms": round(metrics_text.quantile(window, 0.99) * 1000, 3),
+        "hist_p999_ms": round(metrics_text.quantile(window, 0.999) * 1000, 3),
+        "window_ns": [window_start_ns, window_end_ns],
         "ticks_measured": int(processed),
         "window_s": round(elapsed, 1),
         "ingest_rss_mb_end": round(rss_mb(ingest_pid), 1),
         "ingest_rss_mb_peak": round(peak_rss, 1),
+    }
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[tuple[str, int, int]]:
+    """(symbol, seq, event ns) of every tick in ``topic``, read back after the run: what
+    the producers sent, as the observer's reference."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    out: list[tuple[str, int, int]] = []
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+
+        async def behind() -> bool:
+            for tp in partitions:
+                if await consumer.position(tp) < ends[tp]:
+                    return True
+            return False
+
+        while await behind():
+            batch = await consumer.getmany(timeout_ms=500, max_records=50_000)
+            for records in batch.values():
+                for r in records:
+                    tick = decode_tick(r.value)
+                    out.append((tick.symbol, tick.seq or 0, tick.ts_ns))
+    finally:
+        await consumer.stop()
+    return out
+
+
+def observed(row: dict[str, Any], rate: int, sent: list[tuple[str, int, int]],
+             seen: list[tuple[int, str, int]]) -> dict[str, Any]:  # fmt: skip
+    """The outside observer's percentiles for one rate's measuring window."""
+    prefix = f"R{rate}S"
+    mine = [t for t in sent if t[0].startswith(prefix)]
+    start_ns, end_ns = row["window_ns"]
+    values = ticklake_latencies(mine, seen, start_ns, end_ns) if mine else []
+    in_window = sum(1 for t in mine if start_ns <= t[2] < end_ns)
+    if not values:
+        return {"observed_ticks": 0, "ticks_in_window": in_window}
+    arr = np.asarray(values)
+    return {
+        "p50_ms": round(float(np.percentile(arr, 50)), 3),
+        "p99_ms": round(float(np.percentile(arr, 99)), 3),
+        "p999_ms": round(float(np.percentile(arr, 99.9)), 3),
+        "observed_ticks": len(values),
+        "ticks_in_window": in_window,
     }
 
 
@@ -144,7 +217,9 @@ def main() -> int:
     parser.add_argument("--rates", type=int, nargs="+", default=[1000, 5000, 20000])
     parser.add_argument("--soak-seconds", type=float, default=None)
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/latency.json")
+    provenance.add_argument(parser)
     args = parser.parse_args()
+    stamp = provenance.stamp(args.allow_dirty)
     warmup_s, measure_s = (3.0, 10.0) if args.quick else (5.0, 30.0)
     soak_s = args.soak_seconds or (45.0 if args.quick else 300.0)
     size = record_size()
@@ -163,6 +238,8 @@ def main() -> int:
             logs / "ingest.log",
         )
         results: dict[str, Any] = {}
+        seen_file = base / "observed.json"
+        observer = subprocess.Popen(observer_argv(redis_server, 24 * 3600, seen_file))
         try:
             ports.wait_until(lambda: ready(ingest_port), 60, "ingest /readyz")
             for rate in args.rates:
@@ -174,12 +251,22 @@ def main() -> int:
                 records = max(2000, min(20000, int(rate * measure_s / 10)))
                 row.update(kafka_end_to_end(bootstrap, records, size))
                 results[str(rate)] = row
-                print(f"  ticklake p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms "
-                      f"p99.9 {row['p999_ms']} ms at {row['achieved_rate']}/s | Kafka "
+                print(f"  ingest's histogram p50 {row['hist_p50_ms']} ms p99 "
+                      f"{row['hist_p99_ms']} ms at {row['achieved_rate']}/s | Kafka "
                       f"EndToEndLatency p50 {row['kafka_e2e_p50_ms']} p99 "
                       f"{row['kafka_e2e_p99_ms']} ms", flush=True)  # fmt: skip
+            time.sleep(2)  # the last window's rows reach the observer
         finally:
+            observer.terminate()
+            observer.wait(60)
             stop_ingest(ingest)
+        sent = asyncio.run(read_topic(bootstrap, topic))
+        seen = [tuple(x) for x in json.loads(seen_file.read_text())] if seen_file.exists() else []
+        for rate_key, row in results.items():
+            row.update(observed(row, int(rate_key), sent, seen))
+            print(f"rate {rate_key}/s observer: p50 {row.get('p50_ms')} ms p99 "
+                  f"{row.get('p99_ms')} ms over {row['observed_ticks']} of "
+                  f"{row['ticks_in_window']} ticks", flush=True)  # fmt: skip
 
     soak = results.get("5000", {})
     report = {
@@ -193,11 +280,14 @@ def main() -> int:
         "record_bytes": size,
         "partitions": PARTITIONS,
         "load_generator": "ticklake-producer simulate (separate process, 1 ms slices)",
-        "latency_source": f"{E2E} (ingest's own histogram), window after warm-up",
+        "latency_source": "outside observer (bench_ingest_latency.observe): producer event "
+        "time -> row visible on the Redis channel the query API's mirror reads; hist_*: "
+        f"{E2E} (ingest's own histogram), same window",
         "kafka_reference": "org.apache.kafka.tools.EndToEndLatency, acks=all, one record at a time",
         "command": " ".join(["uv run python bench/bench_latency.py", *sys.argv[1:]]),
         "load_average": list(os.getloadavg()),
         "medians_note": "each figure is a quantile over every tick of its window",
+        **stamp,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -39,6 +39,8 @@ import time
 import uuid
 from pathlib import Path
 
+import provenance
+
 from ticklake.core.tick import encode_ticks
 from ticklake.core.topic_admin import TopicSpec, ensure_topics
 from ticklake.devstack.kafka import KafkaBroker, java_command
@@ -143,7 +145,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compression", nargs="+", default=["zstd", "lz4"])
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "produce.json")
+    provenance.add_argument(parser)
     args = parser.parse_args()
+    stamp = provenance.stamp(args.allow_dirty)
 
     with tempfile.TemporaryDirectory(prefix="bench-produce-") as tmp:
         payload_file = Path(tmp) / "ticks.txt"
@@ -196,6 +200,7 @@ def main() -> int:
             "platform": platform.platform(),
         },
         "command": "uv run python bench/bench_produce.py " + " ".join(sys.argv[1:]),
+        **stamp,
     }
     text = json.dumps(report, indent=2)
     print(text)

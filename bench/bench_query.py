@@ -50,6 +50,7 @@ import redis
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import provenance
 from query_data import DAY_NS, DAY_START_NS, SYMBOL, ensure_lakes
 from query_loadgen import fixed_rate, max_rate
 
@@ -356,7 +357,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="length of each load run")
     parser.add_argument("--ticks", type=int, default=10_000_000)
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "query.json")
+    provenance.add_argument(parser)
     args = parser.parse_args()
+    stamp = provenance.stamp(args.allow_dirty)
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis_server:
@@ -395,11 +398,13 @@ def main() -> int:
         "bars_1m": bars,
         "ticks_one_day": ticks,
         "targets_met": checks,
+        **stamp,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    return 0 if all(checks.values()) else 1
+    # a missed target is a figure, not a failed measurement: the report shows it
+    return 0
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import provenance
 import redis
 from aiokafka import AIOKafkaProducer
 from bench_ingest import create_topic, ingest_env, private_stack, start_ingest
@@ -225,7 +226,9 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--modes", default="static,dynamic")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "recovery.json")
+    provenance.add_argument(parser)
     args = parser.parse_args()
+    stamp = provenance.stamp(args.allow_dirty)
     report: dict[str, object] = {
         "what": "SIGKILL of one of two ingest replicas (restarted at once, as the kubelet "
         "does) to a tick produced after the kill visible in Redis on every partition "
@@ -234,6 +237,7 @@ def main() -> None:
         "target_s": TARGET_S,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "load_avg_at_start": os.getloadavg()[0],
+        **stamp,
     }
     with tempfile.TemporaryDirectory(prefix="bench-recovery-") as tmp:
         for mode in args.modes.split(","):

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import provenance
 from aiokafka import AIOKafkaProducer
 from bench_ingest import (
     create_topic,
@@ -222,11 +223,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=8.0)
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/sequencer.json")
     parser.add_argument("--paced-child", nargs=5, help=argparse.SUPPRESS)
+    provenance.add_argument(parser)
     args = parser.parse_args()
     if args.paced_child:
         bootstrap, topic, rate, seconds, keyed = args.paced_child
         asyncio.run(produce_paced(bootstrap, topic, int(rate), float(seconds), keyed == "1"))
         return
+    stamp = provenance.stamp(args.allow_dirty)
 
     results: dict[str, list[float]] = {}
 
@@ -266,6 +269,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {platform.python_version()}",
         "command": "uv run --frozen python bench/bench_sequencer.py",
     }
+    out.update(stamp)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))

@@ -80,10 +80,10 @@ import duckdb
 import httpx
 import numpy as np
 import pandas as pd
+import provenance  # bench/ is the script's folder, first on sys.path
 import redis
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from run_all import git_commit  # bench/ is the script's folder, first on sys.path
 
 from ticklake.devstack.kafka import KafkaBroker
 from ticklake.devstack.ports import free_port
@@ -657,7 +657,9 @@ def main() -> None:
         help="copy each scenario's ingest logs to DIR/<feed>/<fault>/",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "chaos.json")
+    provenance.add_argument(parser)
     args = parser.parse_args()
+    stamp = provenance.stamp(args.allow_dirty)
     feeds = args.feeds.split(",")
     faults = args.faults.split(",")
     unknown = (set(feeds) - set(FEEDS)) | (set(faults) - set(FAULTS))
@@ -665,7 +667,8 @@ def main() -> None:
         parser.error(f"unknown feed or fault: {sorted(unknown)}; feeds {FEEDS}, faults {FAULTS}")
     report: dict[str, Any] = {
         "command": "uv run python bench/chaos.py " + " ".join(sys.argv[1:]),
-        "commit": git_commit(),  # "-dirty": not from a clean commit, not for docs/
+        "commit": stamp["git_commit"] + ("-dirty" if stamp["dirty"] else ""),
+        **stamp,
         "ticks": args.ticks,
         "rate": args.rate,
         "kills": args.kills,

@@ -1,31 +1,36 @@
 """Every benchmark scenario in one command, one JSON, one report, and plots.
 
-    uv run python bench/run_all.py            # make bench: full measuring windows
-    uv run python bench/run_all.py --quick    # make bench-quick: same scenarios and
-                                              # data sizes, shorter windows, < 5 min warm
+    uv run python bench/run_all.py                # make bench: full measuring windows
+    uv run python bench/run_all.py --quick        # make bench-quick: shorter windows
+    uv run python bench/run_all.py --report-only  # = bench/report.py: rebuild from results
+
+Refuses to start on a tree with modified tracked files (``bench/provenance.py``)
+unless ``--allow-dirty``; then every result and the report say DIRTY.
 
 Each scenario is its own script in ``bench/`` that starts the real servers it
 needs (Kafka, Redis: ``ticklake.devstack``), warms up, repeats its
-measurement and writes ``bench/results/<scenario>.json`` with medians and
-spreads beside a reference measured in the same run. This script runs them
-one after another (never in parallel: the machine has two cores), then writes
+measurement and writes ``bench/results/<scenario>.json`` with medians,
+spreads and the commit measured, beside a reference measured in the same run.
+This script runs them one after another (never in parallel: the machine has
+two cores), then ``bench/report.py`` writes
 
-* ``bench/results/latest.json``: machine facts, git commit, every figure by its
-  dotted key (``produce.ticks_per_s`` ...) with its unit, and each scenario's
-  full output;
+* ``bench/results/latest.json``: this run (machine, commit, mode, seconds per
+  scenario, failures), every figure by its dotted key with its unit, and each
+  scenario's full output;
 * ``docs/benchmarks.md``: one table per scenario, figure beside reference,
-  ratio, target and whether it is met;
+  ratio, target and whether it is met, with the method next to the figures;
+* the generated blocks of other pages (``<!-- bench:begin NAME -->``);
 * ``docs/benchmarks/*.png``: latency percentiles against offered rate, and
   throughput of ticklake against its references.
 
-A scenario that fails is reported as failed in the table with its error; the
-others still run. Every run is bounded by a per-scenario time limit.
+A scenario that fails is reported as failed in the table with its error (its
+figures, if any, are an earlier run's and show that run's commit); the others
+still run. Every run is bounded by a per-scenario time limit.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -35,10 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import provenance  # bench/ is the script's folder, first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-DOC = ROOT / "docs" / "benchmarks.md"
-PLOTS = ROOT / "docs" / "benchmarks"
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ SCENARIOS: list[Scenario] = [
     Scenario("produce", "bench_produce.py", ["--repeats", "3"],
              ["--repeats", "2", "--records", "300000", "--compression", "zstd"], 900),
     Scenario("ingest", "bench_ingest.py", ["--repeats", "3"],
-             ["--repeats", "1", "--naive-seconds", "8"], 1200),
+             ["--repeats", "1"], 1200),
     Scenario("ingest_latency", "bench_ingest_latency.py", ["--repeats", "3"],
              ["--repeats", "1", "--seconds", "8"], 900),
     Scenario("latency", "bench_latency.py", [], ["--quick"], 1500),
@@ -102,29 +107,25 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
-def git_commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=ROOT, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
-    return result.stdout.strip() + ("-dirty" if dirty else "")
+def run_scenario(scenario: Scenario, quick: bool, allow_dirty: bool) -> dict[str, Any]:
+    """Run one scenario script; its figures are in ``scenario.json_path`` afterwards.
 
-
-def run_scenario(scenario: Scenario, quick: bool) -> dict[str, Any]:
+    Returns ``{"seconds": ...}`` and, when it failed, ``"error"`` (its JSON file then
+    still holds an earlier run's figures, which the report shows with their own commit).
+    """
     args = scenario.quick_args if quick else scenario.full_args
     argv = [sys.executable, str(ROOT / "bench" / scenario.script), *args,
             "--json", str(scenario.json_path)]  # fmt: skip
+    if allow_dirty:
+        argv.append("--allow-dirty")
     print(f"\n=== {scenario.name}: {' '.join(argv[1:])}", flush=True)
     started = time.monotonic()
     try:
         subprocess.run(argv, cwd=ROOT, check=True, timeout=scenario.time_limit_s,
                        env={**os.environ, **scenario.extra_env})  # fmt: skip
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-        return {"error": f"{type(e).__name__}: {e}", "seconds": time.monotonic() - started}
-    output: dict[str, Any] = json.loads(scenario.json_path.read_text())
-    output["seconds"] = round(time.monotonic() - started, 1)
-    return output
+        return {"error": f"{type(e).__name__}: {e}", "seconds": round(time.monotonic() - started)}
+    return {"seconds": round(time.monotonic() - started, 1)}
 
 
 def main() -> int:
@@ -134,41 +135,45 @@ def main() -> int:
     parser.add_argument(
         "--report-only",
         action="store_true",
-        help="rebuild latest.json and the report from existing results",
+        help="rebuild latest.json and the report from existing results (bench/report.py)",
     )
+    provenance.add_argument(parser)
     args = parser.parse_args()
+    import report
+
+    if args.report_only:
+        return report.main([])
+    # refuse before spending minutes on figures that could not be published
+    stamp = provenance.stamp(args.allow_dirty)
     RESULTS.mkdir(parents=True, exist_ok=True)
-
-    from report import build_latest, write_plots, write_report
-
-    outputs: dict[str, dict[str, Any]] = {}
+    assert [s.name for s in SCENARIOS] == list(report.SCENARIOS), "report.py lists other files"
+    started = time.monotonic()
+    seconds: dict[str, float] = {}
+    failed: dict[str, str] = {}
     for scenario in SCENARIOS:
         if args.only and scenario.name not in args.only:
-            if scenario.json_path.exists():
-                outputs[scenario.name] = json.loads(scenario.json_path.read_text())
             continue
-        if args.report_only:
-            if scenario.json_path.exists():
-                outputs[scenario.name] = json.loads(scenario.json_path.read_text())
-            continue
-        outputs[scenario.name] = run_scenario(scenario, args.quick)
-
-    machine, commit, quick = machine_facts(), git_commit(), args.quick
-    previous = RESULTS / "latest.json"
-    if args.report_only and previous.exists():
-        # the figures come from that earlier run: keep its machine facts and commit
-        before = json.loads(previous.read_text())
-        machine, commit = before["machine"], before["git_commit"]
-        quick = before.get("mode") == "quick"
-    latest = build_latest(outputs, machine, commit, quick=quick)
-    (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2, default=str) + "\n")
-    PLOTS.mkdir(parents=True, exist_ok=True)
-    plots = write_plots(latest, PLOTS)
-    DOC.write_text(write_report(latest, plots, DOC.parent))
-    print(f"\nwrote {RESULTS / 'latest.json'}, {DOC} and {len(plots)} plots")
-    return 0
+        outcome = run_scenario(scenario, args.quick, args.allow_dirty)
+        seconds[scenario.name] = outcome["seconds"]
+        if "error" in outcome:
+            failed[scenario.name] = outcome["error"]
+    run = {
+        "machine": machine_facts(),
+        **stamp,
+        "mode": "quick" if args.quick else "full",
+        # the make target only when the run was exactly what it runs
+        "command": {(): "make bench", ("--quick",): "make bench-quick"}.get(
+            tuple(sys.argv[1:]), "uv run --frozen python bench/run_all.py " + " ".join(sys.argv[1:])
+        ),
+        "argv": " ".join(["uv run --frozen python bench/run_all.py", *sys.argv[1:]]),
+        "scenario_seconds": seconds,
+        "total_seconds": round(time.monotonic() - started),
+        "failed": failed,
+    }
+    report.write_all(run)
+    print(f"\nwrote {report.LATEST}, {report.DOC} and the generated blocks of docs/")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
     sys.exit(main())
