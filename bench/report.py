@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -230,11 +231,19 @@ def _ge(a: Any, limit: float) -> bool | None:
     return None if not isinstance(a, (int, float)) else a >= limit
 
 
+def repo_relative(command: str) -> str:
+    """``command`` with absolute paths into a checkout's ``bench/results`` made relative:
+    ``run_all.py`` passes absolute ``--json`` paths, which name the machine and folder the
+    run came from rather than the file a reader finds in the repository."""
+    return re.sub(r"(?<!\S)/\S*?/(bench/results/\S+)", r"\1", command)
+
+
 def provenance_note(output: dict[str, Any] | None) -> str:
     """Where a scenario's figures come from: its command and the commit it measured."""
     if not output:
         return "**no results**"
     command = output.get("command") or dig(output, "setup", "command") or "(command not recorded)"
+    command = repo_relative(command)
     commit = output.get("git_commit")
     if not commit:
         where = "**commit not recorded** (measured before results named their commit)"
