@@ -58,6 +58,7 @@ from ticklake.core.hot_cache import SYMBOLS_KEY, encode_latest_hash, latest_key
 from ticklake.devstack import process
 from ticklake.devstack.ports import free_port, port_open, wait_until
 from ticklake.devstack.redis import RedisServer
+from ticklake.devstack.secure_stack import create_api_key
 
 ROOT = Path(__file__).resolve().parents[1]
 LATEST_ROW = {
@@ -107,13 +108,9 @@ def api_process(
 def bench_api_key(keys_file: Path) -> str:
     """A key for three patterns (the entitled symbol among them), made with the API's
     own CLI; its rate limit is far above what this machine can send."""
-    made = subprocess.run(
-        [sys.executable, "-m", "ticklake.query.cli", "keys", "--file", str(keys_file), "create",
-         "--name", "bench", "--symbols", f"MSFT,EUR/*,{SYMBOL}", "--rate", "1000000000",
-         "--burst", "1000000000", "--json"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return str(json.loads(made.stdout)["token"])
+    return create_api_key([sys.executable, "-m", "ticklake.query.cli"], keys_file, "bench",
+                          "--rate", "1000000000", "--burst", "1000000000",
+                          symbols=f"MSFT,EUR/*,{SYMBOL}")  # fmt: skip
 
 
 def wrk_rps(url: str, seconds: int, headers: dict[str, str] | None = None) -> float:

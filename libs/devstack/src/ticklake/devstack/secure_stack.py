@@ -76,16 +76,24 @@ class Credentials:
         if self.keys_file.exists() and self.token_file.exists():
             return self.token_file.read_text().strip()
         self.keys_file.unlink(missing_ok=True)
-        made = subprocess.run(
-            [query_cli, "keys", "--file", str(self.keys_file),
-             "create", "--name", "local-stack", "--symbols", "*", "--json"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if made.returncode != 0:
-            raise RuntimeError(f"cannot create the local API key: {made.stderr.strip()}")
-        token = str(json.loads(made.stdout)["token"])
+        token = create_api_key([query_cli], self.keys_file, "local-stack")
         _write_private(self.token_file, token + "\n")
         return token
+
+
+def create_api_key(
+    query_cli: list[str], keys_file: Path, name: str, *options: str, symbols: str = "*"
+) -> str:
+    """A new key in ``keys_file``, made by the query API's own CLI (the owner of the key
+    file's format), and its token. ``query_cli``: how to run ``ticklake-query``."""
+    made = subprocess.run(
+        [*query_cli, "keys", "--file", str(keys_file), "create", "--name", name,
+         "--symbols", symbols, *options, "--json"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if made.returncode != 0:
+        raise RuntimeError(f"cannot create API key {name!r}: {made.stderr.strip()}")
+    return str(json.loads(made.stdout)["token"])
 
 
 def kafka_acls() -> dict[str, list[dict[str, object]]]:

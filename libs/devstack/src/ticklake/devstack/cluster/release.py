@@ -32,6 +32,7 @@ import yaml
 
 from ticklake.devstack import images, kafka, paths
 from ticklake.devstack.cluster.cluster import Cluster, ClusterError
+from ticklake.devstack.secure_stack import create_api_key
 
 KAFKA_PARTITIONS = 6
 VALUES_FILE = Path(__file__).with_name("node-values.yaml")
@@ -234,15 +235,13 @@ def api_key(cluster: Cluster, namespace: str) -> tuple[Path, str]:
     token_file = keys.with_suffix(".token")
     if not (keys.exists() and token_file.exists()):
         keys.unlink(missing_ok=True)
-        made = subprocess.run(
-            [sys.executable, "-m", "ticklake.query.cli", "keys", "--file", str(keys),
-             "create", "--name", f"cluster-{namespace}", "--symbols", "*", "--json"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if made.returncode != 0:
-            raise ClusterError(f"cannot create an API key: {made.stderr.strip()}")
+        try:
+            token = create_api_key([sys.executable, "-m", "ticklake.query.cli"], keys,
+                                   f"cluster-{namespace}")  # fmt: skip
+        except RuntimeError as e:
+            raise ClusterError(str(e)) from e
         token_file.touch(mode=0o600)
-        token_file.write_text(json.loads(made.stdout)["token"])
+        token_file.write_text(token)
     return keys, token_file.read_text().strip()
 
 
