@@ -31,7 +31,7 @@ LATEST = RESULTS / "latest.json"
 DOC = ROOT / "docs" / "benchmarks.md"
 PLOTS = ROOT / "docs" / "benchmarks"
 
-SCENARIOS = ("decode", "produce", "ingest", "ingest_latency", "latency", "query")
+SCENARIOS = ("decode", "produce", "ingest", "ingest_latency", "latency", "query", "profile")
 """The scenarios of ``make bench`` (``run_all.SCENARIOS``), each in ``bench/results/NAME.json``."""
 
 RUN_KEYS = ("machine", "git_commit", "dirty", "dirty_files", "mode", "command", "argv",
@@ -70,6 +70,8 @@ UNITS: dict[str, str] = {
     "history.ticks_one_day_pandas_s": "s",
     "decode.us_per_tick": "µs/tick",
     "decode.stdlib_json_us_per_tick": "µs/tick",
+    "profile.ingest_cpu_us_per_tick": "CPU µs/tick",
+    "profile.raw_consumer_cpu_us_per_tick": "CPU µs/tick",
 }
 for _system in ("ticklake", "raw", "naive", "ingest_histogram"):
     for _pct in ("p50", "p90", "p99"):
@@ -103,7 +105,8 @@ def first(*values: Any) -> Any:
 
 def figures(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The suite's dotted keys, read from each scenario's own output."""
-    d, p, i, il, lat, q = (outputs.get(k, {}) for k in SCENARIOS)
+    d, p, i, il, lat, q = (outputs.get(k, {}) for k in SCENARIOS[:6])
+    prof = outputs.get("profile", {})
     ir = dig(i, "results") or {}
     # an until-durable figure is the headline only when ingest ran at its defaults
     # (results from before settings were recorded used a 2 s roll: not shown as one)
@@ -151,7 +154,13 @@ def figures(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             q, "ticks_one_day", "direct_duckdb", "median_s"
         ),
         "history.ticks_one_day_pandas_s": dig(q, "ticks_one_day", "pandas", "median_s"),
+        "profile.ingest_cpu_us_per_tick": dig(prof, "results", "ingest_cpu_us_per_tick"),
+        "profile.raw_consumer_cpu_us_per_tick": dig(
+            prof, "results", "raw_consumer_cpu_us_per_tick"
+        ),
     }
+    for stage, us in (dig(prof, "results", "stage_us_per_tick") or {}).items():
+        f[f"profile.stage.{stage}"] = us
     for system in ("ticklake", "raw", "naive", "ingest_histogram"):
         for pct in ("p50", "p90", "p99"):
             f[f"ingest_latency.{system}_{pct}_ms"] = dig(il, "medians_ms", system, pct)
@@ -317,6 +326,23 @@ def table_lines(rows: list[Row]) -> list[str]:
     return lines
 
 
+def _ge_ratio(value: Any, reference: Any, ratio: float) -> bool | None:
+    """Is ``value`` at least ``ratio`` times ``reference`` (None when either is missing)?"""
+    if not isinstance(value, (int, float)) or not isinstance(reference, (int, float)):
+        return None
+    if reference <= 0:
+        return None
+    return bool(value >= ratio * reference)
+
+
+def _tail_reference(i: dict[str, Any]) -> tuple[str, Any]:
+    """What bounds the tail: the idle roll when the result records one, else the age roll."""
+    idle = dig(i, "settings", "lake_roll_idle_seconds")
+    if idle is not None:
+        return "default lake roll when idle", idle
+    return "default lake roll by age", dig(i, "settings", "lake_roll_seconds")
+
+
 def _spread(summary: Any, unit: str = "") -> str:
     """``median (min – max)`` of a repeated figure, or just the median for one run."""
     median = dig(summary, "median")
@@ -340,13 +366,21 @@ def ingest_method(i: dict[str, Any]) -> str:
     roll_s, roll_rows = s.get("lake_roll_seconds"), s.get("lake_roll_rows")
     ticks, partitions = i.get("ticks") or 0, i.get("partitions") or 1
     per_partition = ticks // partitions
+    idle_s, idle_rows = s.get("lake_roll_idle_seconds"), s.get("lake_roll_idle_min_rows")
+    last = (
+        f"the last, partial file of each partition when nothing new has arrived for "
+        f"{_fmt(idle_s)} s (it holds at least {_fmt(idle_rows)} rows)"
+        if idle_s is not None
+        else "the last, partial file of each partition by age"
+    )
     tail = (
         f"{per_partition:,} ticks per partition is below the row limit, so every file of "
         f"the drain rolls by age: the durable rate includes a fixed wait of up to {roll_s:g} s "
         "after the last record is processed (the tail row shows it)"
-        if isinstance(roll_rows, int) and isinstance(roll_s, (int, float))
+        if idle_s is None and isinstance(roll_rows, int) and isinstance(roll_s, (int, float))
         and per_partition < roll_rows
-        else "files roll by rows, and the last, partial file of each partition by age"
+        else f"files roll by rows, and {last}; the tail row is the time from the last record "
+        "processed until every row is durable"
     )  # fmt: skip
     return (
         f"Method: a backlog of {ticks:,} ticks ({i.get('symbols')} symbols, {partitions} "
@@ -364,6 +398,25 @@ def ingest_method(i: dict[str, Any]) -> str:
         "durable). The raw consumer only counts records (`getmany`, 20,000 a call). The "
         f"naive baseline, {s.get('naive', 'bench/naive_ingest.py')}, is timed like ticklake, "
         "until durable, by the same observer."
+    )
+
+
+def profile_method(prof: dict[str, Any]) -> str:
+    """How bench_profile.py measured, from what its result file records."""
+    return (
+        f"Method: ticklake-ingest at its defaults drains a backlog of {_fmt(prof.get('ticks'))} "
+        f"ticks ({prof.get('symbols')} symbols, {prof.get('partitions')} partitions) while "
+        f"`py-spy record` samples its busy threads {_fmt(prof.get('py_spy_rate_hz'))} times a "
+        "second, from the first record consumed until an outside observer sees every row "
+        "durable. Each sample goes to the innermost stage its stack is in "
+        "(`bench/profile_stages.py`: decode inside normalise counts as decode, the lake "
+        "writer thread's Parquet encoding as Parquet); samples of the event loop waiting in "
+        "epoll are left out. A stage's share of the samples times the process's CPU time "
+        "over the same window (`/proc/PID/stat`) gives its CPU µs per tick; the stages add "
+        "up to the first row. Two threads share the work (the event loop, and the lake "
+        "writer for sorting, Parquet and the files), so CPU per tick is not wall time per "
+        "tick. The reference is the CPU per tick of the raw counting consumer of the ingest "
+        "table, draining the same backlog in the benchmark's own process."
     )
 
 
@@ -418,7 +471,7 @@ def write_report(latest: dict[str, Any], plot_names: list[str]) -> str:
     section("Decode", "decode", [
         ("decode + validate, full tick", g("decode.us_per_tick"), "stdlib json.loads",
          g("decode.stdlib_json_us_per_tick"), "µs/tick",
-         f"≤ 2 µs: {_verdict(_le(g('decode.us_per_tick'), 2.0))}"),
+         f"≤ 1 µs: {_verdict(_le(g('decode.us_per_tick'), 1.0))}"),
     ])  # fmt: skip
     section("Produce", "produce", [
         ("one producer process, zstd", g("produce.ticks_per_s"),
@@ -434,17 +487,27 @@ def write_report(latest: dict[str, Any], plot_names: list[str]) -> str:
         ("**until durable** (headline): every row in a committed lake file, its offset "
          "committed; defaults, Redis on", durable,
          "raw aiokafka counting consumer", g("ingest.raw_consumer_ticks_per_s"), "ticks/s",
-         f"≥ 50,000/s: {_verdict(_ge(durable, 50_000))}"),
+         "≥ 0.5× raw: " + _verdict(_ge_ratio(durable, g("ingest.raw_consumer_ticks_per_s"), 0.5))),
         ("processed (secondary; not yet durable)", g("ingest.processed_ticks_per_s"),
          "raw aiokafka counting consumer", g("ingest.raw_consumer_ticks_per_s"), "ticks/s", ""),
         ("until durable", durable, naive_label(i) + ", until durable",
          g("ingest.naive_durable_ticks_per_s"), "ticks/s", ""),
         ("tail: last record processed → durable", g("ingest.tail_s"),
-         "default lake roll by age", dig(i, "settings", "lake_roll_seconds"), "s", ""),
+         *_tail_reference(i), "s", ""),
         ("resident memory while draining (steady)", g("ingest.rss_steady_mb"), "—", None, "MB",
          f"≤ 300 MB: {_verdict(_le(g('ingest.rss_steady_mb'), 300))}"),
         ("resident memory, peak", g("ingest.rss_peak_mb"), "—", None, "MB", ""),
     ], ingest_method(i))  # fmt: skip
+    prof = s.get("profile") or {}
+    stage_rows: list[Row] = [
+        ("all of ingest, first record consumed → every row durable",
+         g("profile.ingest_cpu_us_per_tick"), "raw aiokafka counting consumer (fetch and "
+         "record parsing only)", g("profile.raw_consumer_cpu_us_per_tick"), "CPU µs/tick", ""),
+    ]  # fmt: skip
+    total = g("profile.ingest_cpu_us_per_tick")
+    for stage, us in (dig(prof, "results", "stage_us_per_tick") or {}).items():
+        stage_rows.append((stage, us, "all of ingest", total, "CPU µs/tick", ""))
+    section("Where ingest's time goes", "profile", stage_rows, profile_method(prof))
     il = s.get("ingest_latency") or {}
     rows: list[Row] = []
     for pct in ("p50", "p90", "p99"):
@@ -498,7 +561,7 @@ def write_report(latest: dict[str, Any], plot_names: list[str]) -> str:
             "not a paced run).")  # fmt: skip
     section("Memory", "latency", [
         ("ingest RSS after the 5k/s soak", g("memory.ingest_rss_mb"), "—", None, "MB",
-         f"≤ 300 MB: {_verdict(_le(g('memory.ingest_rss_mb'), 300))}"),
+         f"≤ 200 MB: {_verdict(_le(g('memory.ingest_rss_mb'), 200))}"),
     ])  # fmt: skip
     section("Latest", "query", [
         ("/latest p50 at 1,000 req/s", g("latest.p50_ms_at_1k"), "bare uvicorn p50",
@@ -508,9 +571,8 @@ def write_report(latest: dict[str, Any], plot_names: list[str]) -> str:
          f"≤ 2 ms: {_verdict(_le(g('latest.p99_ms_at_1k'), 2))}"),
         ("/latest max throughput", g("latest.max_rps"), "bare uvicorn constant",
          g("latest.bare_uvicorn_rps"), "req/s",
-         "≥ 0.5× bare: " + _verdict(
-             None if g("latest.max_rps") is None or not g("latest.bare_uvicorn_rps")
-             else g("latest.max_rps") >= 0.5 * g("latest.bare_uvicorn_rps"))),
+         "≥ 0.8× bare: "
+         + _verdict(_ge_ratio(g("latest.max_rps"), g("latest.bare_uvicorn_rps"), 0.8))),
         # API keys on (the chart's default) beside the same API with them off
         ("/latest p50 at 1,000 req/s, API key", g("latest.auth_p50_ms_at_1k"), "keys off p50",
          g("latest.p50_ms_at_1k"), "ms", ""),
@@ -580,8 +642,12 @@ def block_ingest_throughput(load: Load) -> str:
         f"| {naive_label(i)} (`bench/naive_ingest.py`), until durable | "
         f"{_spread(r.get('naive_durable_ticks_per_s'))} |",
         "",
-        f"Last record processed → durable: {_spread(r.get('ticklake_tail_s'), 's')} (the "
-        f"default roll by age is {_fmt(st.get('lake_roll_seconds'), 's')}). Resident memory "
+        f"Last record processed → durable: {_spread(r.get('ticklake_tail_s'), 's')} ("
+        + (f"a partition idle for {_fmt(st.get('lake_roll_idle_seconds'), 's')} rolls its "
+           "last file, then the writer finishes every partition's"
+           if st.get("lake_roll_idle_seconds") is not None
+           else f"the default roll by age is {_fmt(st.get('lake_roll_seconds'), 's')}")
+        + "). Resident memory "
         f"while draining: {_fmt(steady, 'MB')} steady, "
         f"{_fmt(dig(r, 'ticklake_rss_peak_mb', 'median'), 'MB')} peak; target ≤ 300 MB "
         f"steady: {_verdict(_le(steady, 300))}.",

@@ -73,6 +73,8 @@ SCENARIOS: list[Scenario] = [
     Scenario("latency", "bench_latency.py", [], ["--quick"], 1500),
     Scenario("query", "bench_query.py", ["--repeats", "3"],
              ["--repeats", "1", "--seconds", "4"], 1500),
+    Scenario("profile", "bench_profile.py", ["--repeats", "3"],
+             ["--repeats", "1", "--ticks", "300000"], 900),
 ]  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from ticklake.ingest.sinks.lake import (
     LakeSink,
     LakeWriteError,
     LakeWriter,
+    PartitionBuffer,
     checkpoint_name,
 )
 from ticklake.ingest.state import PartitionState
@@ -185,3 +186,28 @@ async def test_late_ticks_are_stored_flagged_and_do_not_rewind_the_features(
     # the next on-time tick continues from the last on-time one (the 3rd)
     assert ticks[4]["prev_price"] == arrived[2].price
     assert ticks[3]["ticks_day"] == 4  # it counts in the day: that volume happened
+
+
+@pytest.mark.parametrize(
+    ("rows", "age_s", "idle_s", "due"),
+    [
+        (50, 0.5, 0.5, False),  # filling, recent
+        (100, 0.5, 0.0, True),  # the row limit
+        (50, 60.0, 0.0, True),  # the age limit, records still arriving
+        (20, 5.0, 2.0, True),  # idle with at least the floor: a drain ended
+        (19, 5.0, 2.0, False),  # idle below the floor: a trickle waits for the age limit
+        (20, 5.0, 0.5, False),  # not idle long enough
+    ],
+)
+def test_a_buffer_rolls_by_rows_age_or_idleness_above_a_row_floor(
+    tmp_path: Path, rows: int, age_s: float, idle_s: float, due: bool
+) -> None:
+    options = LakeOptions(roll_rows=100, roll_seconds=60, roll_idle_seconds=1.0,
+                          roll_idle_min_rows=20)  # fmt: skip
+    processor = PartitionProcessor(0, FeatureParams(), 4096)
+    buffer = PartitionBuffer(0, 0)
+    buffer.add(processor.process(records(rows), 1))
+    assert buffer.rows == rows
+    assert buffer.opened_at is not None
+    buffer.last_record_at = buffer.opened_at + age_s - idle_s
+    assert buffer.due(buffer.opened_at + age_s, options) is due

@@ -175,3 +175,44 @@ def test_pending_writes_keep_the_newest_row_and_a_failed_write_goes_back_under_n
     assert pending.latest[symbol].row["seq"] == 5
     assert [o for o, _ in pending.tail[symbol]] == [3, 1, 4]  # older entries first, bounded
     assert sum(len(t) for t in pending.event_ts) == 6
+
+
+def test_only_rows_still_wanted_at_take_are_encoded_and_they_match_the_batch(monkeypatch) -> None:
+    encoded_rows: list[int] = []
+    real = hot_cache.encode_tail_ticks
+
+    def counting(names, columns):
+        encoded_rows.append(len(columns[0]))
+        return real(names, columns)
+
+    monkeypatch.setattr(hot_cache, "encode_tail_ticks", counting)
+    pending = PendingWrites(tail_max=2, symbols_max=10)
+    pending.add(batch("EN", [1, 2, 3, 4, 5], [10, 11, 12, 13, 14]))
+    pending.add(batch("EN", [6, 7], [15, 16]))  # pushes 4 and 5 out before the write
+    assert encoded_rows == []  # adding encodes nothing
+    taken = pending.take()
+    # one call for the second batch's two rows; the first batch has nothing left
+    assert encoded_rows == [2]
+    entries = list(taken.tail["EN"])
+    assert [offset for offset, _ in entries] == [15, 16]
+    rows = [hot_cache.decode_tail_entry({hot_cache.TAIL_FIELD_TICK: tick}) for _, tick in entries]
+    assert [(r["seq"], r["kafka_offset"], r["price"]) for r in rows] == [
+        (6, 15, 16.0),
+        (7, 16, 17.0),
+    ]
+    assert taken.latest["EN"].tick == entries[-1][1]  # the newest row's JSON, shared
+    assert taken.latest["EN"].row["seq"] == 7
+
+
+def test_a_legacy_tick_without_seq_has_null_seq_in_the_tail_and_the_latest_row() -> None:
+    pending = PendingWrites(tail_max=5, symbols_max=10)
+    processor = PartitionProcessor(0, FeatureParams(), 4096)
+    legacy = (
+        b'{"symbol": "LG", "price": 5.0, "size": 1, "exchange": "X",'
+        b' "ts": "2025-01-02T14:30:00.123456+00:00"}'
+    )
+    pending.add(processor.process([Rec(0, legacy)], 1))
+    taken = pending.take()
+    ((_, tick),) = taken.tail["LG"]
+    assert hot_cache.decode_tail_entry({hot_cache.TAIL_FIELD_TICK: tick})["seq"] is None
+    assert taken.latest["LG"].row["seq"] is None

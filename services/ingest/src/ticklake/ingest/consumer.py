@@ -51,6 +51,8 @@ def lake_options(settings: IngestSettings) -> LakeOptions:
         roll_rows=settings.lake_roll_rows,
         roll_bytes=settings.lake_roll_bytes,
         roll_seconds=settings.lake_roll_seconds,
+        roll_idle_seconds=settings.lake_roll_idle_seconds,
+        roll_idle_min_rows=settings.lake_roll_idle_min_rows,
         buffer_max_bytes=settings.lake_buffer_max_bytes,
         row_group_rows=settings.lake_row_group_rows,
         zstd_level=settings.lake_zstd_level,

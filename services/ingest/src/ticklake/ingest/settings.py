@@ -71,6 +71,19 @@ class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields, OrderingF
     lake_roll_seconds: float = Field(
         30.0, description="... or when the oldest pending row waited this long (s)."
     )
+    lake_roll_idle_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="... or when no record has arrived for this long (s) and at least "
+        "lake_roll_idle_min_rows rows wait: the end of a burst or of a backlog drain is "
+        "durable within about a second instead of at the age limit.",
+    )
+    lake_roll_idle_min_rows: int = Field(
+        10_000,
+        ge=1,
+        description="Fewest pending rows a partition rolls with when idle; a trickling "
+        "feed below it rolls by age (lake_roll_seconds), never a file per tick.",
+    )
     lake_buffer_max_bytes: int = Field(
         64 * 1024 * 1024,
         description="Memory cap of all partitions' pending rows together: past it the "

@@ -66,6 +66,8 @@ class LakeOptions:
     roll_rows: int = 250_000
     roll_bytes: int = 64 * 1024 * 1024
     roll_seconds: float = 30.0
+    roll_idle_seconds: float = 1.0
+    roll_idle_min_rows: int = 10_000
     buffer_max_bytes: int = 64 * 1024 * 1024
     row_group_rows: int = 256_000
     zstd_level: int = 3
@@ -433,6 +435,7 @@ class PartitionBuffer:
         self.rows = 0
         self.nbytes = 0
         self.opened_at: float | None = None
+        self.last_record_at: float | None = None
 
     @property
     def has_records(self) -> bool:
@@ -444,6 +447,7 @@ class PartitionBuffer:
         if not self.has_records:
             self.first_offset = batch.first_offset
             self.opened_at = time.monotonic()
+        self.last_record_at = time.monotonic()
         self.next_offset = batch.next_offset
         n = batch.num_rows
         if n:
@@ -461,6 +465,15 @@ class PartitionBuffer:
         if not self.has_records:
             return False
         if self.rows >= options.roll_rows or self.nbytes >= options.roll_bytes:
+            return True
+        # A burst or a backlog drain that ended: nothing new for a while, and enough rows
+        # for a file worth writing now rather than after the age limit. A quiet feed that
+        # trickles in never reaches the row floor, so it still rolls by age, not per tick.
+        if (
+            self.rows >= options.roll_idle_min_rows
+            and self.last_record_at is not None
+            and now - self.last_record_at >= options.roll_idle_seconds
+        ):
             return True
         return self.opened_at is not None and now - self.opened_at >= options.roll_seconds
 
@@ -480,6 +493,7 @@ class PartitionBuffer:
         self.rows = 0
         self.nbytes = 0
         self.opened_at = None
+        self.last_record_at = None
         return job
 
 

@@ -29,7 +29,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -47,13 +47,40 @@ CHUNK_TICKS: Final = 20_000
 """Most tail entries sent in one script call."""
 
 
+class _Rows:
+    """One batch's tail columns; a row's JSON is made only if it is still wanted when
+    the write is taken (:meth:`PendingWrites.take`).
+
+    Encoding every row of every batch was the single largest cost of a backlog drain
+    (``bench/bench_profile.py``), and most of those rows never reach Redis: while a
+    write is in flight later batches push them out of the bounded tail.
+    """
+
+    __slots__ = ("columns", "names", "seq_index")
+
+    def __init__(self, names: list[str], columns: list[np.ndarray]) -> None:
+        self.names = names
+        self.columns = columns
+        self.seq_index = names.index("seq")
+
+    def encode(self, indices: list[int]) -> dict[int, bytes]:
+        """The tail ``tick`` JSON of these rows (one msgspec call), by row index."""
+        picked = np.asarray(indices, dtype=np.int64)
+        lists = [column[picked].tolist() for column in self.columns]
+        lists[self.seq_index] = [None if s < 0 else s for s in lists[self.seq_index]]
+        return dict(zip(indices, hot_cache.encode_tail_ticks(self.names, lists), strict=True))
+
+
+_Tick = bytes | tuple[_Rows, int]
+"""A row's tail JSON, or where to make it from (its batch's columns and its index)."""
+
+
 @dataclass(slots=True)
 class _Latest:
     order: tuple[int, int, int]
     """:func:`ticklake.core.hot_cache.latest_order` of the row (what the script's guard uses)."""
     row: dict[str, Any]
-    tick: bytes
-    """The row as the tail's JSON ``tick`` field (reused for the channel message)."""
+    tick: _Tick
 
 
 def _newer(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
@@ -67,14 +94,15 @@ class PendingWrites:
     Per symbol: its newest row (by :func:`~ticklake.core.hot_cache.latest_order`) and its
     last ``tail_max`` ticks in offset order; plus the event times to observe as latency.
     Bounded: at most ``symbols_max`` symbols and 5 M event times are kept while Redis is
-    down (the lake holds everything regardless).
+    down (the lake holds everything regardless). Rows are JSON-encoded by :meth:`take`,
+    only those still in a tail or newest then.
     """
 
     def __init__(self, tail_max: int, symbols_max: int) -> None:
         self.tail_max = tail_max
         self.symbols_max = symbols_max
         self.latest: dict[str, _Latest] = {}
-        self.tail: dict[str, deque[tuple[int, bytes]]] = {}
+        self.tail: dict[str, deque[tuple[int, _Tick]]] = {}
         self.event_ts: list[np.ndarray] = []
         self._event_ts_count = 0
 
@@ -83,64 +111,93 @@ class PendingWrites:
         return len(self.latest)
 
     def add(self, batch: ProcessedBatch) -> None:
-        """Merge a batch's ticks in.
+        """Merge a batch's ticks in (no encoding: see :class:`_Rows`).
 
-        The tail JSON of all rows is encoded in one msgspec call (rows as a
-        Struct type, not dicts); only each symbol's newest row becomes a dict.
+        Only each symbol's newest row becomes a dict (the latest hash's fields).
         """
         n = batch.num_rows
         if n == 0:
             return
         cols = batch.columns
         names = list(cols)
-        lists = [cols[name].tolist() for name in names]
-        seq = cols["seq"]
-        seq_i = names.index("seq")
-        if (seq < 0).any():
-            lists[seq_i] = [None if s < 0 else s for s in lists[seq_i]]
         # The tail and the channel carry the lake's columns, flags included (a
         # reader of /ticks then sees `late` whichever store answered); the
         # latest hash is built from `row` below, without them.
-        flags = batch.flags
-        ticks = hot_cache.encode_tail_ticks(
-            [*names, *flags], [*lists, *(flag.tolist() for flag in flags.values())]
-        )
-        offsets = lists[names.index("kafka_offset")]
-        symbols = lists[names.index("symbol")]
+        rows = _Rows([*names, *batch.flags], [*cols.values(), *batch.flags.values()])
+        seq = cols["seq"]
+        offsets = cols["kafka_offset"]
         # newest row per symbol by (ts_ns, seq, offset): sort by code then those; take each last
-        order = np.lexsort((cols["kafka_offset"], seq, cols["ts_ns"], batch.codes))
+        order = np.lexsort((offsets, seq, cols["ts_ns"], batch.codes))
         sorted_codes = batch.codes[order]
         ends = np.flatnonzero(np.diff(sorted_codes, append=sorted_codes[-1] + 1))
         starts = np.concatenate(([0], ends[:-1] + 1))
+        newest_rows = order[ends]
+        newest_values = [cols[name][newest_rows].tolist() for name in names]
+        seq_i = names.index("seq")
+        newest_values[seq_i] = [None if s < 0 else s for s in newest_values[seq_i]]
         latest, tail, tail_max = self.latest, self.tail, self.tail_max
-        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-            newest = int(order[end])
-            symbol = symbols[newest]
-            row = dict(zip(names, (column[newest] for column in lists), strict=True))
-            rank = hot_cache.latest_order(row["ts_ns"], row["seq"], offsets[newest])
+        for k, (start, end, newest) in enumerate(
+            zip(starts.tolist(), ends.tolist(), newest_rows.tolist(), strict=True)
+        ):
+            row = dict(zip(names, (values[k] for values in newest_values), strict=True))
+            symbol = row["symbol"]
+            rank = hot_cache.latest_order(row["ts_ns"], row["seq"], row["kafka_offset"])
             current = latest.get(symbol)
             if current is None:
                 if len(latest) >= self.symbols_max:
                     continue
-                latest[symbol] = _Latest(rank, row, ticks[newest])
+                latest[symbol] = _Latest(rank, row, (rows, newest))
                 queue = tail[symbol] = deque(maxlen=tail_max)
             else:
                 if _newer(rank, current.order):
-                    current.order, current.row, current.tick = rank, row, ticks[newest]
+                    current.order, current.row, current.tick = rank, row, (rows, newest)
                 queue = tail[symbol]
-            # tail entries in offset order (the stream's order)
-            members = np.sort(order[start : end + 1]).tolist()
-            queue.extend([(offsets[i], ticks[i]) for i in members[-tail_max:]])
+            # tail entries in offset order (the stream's order); only the last tail_max
+            # can stay in the queue
+            members = np.sort(order[start : end + 1])[-tail_max:]
+            queue.extend(
+                zip(offsets[members].tolist(), ((rows, i) for i in members.tolist()), strict=True)
+            )
         if self._event_ts_count < 5_000_000:
             self.event_ts.append(cols["ts_ns"])
             self._event_ts_count += n
 
     def take(self) -> PendingWrites:
-        """Everything pending, as its own object; this one is left empty."""
+        """Everything pending, encoded, as its own object; this one is left empty."""
         taken = PendingWrites(self.tail_max, self.symbols_max)
         taken.latest, taken.tail, taken.event_ts = self.latest, self.tail, self.event_ts
         self.latest, self.tail, self.event_ts, self._event_ts_count = {}, {}, [], 0
+        taken._encode()
         return taken
+
+    def _encode(self) -> None:
+        """Replace every row reference by its JSON: one encoding call per batch."""
+        wanted: dict[int, tuple[_Rows, set[int]]] = {}
+
+        def want(tick: _Tick) -> None:
+            if not isinstance(tick, bytes):
+                rows, index = tick
+                wanted.setdefault(id(rows), (rows, set()))[1].add(index)
+
+        for entry in self.latest.values():
+            want(entry.tick)
+        for queue in self.tail.values():
+            for _, tick in queue:
+                want(tick)
+        encoded = {key: rows.encode(sorted(indices)) for key, (rows, indices) in wanted.items()}
+
+        def resolved(tick: _Tick) -> bytes:
+            if isinstance(tick, bytes):
+                return tick
+            rows, index = tick
+            return encoded[id(rows)][index]
+
+        for entry in self.latest.values():
+            entry.tick = resolved(entry.tick)
+        for symbol, queue in self.tail.items():
+            self.tail[symbol] = deque(
+                ((offset, resolved(tick)) for offset, tick in queue), maxlen=self.tail_max
+            )
 
     def put_back(self, older: PendingWrites) -> None:
         """A failed write's updates, back under anything added meanwhile."""
@@ -280,7 +337,7 @@ class RedisWriter:
             self.metrics.e2e_latency.observe_many((now_ns - ts) / 1e9)
 
     async def _write(
-        self, latest: dict[str, _Latest], tail: dict[str, deque[tuple[int, bytes]]]
+        self, latest: dict[str, _Latest], tail: dict[str, deque[tuple[int, _Tick]]]
     ) -> int:
         """All symbols' updates, one script call per ~``CHUNK_TICKS`` ticks (one huge
         call would hold a whole catch-up in memory twice over)."""
@@ -301,12 +358,18 @@ class RedisWriter:
         self,
         symbols: list[str],
         latest: dict[str, _Latest],
-        tail: dict[str, deque[tuple[int, bytes]]],
+        tail: dict[str, deque[tuple[int, _Tick]]],
     ) -> int:
         """One script call for ``symbols``; returns how many latest hashes changed."""
         keys, args = hot_cache.update_script_args(
             (
-                (symbol, latest[symbol].row, latest[symbol].tick, tail.get(symbol, ()))
+                # taken (PendingWrites.take): every tick is encoded by now
+                (
+                    symbol,
+                    latest[symbol].row,
+                    cast(bytes, latest[symbol].tick),
+                    cast(deque[tuple[int, bytes]], tail.get(symbol, ())),
+                )
                 for symbol in symbols
             ),
             tail_max_len=self.tail_max_len,
