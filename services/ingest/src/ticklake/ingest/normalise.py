@@ -177,6 +177,7 @@ def normalise(
     duplicates = stale = gaps = out_of_order = resets = late_count = unkeyed = mismatches = 0
     first_offset = last_offset = -1
     code_of = state.code_of
+    known_codes = state.symbol_index  # a dict lookup inline; code_of only for a new symbol
     key_cache: dict[bytes, str] = {}
 
     for record in records:
@@ -217,7 +218,9 @@ def normalise(
                 )
             )
             continue
-        code = code_of(symbol)
+        code = known_codes.get(symbol)
+        if code is None:
+            code = code_of(symbol)
         ts = tick.ts_ns
         is_late = ts < max_ts[code]
         if seq is None:
