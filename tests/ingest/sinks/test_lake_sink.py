@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import msgspec
@@ -211,3 +212,21 @@ def test_a_buffer_rolls_by_rows_age_or_idleness_above_a_row_floor(
     assert buffer.opened_at is not None
     buffer.last_record_at = buffer.opened_at + age_s - idle_s
     assert buffer.due(buffer.opened_at + age_s, options) is due
+
+
+def test_the_remainder_of_a_drain_rolls_when_idle_even_below_the_floor(tmp_path: Path) -> None:
+    options = LakeOptions(roll_rows=100, roll_seconds=60, roll_idle_seconds=1.0,
+                          roll_idle_min_rows=20)  # fmt: skip
+    processor = PartitionProcessor(0, FeatureParams(), 4096)
+    buffer = PartitionBuffer(0, 0)
+    recs = records(110)
+    buffer.add(processor.process(recs[:100], 1))
+    assert buffer.due(time.monotonic(), options)  # the row limit
+    buffer.take(b"{}", options)
+    assert buffer.busy  # that file held at least the floor
+    buffer.add(processor.process(recs[100:], 1))  # 10 rows: below the floor
+    assert buffer.last_record_at is not None
+    idle = buffer.last_record_at + 1.5
+    assert buffer.due(idle, options)  # the drain's remainder does not wait 60 s
+    buffer.take(b"{}", options)
+    assert not buffer.busy  # a small file: the next remainder needs the floor again

@@ -436,6 +436,9 @@ class PartitionBuffer:
         self.nbytes = 0
         self.opened_at: float | None = None
         self.last_record_at: float | None = None
+        self.busy = False
+        """The last file rolled held at least ``roll_idle_min_rows`` rows: the partition
+        was draining or in a burst, so its remainder rolls when idle, whatever its size."""
 
     @property
     def has_records(self) -> bool:
@@ -467,17 +470,18 @@ class PartitionBuffer:
         if self.rows >= options.roll_rows or self.nbytes >= options.roll_bytes:
             return True
         # A burst or a backlog drain that ended: nothing new for a while, and enough rows
-        # for a file worth writing now rather than after the age limit. A quiet feed that
-        # trickles in never reaches the row floor, so it still rolls by age, not per tick.
+        # for a file worth writing now rather than after the age limit, or the remainder
+        # of a drain (the previous file was that big). A quiet feed that trickles in never
+        # reaches the row floor, so it still rolls by age, not a file per tick.
         if (
-            self.rows >= options.roll_idle_min_rows
+            (self.rows >= options.roll_idle_min_rows or self.busy)
             and self.last_record_at is not None
             and now - self.last_record_at >= options.roll_idle_seconds
         ):
             return True
         return self.opened_at is not None and now - self.opened_at >= options.roll_seconds
 
-    def take(self, state: bytes) -> FlushJob:
+    def take(self, state: bytes, options: LakeOptions) -> FlushJob:
         job = FlushJob(
             self.partition,
             self.first_offset,
@@ -487,6 +491,7 @@ class PartitionBuffer:
             parts=self.parts + self.small,
             symbol_names=self.symbol_names,
         )
+        self.busy = self.rows >= options.roll_idle_min_rows
         self.first_offset = self.next_offset
         self.parts = []
         self.small = []
@@ -558,7 +563,7 @@ class LakeSink:
         buffer = self.buffers.get(partition)
         if buffer is None or not buffer.has_records:
             return None
-        return buffer.take(self._state_of(partition))
+        return buffer.take(self._state_of(partition), self.options)
 
     async def write(self, job: FlushJob) -> list[WrittenFile]:
         loop = asyncio.get_running_loop()
