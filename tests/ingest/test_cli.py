@@ -91,14 +91,3 @@ async def test_sigterm_while_kafka_is_unreachable_exits_cleanly(
         if proc.poll() is None:
             proc.kill()
     assert "stopped while still connecting to Kafka" in log.read_text()
-
-
-def test_the_malloc_threshold_is_fixed_where_the_c_library_is_glibc() -> None:
-    import platform
-
-    from ticklake.ingest.cli import tune_memory
-
-    import pyarrow as pa
-
-    assert tune_memory() is (platform.libc_ver()[0] == "glibc")
-    assert pa.default_memory_pool().backend_name == "system"

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import gc
 import logging
-import platform
-from typing import Final
 
-import pyarrow as pa
-
+from ticklake.ingest import memory
 from ticklake.ingest.logs import configure_logging
 from ticklake.ingest.service import IngestService
 from ticklake.ingest.settings import IngestSettings
@@ -33,36 +29,6 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 1_000)
-
-
-M_MMAP_THRESHOLD: Final = -3
-"""``mallopt`` parameter number (glibc's malloc.h)."""
-MMAP_THRESHOLD_BYTES: Final = 128 * 1024
-
-
-def tune_memory() -> bool:
-    """Give freed column buffers back to the system (glibc only; True if applied).
-
-    Arrow is switched to the system allocator too: its default (mimalloc in the
-    wheels) keeps what a flush's sort and Parquet encoding freed for reuse, which held
-    RSS ~30 MB higher after a drain and raised the peak while draining ~40 MB, at no
-    measurable speed gain for a few large allocations per flush.
-
-    glibc serves allocations above a threshold with their own mmap, returned to the
-    system on free, but raises that threshold (up to 32 MB) each time such a block is
-    freed. After the first flush the lake's column buffers (megabytes each) then come
-    from the heap, where they stay mapped: a drain left RSS ~80 MB higher for good
-    (a 1M-tick drain on the 2-core machine). Setting the threshold
-    fixes it at glibc's own starting value.
-    """
-    pa.set_memory_pool(pa.system_memory_pool())
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     tune_gc()
-    tune_memory()
+    memory.tune()
     asyncio.run(_serve(settings))
 
 

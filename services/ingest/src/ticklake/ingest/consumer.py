@@ -160,6 +160,7 @@ class IngestConsumer:
         self._dlq: DeadLetterPublisher | None = None
         self._closed = False
         self._last_lag_update = 0.0
+        self._trim: asyncio.Task[None] | None = None
 
     def _set_fatal(self, error: BaseException) -> None:
         self.fatal = error
@@ -273,11 +274,21 @@ class IngestConsumer:
                 if data:
                     await self._process(data)
                 await self.flushes.roll_due()
+            self._trim_memory()
             now = time.monotonic()
             if now - self._last_lag_update >= s.metrics_lag_interval_seconds:
                 self._last_lag_update = now
                 self._update_lag()
         self._check_stalls()
+
+    def _trim_memory(self) -> None:
+        """Start a trim in a thread when one is due and none is running."""
+        if self._trim is not None and not self._trim.done():
+            return
+        if self.flushes.trimmer.due():
+            self._trim = asyncio.create_task(
+                asyncio.to_thread(self.flushes.trimmer.trim), name="malloc-trim"
+            )
 
     def _check_stalls(self) -> None:
         """Raise if the service cannot go on: a fatal error, or a stall past its bound."""

@@ -24,6 +24,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from ticklake.ingest.dead_letters import DeadLetterPublisher
 from ticklake.ingest.faults import FaultSwitch
+from ticklake.ingest.memory import MemoryTrimmer
 from ticklake.ingest.metrics import IngestMetrics
 from ticklake.ingest.settings import IngestSettings
 from ticklake.ingest.sinks.lake import FlushJob, LakeSink, LakeWriteError
@@ -62,6 +63,8 @@ class PartitionFlushes:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._inflight_jobs: dict[int, FlushJob] = {}
         self._paused: set[int] = set()
+        self.trimmer = MemoryTrimmer()
+        """Gives the flushes' freed buffers back to the system (ticklake.ingest.memory)."""
 
     def attach(self, kafka: AIOKafkaConsumer, dlq: DeadLetterPublisher) -> None:
         """The clients, once connected."""
@@ -158,6 +161,7 @@ class PartitionFlushes:
             await asyncio.to_thread(self.lake.writer.prune, partition, job.next_offset)
         except (OSError, LakeWriteError) as e:
             log.warning("could not prune old checkpoints", extra={"error": str(e)})
+        self.trimmer.request()
 
     async def _write(self, job: FlushJob) -> None:
         self.faults.check("lake_write")
