@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from query.conftest import Keys
+from query.conftest import Keys, api_settings
 from query.ingest_like import NS, IngestLike, make_ticks, new_symbol
 from query.running_api import RunningApi
 from ticklake.query.auth import api_keys
@@ -253,3 +254,45 @@ def test_whatever_is_asked_every_returned_symbol_is_entitled(
         assert all(allowed.allows(row["symbol"]) for row in rows)
     assert listed.status_code == 200
     assert all(allowed.allows(s) for s in listed.json()["symbols"])
+
+
+def test_the_latest_fast_path_and_the_routes_spend_from_one_bucket_per_key(
+    ingest: IngestLike, query_redis_url: str, redis_password: str, lake_root: Path, tmp_path: Path
+) -> None:
+    # A key of three requests (its rate refills one in 1,000 s) and a mirror that keeps
+    # entries for an hour, so the fast path surely answers what the mirror holds.
+    key_file = tmp_path / "keys.json"
+    _, token = api_keys.create(key_file, "three", ["ENT*"], rate_per_s=0.001, burst=3)
+    settings_ = api_settings(
+        redis_url=query_redis_url, redis_password=redis_password, lake_uri=str(lake_root),
+        auth_enabled=True, auth_keys_file=key_file, latest_mirror_ttl_s=3600,
+    )  # fmt: skip
+    symbol = new_symbol("ENT")
+    ingest.ingest(make_ticks(symbol, 2, start_ns=time.time_ns() - 5 * NS))
+    with RunningApi(settings_) as api, httpx.Client(base_url=api.url, timeout=10) as c:
+        mirror = api.app.state.runtime.mirror
+        for _ in range(250):  # the stream hub subscribes just after the start
+            if mirror.live:
+                break
+            time.sleep(0.02)
+        assert mirror.live
+        by_route = c.get(f"/latest/{symbol}", headers=bearer(token))  # miss: read from Redis
+        assert mirror.body(symbol) is not None  # ... and kept: the next one is the fast path
+        by_fast_path = c.get(f"/latest/{symbol}", headers=bearer(token))
+        listed = c.get("/symbols", headers=bearer(token))
+        over = [c.get(path, headers=bearer(token)) for path in (f"/latest/{symbol}", "/symbols")]
+        unkeyed = c.get(f"/latest/{symbol}")
+        metrics = api.metrics.registry
+    assert [r.status_code for r in (by_route, by_fast_path, listed, *over, unkeyed)] == [
+        200, 200, 200, 429, 429, 401,
+    ]  # fmt: skip
+    assert by_fast_path.content == by_route.content
+    assert over[0].json() == over[1].json()  # the same refusal, from either side
+
+    def requests(route: str, status: str) -> float | None:
+        labels = {"route": route, "method": "GET", "status": status}
+        return metrics.get_sample_value("ticklake_query_requests_total", labels)
+
+    assert requests("/latest/{symbol:path}", "200") == 2
+    assert requests("unmatched", "429") == 2
+    assert requests("unmatched", "401") == 1

@@ -20,21 +20,29 @@ from ticklake.query.params import (
 from ticklake.query.runtime import QueryRuntime
 from ticklake.query.settings import QuerySettings
 
+# The dependencies are ``async def`` although none awaits anything: FastAPI runs a
+# plain ``def`` dependency in a worker thread, a thread hop per dependency and request
+# for what is a few attribute reads (a profile of /latest showed the hops).
 
-def get_runtime(request: Request) -> QueryRuntime:
+
+def _runtime(request: Request) -> QueryRuntime:
     runtime: QueryRuntime = request.app.state.runtime
     return runtime
 
 
-def get_lookups(request: Request) -> Lookups:
-    return get_runtime(request).lookups
+async def get_runtime(request: Request) -> QueryRuntime:
+    return _runtime(request)
 
 
-def get_settings(request: Request) -> QuerySettings:
-    return get_runtime(request).settings
+async def get_lookups(request: Request) -> Lookups:
+    return _runtime(request).lookups
 
 
-def get_caller(request: Request) -> Caller:
+async def get_settings(request: Request) -> QuerySettings:
+    return _runtime(request).settings
+
+
+async def get_caller(request: Request) -> Caller:
     return caller_of(request.scope)
 
 
@@ -46,7 +54,7 @@ def entitled(caller: Caller, symbols: list[str]) -> list[str]:
     return symbols
 
 
-def symbol_from_path(
+async def symbol_from_path(
     request: Request,
     symbol: Annotated[
         str,
@@ -57,10 +65,10 @@ def symbol_from_path(
         ),
     ],
 ) -> str:
-    return entitled(get_caller(request), [parse_symbol(symbol)])[0]
+    return entitled(caller_of(request.scope), [parse_symbol(symbol)])[0]
 
 
-def symbols_from_query(
+async def symbols_from_query(
     request: Request,
     symbols: Annotated[
         str,
@@ -71,7 +79,7 @@ def symbols_from_query(
         ),
     ],
 ) -> list[str]:
-    return entitled(get_caller(request), parse_symbol_list(symbols))
+    return entitled(caller_of(request.scope), parse_symbol_list(symbols))
 
 
 Runtime = Annotated[QueryRuntime, Depends(get_runtime)]

@@ -9,14 +9,17 @@ entitlements) is put in the ASGI scope for the routes, which refuse symbols
 the caller may not read (403, :mod:`ticklake.query.api.deps`). With
 authentication off every request is the anonymous caller entitled to all.
 
-It sits outside the ``/latest`` fast path, so that path is gated too. Tokens
-are never logged or echoed; only key ids are.
+The decision itself is :class:`Admission`, which the ``/latest`` fast path
+(``api/fast_latest.py``, in front of this layer) calls too, so that path is
+gated by the same rules and rate buckets. Tokens are never logged or echoed;
+only key ids are.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 import orjson
@@ -62,10 +65,22 @@ def bearer_token(scope: Scope) -> str | None:
     return None
 
 
-class AuthGate:
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An answer instead of the route: 401, 429 or 503, with its headers."""
+
+    status: int
+    detail: str
+    headers: list[tuple[bytes, bytes]]
+
+
+class Admission:
+    """Who is calling, and may they call now: the one decision behind :class:`AuthGate`
+    and the ``/latest`` fast path (``api/fast_latest.py``), which share one instance so
+    that a key has one rate bucket whichever of the two admits its request."""
+
     def __init__(
         self,
-        app: ASGIApp,
         *,
         keys: KeyRing | None,
         jwt: JwtVerifier | None = None,
@@ -74,7 +89,6 @@ class AuthGate:
         on_denied: DeniedHook | None = None,
         buckets: TokenBuckets | None = None,
     ) -> None:
-        self.app = app
         self.keys = keys
         self.jwt = jwt
         self.enabled = keys is not None or jwt is not None
@@ -83,19 +97,13 @@ class AuthGate:
         self.buckets = buckets or TokenBuckets()
         self.on_denied = on_denied or (lambda reason: None)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
+    async def admit(self, scope: Scope) -> Caller | Refusal:
+        """The caller of a request to a data path (one token of its rate spent), or why not.
+
+        Refusals other than a 503 are counted through ``on_denied``.
+        """
         if not self.enabled:
-            scope[CALLER_KEY] = ANONYMOUS
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
-        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
-            # No caller in the scope: a data route reached this way fails closed.
-            await self.app(scope, receive, send)
-            return
+            return ANONYMOUS
         token = bearer_token(scope)
         caller: Caller | None = None
         why = "missing bearer token: send 'Authorization: Bearer <API key>'"
@@ -108,15 +116,12 @@ class AuthGate:
             except TokenRejected as e:
                 why = str(e)
             except ProviderUnavailable as e:
-                await _refuse(scope, send, 503, str(e), [(b"retry-after", b"5")])
-                return
+                return Refusal(503, str(e), [(b"retry-after", b"5")])
         elif token is not None:
             why = "unknown or revoked API key"
         if caller is None:
             self.on_denied("unauthenticated")
-            challenge = [(b"www-authenticate", b'Bearer realm="ticklake"')]
-            await _refuse(scope, send, 401, why, challenge)
-            return
+            return Refusal(401, why, [(b"www-authenticate", b'Bearer realm="ticklake"')])
         rate = caller.rate_per_s or self.default_rate_per_s
         burst = caller.burst or self.default_burst
         wait_s = self.buckets.take(caller.key_id, rate, burst)
@@ -124,15 +129,45 @@ class AuthGate:
             self.on_denied("rate_limited")
             retry = max(1, math.ceil(wait_s))
             why = f"key {caller.key_id} is over its rate ({rate:g} requests/s, burst {burst})"
-            await _refuse(scope, send, 429, why, [(b"retry-after", str(retry).encode())])
+            return Refusal(429, why, [(b"retry-after", str(retry).encode())])
+        return caller
+
+
+class AuthGate:
+    def __init__(self, app: ASGIApp, *, admission: Admission) -> None:
+        self.app = app
+        self.admission = admission
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
             return
-        scope[CALLER_KEY] = caller
+        if not self.admission.enabled:
+            scope[CALLER_KEY] = ANONYMOUS
+            await self.app(scope, receive, send)
+            return
+        if CALLER_KEY in scope:
+            # Admitted already by the fast path in front (api/fast_latest.py), which
+            # passed the request on: admitting it again would spend a second token.
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            # No caller in the scope: a data route reached this way fails closed.
+            await self.app(scope, receive, send)
+            return
+        outcome = await self.admission.admit(scope)
+        if isinstance(outcome, Refusal):
+            await refuse(scope, send, outcome)
+            return
+        scope[CALLER_KEY] = outcome
         await self.app(scope, receive, send)
 
 
-async def _refuse(
-    scope: Scope, send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]
-) -> None:
+async def refuse(scope: Scope, send: Send, refusal: Refusal) -> None:
+    """Send ``refusal`` as a JSON ``{"detail": ...}`` answer (for a WebSocket, in place of
+    the handshake where the server allows, else as a close)."""
+    status, detail = refusal.status, refusal.detail
     body = orjson.dumps({"detail": detail})
     prefix = "http"
     if scope["type"] == "websocket":
@@ -150,7 +185,7 @@ async def _refuse(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                *headers,
+                *refusal.headers,
             ],
         }
     )
