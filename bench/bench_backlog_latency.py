@@ -14,8 +14,9 @@ without backlog can. Both are measured in the same run, labelled apart:
   100 symbols, random walk) is written to the first ``--backlog-partitions``
   (3) partitions only, each symbol to one partition, before ingest starts;
 * ``ticklake-ingest`` with every setting at its default then starts and drains
-  it; once it has its partitions, this process sends, paced at ``--rate``
-  ticks/s each, two symbols that have no backlog: ``IDLEFREE`` on the last
+  it; once its ``/metrics`` show the drain begun (a first batch processed: the
+  start-up, recovery included, is not what is measured), this process sends,
+  paced at ``--rate`` ticks/s each, two symbols that have no backlog: ``IDLEFREE`` on the last
   partition (no backlog: the figure) and ``IDLEBEHIND`` on partition 0
   (queued behind that partition's backlog: what Kafka's order alone costs);
 * latency is the suite's one definition (``bench_ingest_latency``): event time
@@ -41,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -82,6 +84,11 @@ WARMUP_S = 1.0
 AFTER_GAP_S = 2.0
 """The after-the-drain reference starts this long after the backlog was processed."""
 RSS_POLL_S = 0.1
+PROCESSED = "ticklake_ingest_processed_total"
+"""Ingest's count of ticks processed (Redis written, rows buffered for the lake): the
+drain is over when it reaches the backlog. The idle ticks count in it too, so it reaches
+the backlog at most the idle ticks processed so far early (a few hundred ticks: a few ms
+of the drain)."""
 TARGET_P99_MS = 50.0
 TARGET_RSS_PEAK_MB = 300.0
 TARGET_RSS_AFTER_MB = 200.0
@@ -184,9 +191,9 @@ async def wait_for_readiness(port: int, timeout_s: float) -> None:
     raise RuntimeError(f"ingest on port {port} got no partitions in {timeout_s:.0f} s")
 
 
-async def wait_processed(port: int, expect: int, timeout_s: float) -> int:
-    """Wall-clock ns at which ingest's ``/metrics`` first shows ``expect`` ticks processed
-    (polled every 50 ms, so up to 50 ms late: the drain window ends a little after)."""
+async def wait_for_metric(port: int, name: str, expect: float, timeout_s: float) -> int:
+    """Wall-clock ns at which ingest's ``/metrics`` first shows ``name`` >= ``expect``
+    (polled every 50 ms, so up to 50 ms late)."""
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(timeout=2.0) as http:
         while time.monotonic() < deadline:
@@ -195,10 +202,19 @@ async def wait_processed(port: int, expect: int, timeout_s: float) -> int:
             except httpx.HTTPError:
                 await asyncio.sleep(0.05)
                 continue
-            if metric(text, "ticklake_ingest_processed_total") >= expect:
+            if metric(text, name) >= expect:
                 return time.time_ns()
             await asyncio.sleep(0.05)
-    raise RuntimeError(f"ingest did not process {expect} ticks in {timeout_s:.0f} s")
+    raise RuntimeError(f"ingest's {name} did not reach {expect:g} in {timeout_s:.0f} s")
+
+
+def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` (ingest) until SIGINT, collapsed stacks with thread names
+    and idle frames to ``out`` (``--py-spy``: a diagnosis aid, off in the benchmark)."""
+    argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+            "--rate", "100", "--format", "raw", "--threads", "--idle", "--nonblocking",
+            "--output", str(out)]  # fmt: skip
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL)
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -240,9 +256,18 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             sampling = asyncio.create_task(sampler())
             try:
                 await wait_for_readiness(port, 60)
+                # the drain has begun (partitions recovered, first batch processed): idle
+                # ticks sent earlier would wait for ingest's start-up, not for the backlog
+                marks["consuming"] = await wait_for_metric(port, PROCESSED, 1, 60)
                 marks["feed_started"] = time.time_ns()
                 feed = asyncio.create_task(feed_idle(bootstrap, topic, idle, args.rate, stop, sent))
-                marks["drained"] = await wait_processed(port, args.backlog, args.max_drain_seconds)
+                spy = start_profile(ingest.pid, args.py_spy) if args.py_spy else None
+                marks["drained"] = await wait_for_metric(
+                    port, PROCESSED, args.backlog, args.max_drain_seconds
+                )
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+                    await asyncio.to_thread(spy.wait, 60)
                 group = env["TICKLAKE_CONSUMER_GROUP"]
                 async with DurabilityWatch(bootstrap, topic, group, lake / "ticks") as watch:
                     # the backlog and the idle ticks of the drain: rows in committed lake
@@ -290,8 +315,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         },
         "seconds": {
             "fill": round(fill_s, 1),
-            "ingest_start_to_feed": round(
-                (marks["feed_started"] - marks["ingest_started"]) / 1e9, 1
+            "ingest_start_to_consuming": round(
+                (marks["consuming"] - marks["ingest_started"]) / 1e9, 1
             ),
             "feed_to_drained": round((marks["drained"] - marks["feed_started"]) / 1e9, 1),
             "drained_to_durable": round((marks["durable"] - marks["drained"]) / 1e9, 1),
@@ -312,6 +337,9 @@ def main() -> None:
     parser.add_argument("--backlog-partitions", type=int, default=3)
     parser.add_argument("--settle-seconds", type=float, default=10.0)
     parser.add_argument("--max-drain-seconds", type=float, default=300.0)
+    parser.add_argument(
+        "--py-spy", type=Path, help="profile ingest during the drain (py-spy, collapsed stacks)"
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/backlog_latency.json")
     provenance.add_argument(parser)
     args = parser.parse_args()

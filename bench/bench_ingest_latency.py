@@ -158,13 +158,13 @@ def observe(url: str, password: str, seconds: float, out: Path, prefix: str = ""
 
 
 async def raw_latency(
-    bootstrap: str, topic: str, seconds: float, ready: Path | None = None
+    bootstrap: str, topic: str, partition_count: int, seconds: float, ready: Path | None = None
 ) -> dict[str, object]:
     """Child: Kafka's own end-to-end latency, every record's (event ns, in-hand ns).
 
-    Every partition of ``topic`` is assigned from its beginning (no consumer group:
-    joining one is not part of any record's latency, and assigning is ready at once),
-    with ingest's fetch settings. Each record is stamped with the wall clock when
+    Every partition of ``topic`` (``partition_count``) is assigned from its beginning
+    (no consumer group: joining one is not part of any record's latency, and assigning
+    is ready at once), with ingest's fetch settings. Each record is stamped with the wall clock when
     ``getmany`` hands it over, before it is decoded. ``ready`` is created once the
     consumer is positioned, so the parent starts its producer only then.
     """
@@ -182,10 +182,7 @@ async def raw_latency(
     await consumer.start()
     pairs: list[tuple[int, int]] = []
     try:
-        await consumer.topics()  # fetches the cluster's metadata, so the partitions are known
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            raise RuntimeError(f"topic {topic} has no partitions")
+        partitions = [TopicPartition(topic, p) for p in range(partition_count)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         for tp in partitions:
@@ -204,12 +201,18 @@ async def raw_latency(
 
 
 def start_kafka_own(
-    bootstrap: str, topic: str, seconds: float, out: Path, ready_timeout_s: float = 60
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    seconds: float,
+    out: Path,
+    ready_timeout_s: float = 60,
 ) -> subprocess.Popen[bytes]:
     """Start a :func:`raw_latency` child reading ``topic`` for ``seconds`` into ``out``;
     returns once it is positioned (its ready file exists)."""
     ready = out.with_suffix(".ready")
-    argv = [sys.executable, __file__, "--raw-latency", bootstrap, topic, str(seconds), str(ready)]
+    argv = [sys.executable, __file__, "--raw-latency", bootstrap, topic, str(partitions),
+            str(seconds), str(ready)]  # fmt: skip
     with open(out, "wb") as stdout:
         child = subprocess.Popen(argv, stdout=stdout)
     deadline = time.monotonic() + ready_timeout_s
@@ -325,7 +328,7 @@ def run_once(
             time.sleep(0.2)
     elif system == "raw":
         # it reads from the moment it is positioned, so the producer needs no head start
-        child = start_kafka_own(bootstrap, topic, args.seconds + 5, result_file)
+        child = start_kafka_own(bootstrap, topic, args.partitions, args.seconds + 5, result_file)
     else:
         child = subprocess.Popen(
             naive_argv(bootstrap, topic, work / f"naive-{topic}", redis_server, budget),
@@ -399,7 +402,7 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", default=["raw", "ticklake", "naive"])
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/ingest_latency.json")
     parser.add_argument("--observe", nargs=5, help=argparse.SUPPRESS)
-    parser.add_argument("--raw-latency", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--raw-latency", nargs=5, help=argparse.SUPPRESS)
     provenance.add_argument(parser)
     args = parser.parse_args()
     if args.observe:
@@ -407,8 +410,9 @@ def main() -> None:
         observe(url, password, float(seconds), Path(out), prefix)
         return
     if args.raw_latency:
-        bootstrap, topic, seconds, ready = args.raw_latency
-        print(json.dumps(asyncio.run(raw_latency(bootstrap, topic, float(seconds), Path(ready)))))
+        bootstrap, topic, partitions, seconds, ready = args.raw_latency
+        own = raw_latency(bootstrap, topic, int(partitions), float(seconds), Path(ready))
+        print(json.dumps(asyncio.run(own)))
         return
     stamp = provenance.stamp(args.allow_dirty)
 

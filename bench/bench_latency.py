@@ -146,7 +146,7 @@ def kafka_own(
     topic of :data:`PARTITIONS`, read by a consumer that only stamps arrivals (ms)."""
     topic = asyncio.run(create_topic(bootstrap, PARTITIONS))
     out = logs / f"kafka-own-{rate}.json"
-    consumer = start_kafka_own(bootstrap, topic, warmup_s + measure_s + 3, out)
+    consumer = start_kafka_own(bootstrap, topic, PARTITIONS, warmup_s + measure_s + 3, out)
     producer = process.spawn(
         simulate_argv(bootstrap, topic, rate, warmup_s + measure_s + 1),
         logs / f"producer-kafka-own-{rate}.log",

@@ -29,9 +29,7 @@ def test_the_backlog_stays_off_the_last_partition_and_each_symbol_keeps_one(
     )
 
 
-def test_the_drain_window_starts_after_the_warm_up_and_ends_when_the_backlog_is_processed() -> (
-    None
-):
+def test_the_drain_window_covers_warm_up_end_to_backlog_processed() -> None:
     windows = backlog.drain_windows(feed_started_ns=10 * S, drained_ns=30 * S, end_ns=60 * S)
     assert windows["during"] == (10 * S + int(backlog.WARMUP_S * S), 30 * S)
     assert windows["after"] == (30 * S + int(backlog.AFTER_GAP_S * S), 60 * S)
