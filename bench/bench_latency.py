@@ -21,10 +21,23 @@ Beside it, ingest's own histogram ``ticklake_ingest_e2e_latency_seconds``
 over the same window (``hist_*``: event time → ingest's Redis write returned,
 bucket counts after the warm-up subtracted, interpolated inside buckets).
 
-Beside it, in the same run on the same broker: Kafka's own
-``org.apache.kafka.tools.EndToEndLatency`` at the same record size. That tool
-sends one record at a time and waits for it (it has no rate option), so it is
-the floor the broker and the Java client give for one record, not a paced run.
+Beside it, in the same run on the same broker, **Kafka's own end-to-end
+latency** at each rate (``kafka_own_*``, the reference of the ratios): the same
+``ticklake-producer simulate`` command at the same rate into a fresh topic of
+the same partitions, read by a plain aiokafka consumer in another process
+(``bench_ingest_latency.raw_latency``: every partition assigned, ingest's fetch
+settings) that only stamps each record when it is handed over: event time ->
+record in the consumer's hands, wall clock in ns, over a window after a
+warm-up (``--kafka-own-seconds``; the full window, 5 s quick). Same producer,
+same event-time definition, so the ratio is what ingest, Redis and the
+observer's hop add.
+
+And Kafka's ``org.apache.kafka.tools.EndToEndLatency`` at the same record
+size (``kafka_e2e_*``). That tool sends one record at a time and waits for it
+(it has no rate option), and prints its percentiles in whole milliseconds,
+truncated (its per-record times are integer ms; only its average has
+decimals), so "0" means under 1 ms: kept as the Java client's one-record
+floor, not used for ratios.
 
 Memory: the 5,000 ticks/s phase is held for ``--soak-seconds`` (300 s full, as
 the suite asks; 45 s quick) and ingest's resident set (VmRSS) is read at its
@@ -51,7 +64,13 @@ import numpy as np
 import provenance
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench_ingest import create_topic, ingest_env, private_stack, rss_mb, start_ingest, stop_ingest
-from bench_ingest_latency import observer_argv, ticklake_latencies
+from bench_ingest_latency import (
+    kafka_own_latencies,
+    kafka_own_pairs,
+    observer_argv,
+    start_kafka_own,
+    ticklake_latencies,
+)
 
 from ticklake.core.tick import Tick, decode_tick, encode_tick
 from ticklake.devstack import metrics_text, ports, process
@@ -111,6 +130,47 @@ def kafka_end_to_end(bootstrap: str, records: int, size: int) -> dict[str, float
     }
 
 
+def simulate_argv(bootstrap: str, topic: str, rate: int, seconds: float) -> list[str]:
+    """The paced producer of a rate: ``ticklake-producer simulate``, 1 ms slices, the
+    rate's own symbols (the same command for ticklake's run and Kafka's own)."""
+    return [str(BIN / "ticklake-producer"), "simulate", "--rate", str(rate),
+            "--duration", str(seconds), "--slice-ms", "1",
+            "--symbols", ",".join(rate_symbols(rate)),
+            "--bootstrap-servers", bootstrap, "--topic", topic, "--quiet"]  # fmt: skip
+
+
+def kafka_own(
+    bootstrap: str, rate: int, warmup_s: float, measure_s: float, logs: Path
+) -> dict[str, Any]:
+    """Kafka's own end-to-end latency at ``rate``: the same producer command into a fresh
+    topic of :data:`PARTITIONS`, read by a consumer that only stamps arrivals (ms)."""
+    topic = asyncio.run(create_topic(bootstrap, PARTITIONS))
+    out = logs / f"kafka-own-{rate}.json"
+    consumer = start_kafka_own(bootstrap, topic, PARTITIONS, warmup_s + measure_s + 3, out)
+    producer = process.spawn(
+        simulate_argv(bootstrap, topic, rate, warmup_s + measure_s + 1),
+        logs / f"producer-kafka-own-{rate}.log",
+    )
+    try:
+        time.sleep(warmup_s)
+        start_ns = time.time_ns()
+        time.sleep(measure_s)
+        end_ns = time.time_ns()
+    finally:
+        process.stop(producer, timeout=30)
+    values = kafka_own_latencies(kafka_own_pairs(consumer, out, 60), start_ns, end_ns)
+    if not values:
+        raise RuntimeError(f"Kafka's own consumer saw no tick of the window at {rate}/s")
+    arr = np.asarray(values)
+    return {
+        "kafka_own_p50_ms": round(float(np.percentile(arr, 50)), 3),
+        "kafka_own_p99_ms": round(float(np.percentile(arr, 99)), 3),
+        "kafka_own_p999_ms": round(float(np.percentile(arr, 99.9)), 3),
+        "kafka_own_ticks": len(values),
+        "kafka_own_window_s": measure_s,
+    }
+
+
 def rate_symbols(rate: int) -> list[str]:
     """Symbols of their own for each rate's producer: its seq numbers start at 1 again,
     and the observer tells the rates apart by symbol."""
@@ -122,12 +182,9 @@ def run_rate(
     ingest_port: int, ingest_pid: int, logs: Path,
 ) -> dict[str, Any]:  # fmt: skip
     producer = process.spawn(
-        [str(BIN / "ticklake-producer"), "simulate", "--rate", str(rate),
-         "--duration", str(warmup_s + measure_s + 5), "--slice-ms", "1",
-         "--symbols", ",".join(rate_symbols(rate)),
-         "--bootstrap-servers", bootstrap, "--topic", topic, "--quiet"],
+        simulate_argv(bootstrap, topic, rate, warmup_s + measure_s + 5),
         logs / f"producer-{rate}.log",
-    )  # fmt: skip
+    )
     try:
         time.sleep(warmup_s)
         before = scrape(ingest_port)
@@ -216,12 +273,19 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short windows (bench-quick)")
     parser.add_argument("--rates", type=int, nargs="+", default=[1000, 5000, 20000])
     parser.add_argument("--soak-seconds", type=float, default=None)
+    parser.add_argument(
+        "--kafka-own-seconds",
+        type=float,
+        default=None,
+        help="window of Kafka's own latency per rate (default: the measuring window; 5 quick)",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/latency.json")
     provenance.add_argument(parser)
     args = parser.parse_args()
     stamp = provenance.stamp(args.allow_dirty)
     warmup_s, measure_s = (3.0, 10.0) if args.quick else (5.0, 30.0)
     soak_s = args.soak_seconds or (45.0 if args.quick else 300.0)
+    kafka_own_s = args.kafka_own_seconds or (5.0 if args.quick else measure_s)
     size = record_size()
 
     with (
@@ -248,11 +312,13 @@ def main() -> int:
                       flush=True)  # fmt: skip
                 row = run_rate(bootstrap, topic, rate, warmup_s, measure,
                                ingest_port, ingest.pid, logs)  # fmt: skip
+                row.update(kafka_own(bootstrap, rate, min(warmup_s, 3.0), kafka_own_s, logs))
                 records = max(2000, min(20000, int(rate * measure_s / 10)))
                 row.update(kafka_end_to_end(bootstrap, records, size))
                 results[str(rate)] = row
                 print(f"  ingest's histogram p50 {row['hist_p50_ms']} ms p99 "
-                      f"{row['hist_p99_ms']} ms at {row['achieved_rate']}/s | Kafka "
+                      f"{row['hist_p99_ms']} ms at {row['achieved_rate']}/s | Kafka's own "
+                      f"p50 {row['kafka_own_p50_ms']} p99 {row['kafka_own_p99_ms']} ms | "
                       f"EndToEndLatency p50 {row['kafka_e2e_p50_ms']} p99 "
                       f"{row['kafka_e2e_p99_ms']} ms", flush=True)  # fmt: skip
             time.sleep(2)  # the last window's rows reach the observer
@@ -283,7 +349,13 @@ def main() -> int:
         "latency_source": "outside observer (bench_ingest_latency.observe): producer event "
         "time -> row visible on the Redis channel the query API's mirror reads; hist_*: "
         f"{E2E} (ingest's own histogram), same window",
-        "kafka_reference": "org.apache.kafka.tools.EndToEndLatency, acks=all, one record at a time",
+        "kafka_own_reference": "Kafka's own end-to-end latency: the same ticklake-producer "
+        "simulate command at the same rate into a fresh topic of the same partitions, read by "
+        "a plain aiokafka consumer in another process (every partition assigned, ingest's "
+        "fetch settings) that only stamps arrivals: event time -> record in hand, wall clock "
+        f"in ns, {kafka_own_s:g} s after a warm-up",
+        "kafka_reference": "org.apache.kafka.tools.EndToEndLatency, acks=all, one record at a "
+        "time; percentiles in whole ms, truncated",
         "command": " ".join(["uv run python bench/bench_latency.py", *sys.argv[1:]]),
         "load_average": list(os.getloadavg()),
         "medians_note": "each figure is a quantile over every tick of its window",

@@ -31,7 +31,8 @@ LATEST = RESULTS / "latest.json"
 DOC = ROOT / "docs" / "benchmarks.md"
 PLOTS = ROOT / "docs" / "benchmarks"
 
-SCENARIOS = ("decode", "produce", "ingest", "ingest_latency", "latency", "query", "profile")
+SCENARIOS = ("decode", "produce", "ingest", "ingest_latency", "latency", "query",
+             "backlog_latency", "profile")  # fmt: skip
 """The scenarios of ``make bench`` (``run_all.SCENARIOS``), each in ``bench/results/NAME.json``."""
 
 RUN_KEYS = ("machine", "git_commit", "dirty", "dirty_files", "mode", "command", "argv",
@@ -82,6 +83,16 @@ for _rate in LATENCY_RATES:
                  "kafka_e2e_p999_ms", "hist_p50_ms", "hist_p99_ms", "hist_p999_ms"):  # fmt: skip
         UNITS[f"latency.{_rate}.{_key}"] = "ms"
     UNITS[f"latency.{_rate}.achieved_rate"] = "ticks/s"
+KAFKA_OWN_KEYS = ("kafka_own_p50_ms", "kafka_own_p99_ms", "kafka_own_p999_ms")
+"""bench_latency.py's Kafka's own end-to-end latency (paced, sub-ms) at each rate."""
+for _rate in LATENCY_RATES:
+    for _key in KAFKA_OWN_KEYS:
+        UNITS[f"latency.{_rate}.{_key}"] = "ms"
+for _key in ("idle_free_p50_ms", "idle_free_p99_ms", "idle_free_after_p50_ms",
+             "idle_free_after_p99_ms", "idle_behind_p50_ms", "idle_behind_p99_ms"):  # fmt: skip
+    UNITS[f"backlog.{_key}"] = "ms"
+UNITS["backlog.rss_peak_mb"] = UNITS["backlog.rss_after_mb"] = "MB"
+UNITS["backlog.ticks"] = "ticks"
 
 
 def dig(obj: Any, *path: str | int) -> Any:
@@ -105,7 +116,8 @@ def first(*values: Any) -> Any:
 
 def figures(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The suite's dotted keys, read from each scenario's own output."""
-    d, p, i, il, lat, q = (outputs.get(k, {}) for k in SCENARIOS[:6])
+    d, p, i, il, lat, q = (outputs.get(k, {}) for k in (
+        "decode", "produce", "ingest", "ingest_latency", "latency", "query"))  # fmt: skip
     prof = outputs.get("profile", {})
     ir = dig(i, "results") or {}
     # an until-durable figure is the headline only when ingest ran at its defaults
@@ -170,7 +182,30 @@ def figures(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
                     "kafka_e2e_p999_ms", "hist_p50_ms", "hist_p99_ms", "hist_p999_ms",
                     "observed_ticks", "ticks_in_window", "achieved_rate"):  # fmt: skip
             f[f"latency.{rate}.{key}"] = dig(row, key)
+        # Kafka's own paced e2e: only in results that measured it (older ones keep their keys)
+        for key in KAFKA_OWN_KEYS:
+            if dig(row, key) is not None:
+                f[f"latency.{rate}.{key}"] = dig(row, key)
+    f.update(backlog_figures(outputs.get("backlog_latency")))
     return f
+
+
+def backlog_figures(b: dict[str, Any] | None) -> dict[str, Any]:
+    """``backlog.*``: bench_backlog_latency.py's figures (none when it has no results)."""
+    if not b:
+        return {}
+    lat = b.get("latency_ms") or {}
+    return {
+        "backlog.ticks": b.get("backlog"),
+        "backlog.idle_free_p50_ms": dig(lat, "idlefree_during", "p50_ms"),
+        "backlog.idle_free_p99_ms": dig(lat, "idlefree_during", "p99_ms"),
+        "backlog.idle_free_after_p50_ms": dig(lat, "idlefree_after", "p50_ms"),
+        "backlog.idle_free_after_p99_ms": dig(lat, "idlefree_after", "p99_ms"),
+        "backlog.idle_behind_p50_ms": dig(lat, "idlebehind_during", "p50_ms"),
+        "backlog.idle_behind_p99_ms": dig(lat, "idlebehind_during", "p99_ms"),
+        "backlog.rss_peak_mb": dig(b, "rss_mb", "peak_while_draining"),
+        "backlog.rss_after_mb": dig(b, "rss_mb", "after_steady"),
+    }
 
 
 def load_outputs(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
@@ -432,9 +467,72 @@ def latency_definition(il: dict[str, Any]) -> str:
         "by T, and each tick's latency is the first such T minus its `ts_ns`. "
         f"{_fmt(il.get('rate'))} ticks/s for {_fmt(il.get('seconds'))} s after a "
         f"{_fmt(il.get('warmup_s', 3.0))} s warm-up, repeats: {il.get('repeats')}, median of "
-        "each percentile; ticklake-ingest at its defaults. References in the same run: a raw "
-        "aiokafka consumer (event time → record in its hands) and the naive ingest: "
-        f"{il.get('naive') or 'not described in its results'}."
+        "each percentile; ticklake-ingest at its defaults. References in the same run: "
+        + (f"{il['kafka_reference']}; " if il.get("kafka_reference") else
+           "a raw aiokafka consumer (event time → record in its hands) and ")
+        + f"the naive ingest: {il.get('naive') or 'not described in its results'}."
+    )  # fmt: skip
+
+
+def kafka_own_label(il: dict[str, Any], older: str) -> str:
+    """The name of ingest_latency's ``raw`` reference: Kafka's own e2e in results that
+    describe it so, ``older`` (what earlier pages called it) in those that do not."""
+    if il.get("kafka_reference"):
+        return "Kafka's own e2e (paced aiokafka producer → consumer, event time → in hand)"
+    return older
+
+
+def backlog_rows(g: Callable[[str], Any]) -> list[Row]:
+    """The table of bench_backlog_latency.py: idle symbols' latency during the drain."""
+    free, behind = g("backlog.idle_free_p99_ms"), g("backlog.idle_behind_p99_ms")
+    return [
+        ("p99 event time → visible in Redis, idle symbol on a partition **without** backlog, "
+         "during the drain", free, "same symbol after the drain, same run",
+         g("backlog.idle_free_after_p99_ms"), "ms", f"≤ 50 ms: {_verdict(_le(free, 50))}"),
+        ("p50 of the same", g("backlog.idle_free_p50_ms"), "same symbol after the drain",
+         g("backlog.idle_free_after_p50_ms"), "ms", ""),
+        ("p99, idle symbol on a partition **behind** backlog (Kafka's per-partition order), "
+         "during the drain", behind, "idle symbol without backlog, same time", free, "ms",
+         "none: it cannot overtake its partition"),
+        ("p50 of the same", g("backlog.idle_behind_p50_ms"), "idle symbol without backlog",
+         g("backlog.idle_free_p50_ms"), "ms", ""),
+        ("ingest RSS, peak while draining", g("backlog.rss_peak_mb"), "—", None, "MB",
+         f"≤ 300 MB: {_verdict(_le(g('backlog.rss_peak_mb'), 300))}"),
+        ("ingest RSS after the drain, steady (backlog durable, idle feed only)",
+         g("backlog.rss_after_mb"), "—", None, "MB",
+         f"≤ 200 MB: {_verdict(_le(g('backlog.rss_after_mb'), 200))}"),
+    ]  # fmt: skip
+
+
+def backlog_method(b: dict[str, Any]) -> str:
+    """How bench_backlog_latency.py measured, from what its result file records."""
+    ticks, full = b.get("backlog") or 0, 1_000_000
+    size = f"{ticks:,} ticks" + (
+        f" (**smaller than the scenario's {full:,}: a quick run**)" if ticks < full else ""
+    )
+    sec = b.get("seconds") or {}
+    return (
+        f"Method: a backlog of {size} (`bench_ingest.make_ticks`, {b.get('symbols')} symbols) "
+        f"is written to partitions 0–{(b.get('backlog_partitions') or 1) - 1} of a "
+        f"{b.get('partitions')}-partition topic before ticklake-ingest starts with every "
+        "setting at its default. Once ingest's `/metrics` show the drain begun (a first "
+        "batch processed; start-up and recovery are not measured), this benchmark sends two "
+        f"symbols with no backlog, {_fmt(b.get('rate_per_idle_symbol'))} ticks/s each, event "
+        "time stamped just before sending: one on the last partition, which holds no "
+        "backlog (the figure: anything it waits for is ingest's own head-of-line blocking), "
+        "and one on partition 0, behind that partition's backlog (Kafka keeps order within "
+        "a partition, so it waits for the backlog before it whatever ingest does). Latency "
+        "is the definition above (outside observer on the Redis channel). *During the "
+        f"drain*: ticks sent from {_fmt(b.get('warmup_s'))} s after the feed started until "
+        "ingest's `/metrics` showed every backlog tick processed "
+        f"({_fmt(sec.get('feed_to_drained'), 's')}; drain at "
+        f"{_fmt(b.get('drain_ticks_per_s'), 'ticks/s')} from ingest's start); *after the "
+        f"drain* (reference): from {_fmt(b.get('after_gap_s'))} s after it to the end. RSS "
+        "(VmRSS) every 0.1 s: peak from ingest's start to the backlog processed; *after*: "
+        "median over "
+        f"{_fmt(sec.get('settle'), 's')} once every backlog row was durable (committed lake "
+        f"files and offsets; {_fmt(sec.get('drained_to_durable'), 's')} after processing, the "
+        "last files rolling by age). One run."
     )
 
 
@@ -516,8 +614,15 @@ def write_report(latest: dict[str, Any], plot_names: list[str]) -> str:
         if target:
             target += ": " + _verdict(_le(value, 5 if pct == "p50" else 25))
         rows.append((f"{pct} event time → visible in Redis", value,
-                     "raw aiokafka consumer (event time → in hand)",
+                     kafka_own_label(il, "raw aiokafka consumer (event time → in hand)"),
                      g(f"ingest_latency.raw_{pct}_ms"), "ms", target))  # fmt: skip
+    if il.get("kafka_reference"):
+        # issue 15's targets, against Kafka's own p99 measured in the same run
+        value, kafka = g("ingest_latency.ticklake_p99_ms"), g("ingest_latency.raw_p99_ms")
+        ratio_ok = None if value is None or not kafka else value <= 3 * kafka
+        rows.append(("p99 against Kafka's own e2e p99", value, "Kafka's own e2e p99", kafka,
+                     "ms", f"≤ 3× Kafka's own: {_verdict(ratio_ok)}; ≤ 5 ms: "
+                     f"{_verdict(_le(value, 5))}"))  # fmt: skip
     for pct in ("p50", "p99"):
         rows.append((f"{pct} event time → visible in Redis",
                      g(f"ingest_latency.ticklake_{pct}_ms"), naive_label(il),
@@ -530,14 +635,20 @@ def write_report(latest: dict[str, Any], plot_names: list[str]) -> str:
             latency_definition(il), HISTOGRAM_NOTE)  # fmt: skip
     rows = []
     for rate in LATENCY_RATES:
+        # Kafka's own paced e2e (sub-ms) when the results have it; older ones: the Java tool
+        own = g(f"latency.{rate}.kafka_own_p50_ms") is not None
         for pct, key in (("p50", "p50_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms")):
             target = ""
             if rate == 5000 and pct in ("p50", "p99"):
                 limit = 5 if pct == "p50" else 25
                 target = f"≤ {limit} ms: {_verdict(_le(g(f'latency.{rate}.{key}'), limit))}"
+            reference = (
+                (f"Kafka's own e2e {pct}", g(f"latency.{rate}.kafka_own_{key}"))
+                if own
+                else (f"Kafka EndToEndLatency {pct}", g(f"latency.{rate}.kafka_e2e_{key}"))
+            )
             rows.append((f"{rate:,}/s {pct} event time → visible in Redis",
-                         g(f"latency.{rate}.{key}"), f"Kafka EndToEndLatency {pct}",
-                         g(f"latency.{rate}.kafka_e2e_{key}"), "ms", target))  # fmt: skip
+                         g(f"latency.{rate}.{key}"), *reference, "ms", target))  # fmt: skip
         for pct, key in (("p50", "p50_ms"), ("p99", "p99_ms")):
             rows.append((f"{rate:,}/s {pct}, ingest's own histogram (not the definition)",
                          g(f"latency.{rate}.hist_{key}"), "outside observer",
@@ -547,6 +658,20 @@ def write_report(latest: dict[str, Any], plot_names: list[str]) -> str:
         f"{_fmt(g(f'latency.{rate}.ticks_in_window'))}"
         for rate in LATENCY_RATES
     )
+    lat = s.get("latency") or {}
+    kafka_note = (
+        f"Beside it: ingest's own histogram over the same window, and {lat['kafka_own_reference']} "
+        "(`kafka_own_*`: the reference of the ratios; same producer and event time, so a ratio "
+        "is what ingest, Redis and the observer's hop add). Kafka's "
+        "`org.apache.kafka.tools.EndToEndLatency` (one record at a time, acks=all) is still run "
+        "and kept in the results (`kafka_e2e_*`) but not shown: it prints its percentiles in "
+        "whole milliseconds, truncated, so its p50 read 0 ms."
+        if lat.get("kafka_own_reference") else
+        "Beside it: ingest's own histogram over the same window, and "
+        "Kafka's `org.apache.kafka.tools.EndToEndLatency` on the same broker, one record "
+        "at a time with acks=all (the floor of broker and Java client for one record, "
+        "not a paced run)."
+    )  # fmt: skip
     section("Latency at several rates", "latency", rows,
             "Method: the definition above, with one ticklake-ingest at its defaults for the "
             "whole run and, for each offered rate, a `ticklake-producer simulate` process "
@@ -555,14 +680,14 @@ def write_report(latest: dict[str, Any], plot_names: list[str]) -> str:
             "the channel's rows; after the run the topic is read back for every tick's "
             "(symbol, seq, event time), and only ticks whose event time falls in the "
             "measuring window after the warm-up count (ticks seen visible / ticks in the "
-            f"window: {counted}). Beside it: ingest's own histogram over the same window, and "
-            "Kafka's `org.apache.kafka.tools.EndToEndLatency` on the same broker, one record "
-            "at a time with acks=all (the floor of broker and Java client for one record, "
-            "not a paced run).")  # fmt: skip
+            f"window: {counted}). " + kafka_note)  # fmt: skip
     section("Memory", "latency", [
         ("ingest RSS after the 5k/s soak", g("memory.ingest_rss_mb"), "—", None, "MB",
          f"≤ 200 MB: {_verdict(_le(g('memory.ingest_rss_mb'), 200))}"),
     ])  # fmt: skip
+    if s.get("backlog_latency"):  # absent until bench_backlog_latency.py has run
+        section("Latency while a backlog drains", "backlog_latency",
+                backlog_rows(g), backlog_method(s["backlog_latency"]))  # fmt: skip
     section("Latest", "query", [
         ("/latest p50 at 1,000 req/s", g("latest.p50_ms_at_1k"), "bare uvicorn p50",
          dig(s, "query", "latest", "bare", "fixed_1000rps", "p50_ms"), "ms", ""),
@@ -659,7 +784,7 @@ def block_ingest_latency(load: Load) -> str:
     m = il.get("medians_ms") or {}
     names = {
         "ticklake": "ticklake (outside observer: event time → visible in Redis)",
-        "raw": "raw aiokafka consumer (event time → record in hand)",
+        "raw": kafka_own_label(il, "raw aiokafka consumer (event time → record in hand)"),
         "naive": naive_label(il) + " (event time → its Redis pipeline returned)",
         "ingest_histogram": "ingest's own histogram, same ticklake runs (event time → "
         "Redis write returned, interpolated in buckets)",

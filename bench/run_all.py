@@ -73,6 +73,9 @@ SCENARIOS: list[Scenario] = [
     Scenario("latency", "bench_latency.py", [], ["--quick"], 1500),
     Scenario("query", "bench_query.py", ["--repeats", "3"],
              ["--repeats", "1", "--seconds", "4"], 1500),
+    # quick: a fifth of the backlog (labelled in the report)
+    Scenario("backlog_latency", "bench_backlog_latency.py", [],
+             ["--backlog", "200000", "--settle-seconds", "5"], 900),
     Scenario("profile", "bench_profile.py", ["--repeats", "3"],
              ["--repeats", "1", "--ticks", "300000"], 900),
 ]  # fmt: skip
