@@ -259,9 +259,7 @@ class IngestConsumer:
         while not stop.is_set():
             self._check_stalls()
             try:
-                data = await self._consumer.getmany(
-                    timeout_ms=s.poll_timeout_ms, max_records=s.max_batch_records
-                )
+                data = await self._fetch_fairly()
             except (KafkaError, OSError) as e:
                 log.warning(
                     "fetch failed; retrying", extra={"error": repr(e), "retry_in_s": backoff}
@@ -280,6 +278,31 @@ class IngestConsumer:
                 self._last_lag_update = now
                 self._update_lag()
         self._check_stalls()
+
+    async def _fetch_fairly(self) -> dict[TopicPartition, list[Any]]:
+        """Up to ``max_batch_records`` records, at most an equal share from each partition.
+
+        One ``getmany`` hands out the client's buffered records partition by partition
+        in the order they arrived, so a partition with a backlog (a fetch holds up to
+        ``max_partition_fetch_bytes`` of it) filled whole steps while a quiet partition's
+        new ticks waited behind it for seconds (``bench/bench_backlog_latency.py``). Here
+        each assigned partition gets a share of the step: the first call waits for
+        anything, the others only take what is already buffered.
+        """
+        assert self._consumer is not None
+        s = self.settings
+        assigned = self._consumer.assignment()
+        share = max(1, s.max_batch_records // max(1, len(assigned)))
+        data: dict[TopicPartition, list[Any]] = await self._consumer.getmany(
+            timeout_ms=s.poll_timeout_ms, max_records=share
+        )
+        if not data or len(assigned) <= 1:
+            return data
+        for tp in assigned:
+            if tp not in data:
+                more = await self._consumer.getmany(tp, timeout_ms=0, max_records=share)
+                data.update(more)
+        return data
 
     def _trim_memory(self) -> None:
         """Start a trim in a thread when one is due and none is running."""

@@ -33,7 +33,7 @@ class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields, OrderingF
     )
     fetch_min_bytes: int = Field(1, description="Bytes a fetch waits for (see fetch_max_wait_ms).")
     max_partition_fetch_bytes: int = Field(
-        4 * 1024 * 1024, description="Largest chunk fetched per partition and request (bytes)."
+        512 * 1024, description="Largest chunk fetched per partition and request (bytes)."
     )
     max_batch_records: int = Field(
         10_000, description="Most records taken from the client per processing step."
