@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -54,21 +55,20 @@ import httpx
 import msgspec
 import provenance  # bench/ is the script's folder, first on sys.path
 import redis
+from aiokafka import AIOKafkaProducer
 from bench_ingest import (
     DurabilityWatch,
     create_topic,
-    fill_topic,
     ingest_env,
     make_ticks,
     metric,
     rss_mb,
-    start_ingest,
     stop_ingest,
-    summary,
     write_report,
 )
 
 from ticklake.core.lake_layout import BARS_DATASETS, TICKS_DATASET
+from ticklake.core.tick import Tick, encode_tick
 from ticklake.devstack.kafka import KafkaBroker
 from ticklake.devstack.ports import free_port
 from ticklake.devstack.redis import RedisServer
@@ -97,6 +97,21 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
 
 
+def summary(values: list[float]) -> dict[str, object]:
+    """``bench_ingest.summary`` to four significant digits: per-tick costs are fractions
+    that one decimal place would round to nothing."""
+
+    def sig(x: float) -> float:
+        return float(f"{x:.4g}")
+
+    return {
+        "median": sig(statistics.median(values)),
+        "min": sig(min(values)),
+        "max": sig(max(values)),
+        "runs": [sig(v) for v in values],
+    }
+
+
 def balanced_symbols(count: int, partitions: int) -> list[str]:
     """``count`` symbol names, ``count / partitions`` of them on each partition under
     Kafka's default partitioner (murmur2 of the key, as the producer keys ticks)."""
@@ -114,7 +129,7 @@ def balanced_symbols(count: int, partitions: int) -> list[str]:
     return [name for p in range(partitions) for name in taken[p]]
 
 
-def balanced_ticks(count: int, symbols: int, partitions: int) -> list[Any]:
+def balanced_ticks(count: int, symbols: int, partitions: int) -> list[Tick]:
     """``make_ticks``'s walk with its symbols ``S000``... renamed to balanced ones."""
     rename = dict(
         zip(
@@ -124,6 +139,32 @@ def balanced_ticks(count: int, symbols: int, partitions: int) -> list[Any]:
         )
     )
     return [msgspec.structs.replace(t, symbol=rename[t.symbol]) for t in make_ticks(count, symbols)]
+
+
+async def fill_topic(bootstrap: str, topic: str, ticks: list[Tick], partitions: int) -> None:
+    """The ticks into ``topic``, keyed by symbol, on the partition Kafka's default
+    partitioner gives the key (what the producer does), in whole batches:
+    ``bench_ingest.fill_topic`` sends one record at a time, which at this backlog's size
+    costs minutes of a shared core."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=262_144, acks=1)
+    await producer.start()
+    try:
+        by_partition: dict[int, list[Tick]] = {p: [] for p in range(partitions)}
+        for t in ticks:
+            by_partition[partition_for_symbol(t.symbol, partitions)].append(t)
+        sent = []
+        for partition, rows in by_partition.items():
+            batch = producer.create_batch()
+            for t in rows:
+                value, key = encode_tick(t), t.symbol.encode()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    sent.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+            sent.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
 
 
 @dataclass
@@ -180,6 +221,46 @@ def lake_files(lake: Path) -> dict[str, dict[str, int]]:
     return out
 
 
+GATED_INGEST = """\
+import os, sys, time
+import ticklake.ingest.cli as cli  # every heavy import of the service, before the gate
+gate = sys.argv[1]
+open(f"{gate}.{os.getpid()}", "w").close()
+while not os.path.exists(gate):
+    time.sleep(0.005)
+cli.main([])
+"""
+"""``ticklake-ingest`` held at a gate after its imports. Started one after another, the
+first replica up would drain alone while the next still imports on the same two cores,
+and the figure would time the imports; behind the gate they join the group together."""
+
+
+def start_gated(envs: list[dict[str, str]], work: Path) -> list[subprocess.Popen[bytes]]:
+    """Every replica started, imported and waiting, then let go at one moment."""
+    gate = work / f"gate-{uuid.uuid4().hex[:6]}"
+    procs = []
+    for i, env in enumerate(envs):
+        out = open(work / f"ingest-{i}.log", "ab")
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", GATED_INGEST, str(gate)],
+                env=env,
+                stdout=out,
+                stderr=out,
+                cwd=ROOT,
+            )
+        )
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{gate}.{p.pid}").exists() for p in procs):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            for proc in procs:
+                stop_ingest(proc)
+            raise RuntimeError(f"ingest did not start: see {work}/ingest-*.log")
+        time.sleep(0.05)
+    gate.touch()
+    return procs
+
+
 async def drain_progress(
     ports: list[int], expect: int, pids: list[int], rss: list[float], timeout_s: float
 ) -> dict[str, float]:
@@ -232,10 +313,14 @@ def run_replicas(
         )  # fmt: skip
         env.pop("TICKLAKE_LOG_LEVEL")  # the default, as bench_ingest runs it
         envs.append(env)
+    # an empty cache for every drain: a second drain of the same backlog into a filled one
+    # would find every tick already there (the script skips what it holds) and write nothing
+    with stack.redis_client() as client:
+        client.flushall()
     redis_before = stack.redis_calls()
     redis_cpu_before = cpu_seconds(stack.redis_server.pid)
     broker_cpu_before = cpu_seconds(stack.broker.pid)
-    procs = [start_ingest(env, work / f"ingest-{i}.log") for i, env in enumerate(envs)]
+    procs = start_gated(envs, work)
     pids = [p.pid for p in procs]
     rss: list[float] = []
 
@@ -270,6 +355,7 @@ def run_replicas(
         "redis_commands_per_tick": sum(calls.values()) / expect,
         "redis_script_calls_per_tick": calls.get("evalsha", 0) / expect,
         "redis_publish_per_tick": calls.get("publish", 0) / expect,
+        "redis_tail_entries_per_tick": calls.get("xadd", 0) / expect,
         "rss_peak_mb": max(rss, default=0.0),
         **{f"lake_{ds}_files": float(v["files"]) for ds, v in files.items()},
         **{f"lake_{ds}_bytes": float(v["bytes"]) for ds, v in files.items()},
@@ -300,7 +386,7 @@ def main() -> None:
             topic = asyncio.run(create_topic(stack.broker.bootstrap, args.partitions))
             ticks = balanced_ticks(args.ticks, args.symbols, args.partitions)
             cpu_before, started = cpu_seconds(stack.broker.pid), time.monotonic()
-            asyncio.run(fill_topic(stack.broker.bootstrap, topic, ticks))
+            asyncio.run(fill_topic(stack.broker.bootstrap, topic, ticks, args.partitions))
             fill_s = time.monotonic() - started
             fill = {
                 "seconds": round(fill_s, 1),

@@ -404,8 +404,9 @@ def scaleout_method(so: dict[str, Any]) -> str:
     return (
         f"Method: a backlog of {ticks:,} ticks ({so.get('symbols')} symbols, chosen so that "
         f"each of the {partitions} partitions owns as many under Kafka's partitioner) is "
-        f"drained until durable by one ticklake-ingest and by {so.get('replicas')} started "
-        "at the same moment in one new consumer group, sharing one lake; the two drains of a "
+        f"drained until durable by one ticklake-ingest and by {so.get('replicas')} in one "
+        "new consumer group, sharing one lake, each held after its imports until all are "
+        "imported and then let go at one moment; the two drains of a "
         f"repeat run back to back, in alternating order (repeats: {so.get('repeats')}). "
         "**Until durable** is timed as in the ingest table: from the first record consumed "
         "by any replica until the outside observer sees every row in committed lake files "
@@ -772,6 +773,10 @@ def scaling_inputs(load: Load) -> tuple[scaling_model.Measured, scaling_model.As
     def med(key: str) -> Any:
         return dig(one, key, "median")
 
+    def per_entry(value: Any) -> Any:
+        entries = med("redis_tail_entries_per_tick")
+        return value / entries if value is not None and entries else None
+
     ticks_files = med("lake_ticks_files")
     ticks = so.get("ticks")
     values = {
@@ -780,9 +785,9 @@ def scaling_inputs(load: Load) -> tuple[scaling_model.Measured, scaling_model.As
         "broker_produce_cpu_us_per_tick": dig(so, "fill", "broker_cpu_us_per_tick"),
         "broker_fetch_cpu_us_per_tick": med("broker_cpu_us_per_tick"),
         "topic_bytes_per_tick": dig(so, "fill", "topic_bytes_per_tick"),
-        "redis_cpu_us_per_tick": med("redis_cpu_us_per_tick"),
-        "redis_commands_per_tick": med("redis_commands_per_tick"),
-        "redis_publish_per_tick": med("redis_publish_per_tick"),
+        # per tail entry written: a live feed writes one per tick, a drain fewer
+        "redis_cpu_us_per_tick": per_entry(med("redis_cpu_us_per_tick")),
+        "redis_commands_per_tick": per_entry(med("redis_commands_per_tick")),
         "latest_rps_per_replica": dig(q, "latest", "latest_auth", "max_rps"),
     }
     bars = [med(f"lake_{d}_{what}") for d in ("bars_1s", "bars_1m") for what in ("files", "bytes")]
@@ -843,11 +848,10 @@ def block_scaling(load: Load) -> str:
         "| scaleout, one replica's drain |",
         f"| log bytes per tick, one copy (uncompressed batches) | "
         f"{_fmt(m.topic_bytes_per_tick)} B | scaleout, the fill |",
-        f"| Redis server CPU per tick | {_fmt(m.redis_cpu_us_per_tick)} µs | scaleout, one "
-        "replica |",
-        f"| Redis commands per tick (script calls and the commands inside them) | "
-        f"{_fmt(m.redis_commands_per_tick)} | scaleout, one replica |",
-        f"| channel messages published per tick | {_fmt(m.redis_publish_per_tick)} | scaleout |",
+        f"| Redis server CPU per tick of a live feed (per tail entry written) | "
+        f"{_fmt(m.redis_cpu_us_per_tick)} µs | scaleout, one replica |",
+        f"| Redis commands per tick of a live feed (script calls and the commands inside "
+        f"them, per tail entry) | {_fmt(m.redis_commands_per_tick)} | scaleout, one replica |",
         f"| lake bytes per tick row (Parquet, zstd) | {_fmt(m.lake_bytes_per_row)} B | scaleout |",
         f"| objects written per flush of a partition | {_fmt(m.lake_puts_per_flush)} | scaleout |",
         f"| bar files' bytes per flush | {_fmt(m.bars_bytes_per_flush / 1e3)} kB | scaleout |",
@@ -880,8 +884,6 @@ def block_scaling(load: Load) -> str:
     row("Redis CPU (cores)", lambda p: _fmt(p.redis_cores))
     row("Redis servers (one thread each)", lambda p: f"**{p.redis_shards}**")
     row("Redis commands/s from ingest", lambda p: _fmt(p.redis_commands_per_s))
-    row("channel messages delivered/s (× query replicas)",
-        lambda p: _fmt(p.redis_channel_deliveries_per_s))  # fmt: skip
     row("lake: rows per tick file", lambda p: _fmt(p.lake_rows_per_file))
     row("lake: tick object size (MB)", lambda p: _fmt(p.lake_tick_file_mb))
     row("lake: bar objects per flush (MB)", lambda p: _fmt(p.lake_bars_mb_per_flush))

@@ -37,12 +37,12 @@ class Measured:
     topic_bytes_per_tick: float
     """Bytes of log segment per tick, one copy (``scaleout.json``, the fill; uncompressed)."""
     redis_cpu_us_per_tick: float
-    """Redis server CPU (µs) per tick ingest writes (``scaleout.json``, one replica)."""
+    """Redis server CPU (µs) per tick of a live feed, where every tick is one entry of its
+    symbol's tail (``scaleout.json``, one replica: the server's CPU over the tail entries
+    written; a drain writes only the newest of each symbol's ticks per call)."""
     redis_commands_per_tick: float
-    """Redis commands per tick (``INFO commandstats``: script calls and the commands run
-    inside them)."""
-    redis_publish_per_tick: float
-    """Channel messages published per tick; each goes to every subscribed query replica."""
+    """Redis commands per tick of a live feed (``INFO commandstats``, script calls and the
+    commands run inside them, per tail entry written)."""
     lake_bytes_per_row: float
     """Bytes per row of the tick files (``scaleout.json``, one replica)."""
     lake_puts_per_flush: float
@@ -95,7 +95,6 @@ class Plan:
     redis_cores: float
     redis_shards: int
     redis_commands_per_s: float
-    redis_channel_deliveries_per_s: float
     lake_rows_per_file: float
     lake_tick_file_mb: float
     lake_bars_mb_per_flush: float
@@ -160,7 +159,6 @@ def plan(ticks_per_s: float, m: Measured, a: Assumptions = Assumptions()) -> Pla
         redis_cores=redis_cores,
         redis_shards=units(redis_cores, a.redis_cores_per_shard, a.headroom),
         redis_commands_per_s=ticks_per_s * m.redis_commands_per_tick,
-        redis_channel_deliveries_per_s=ticks_per_s * m.redis_publish_per_tick * query_replicas,
         lake_rows_per_file=rows,
         lake_tick_file_mb=rows * m.lake_bytes_per_row / 1e6,
         lake_bars_mb_per_flush=m.bars_bytes_per_flush / 1e6,

@@ -83,7 +83,7 @@ def fake_scaleout(ticks_per_cpu_s: float) -> dict[str, object]:
         "broker_cpu_us_per_tick": med(0.5),
         "redis_cpu_us_per_tick": med(2.0),
         "redis_commands_per_tick": med(1.5),
-        "redis_publish_per_tick": med(0.01),
+        "redis_tail_entries_per_tick": med(0.5),
         "lake_ticks_files": med(10),
         "lake_ticks_bytes": med(40_000_000),
         "lake_bars_1s_files": med(10),

@@ -21,7 +21,6 @@ MEASURED = scaling_model.Measured(
     topic_bytes_per_tick=100,
     redis_cpu_us_per_tick=2.0,
     redis_commands_per_tick=1.5,
-    redis_publish_per_tick=0.01,
     lake_bytes_per_row=40,
     lake_puts_per_flush=4,
     bars_bytes_per_flush=50_000,
@@ -44,7 +43,6 @@ def test_one_million_ticks_at_full_use_of_every_unit() -> None:
     assert p.redis_shards == 2
     assert p.redis_commands_per_s == pytest.approx(1_500_000)
     assert p.query_replicas == 5
-    assert p.redis_channel_deliveries_per_s == pytest.approx(10_000 * 5)
 
 
 def test_files_roll_by_rows_when_a_partition_is_busy_and_by_age_when_quiet() -> None:
