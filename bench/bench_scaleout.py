@@ -12,7 +12,9 @@ equal shares, so the figure is about scale-out and not about one unlucky hash),
 then, ``--repeats`` times, drains it with 1 and with ``--replicas``
 ``ticklake-ingest`` processes in one fresh consumer group each (the order
 alternates between repeats so a drift of the shared machine does not favour
-one side). The replicas of a run start at the same moment and share one lake.
+one side). The replicas of a run are started, held after their imports and let
+go at one moment (:data:`GATED_INGEST`); they share one lake, and Redis is
+emptied before every drain.
 
 **Until durable** is timed as ``bench_ingest.py`` times one replica: from the
 first record consumed by any replica (their ``/metrics``) until
@@ -29,7 +31,9 @@ Beside the rates, what the scale-out model of ``docs/scaling.md`` is built from,
 each per tick of the backlog: ingest CPU (``/proc``, every replica's threads,
 first record consumed -> durable, so ticks per CPU-second is the per-core rate),
 the broker's CPU while the topic is filled and while it is drained, the Redis
-server's CPU and its commands (``INFO commandstats``), and the lake's files and
+server's CPU and its commands (``INFO commandstats``; in a drain ingest writes only
+the newest ticks of each symbol to its tail, so ``redis_tail_entries_per_tick``
+says how many it wrote), and the lake's files and
 bytes per dataset (one flush of a partition writes a checkpoint and one file per
 dataset and day).
 """
