@@ -25,13 +25,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import scaling_model  # bench/ is the script's folder (or put on sys.path by the tests)
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 LATEST = RESULTS / "latest.json"
 DOC = ROOT / "docs" / "benchmarks.md"
 PLOTS = ROOT / "docs" / "benchmarks"
 
-SCENARIOS = ("decode", "produce", "ingest", "ingest_latency", "latency", "query",
+SCENARIOS = ("decode", "produce", "ingest", "scaleout", "ingest_latency", "latency", "query",
              "backlog_latency", "profile")  # fmt: skip
 """The scenarios of ``make bench`` (``run_all.SCENARIOS``), each in ``bench/results/NAME.json``."""
 
@@ -51,6 +53,7 @@ UNITS: dict[str, str] = {
     "ingest.naive_durable_ticks_per_s": "ticks/s",
     "ingest.rss_steady_mb": "MB",
     "ingest.rss_peak_mb": "MB",
+    "scaleout.ratio": "×",
     "memory.ingest_rss_mb": "MB",
     "memory.ingest_rss_peak_mb": "MB",
     "latest.p50_ms_at_1k": "ms",
@@ -74,6 +77,19 @@ UNITS: dict[str, str] = {
     "profile.ingest_cpu_us_per_tick": "CPU µs/tick",
     "profile.raw_consumer_cpu_us_per_tick": "CPU µs/tick",
 }
+SCALEOUT_SIDES = ("one_replica", "scaled")
+"""``scaleout.json``'s two sides: one replica, and ``replicas`` of them."""
+SCALEOUT_UNITS = {
+    "durable_ticks_per_s": "ticks/s",
+    "processed_ticks_per_s": "ticks/s",
+    "ticks_per_ingest_cpu_s": "ticks/CPU-s",
+    "tail_s": "s",
+    "all_assigned_after_s": "s",
+}
+"""The figures of each side kept in ``latest.json``, with their units."""
+for _side in SCALEOUT_SIDES:
+    for _figure, _unit in SCALEOUT_UNITS.items():
+        UNITS[f"scaleout.{_side}_{_figure}"] = _unit
 for _system in ("ticklake", "raw", "naive", "ingest_histogram"):
     for _pct in ("p50", "p90", "p99"):
         UNITS[f"ingest_latency.{_system}_{_pct}_ms"] = "ms"
@@ -116,8 +132,9 @@ def first(*values: Any) -> Any:
 
 def figures(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The suite's dotted keys, read from each scenario's own output."""
-    d, p, i, il, lat, q = (outputs.get(k, {}) for k in (
-        "decode", "produce", "ingest", "ingest_latency", "latency", "query"))  # fmt: skip
+    d, p, i, so, il, lat, q = (outputs.get(k, {}) for k in (
+        "decode", "produce", "ingest", "scaleout", "ingest_latency", "latency",
+        "query"))  # fmt: skip
     prof = outputs.get("profile", {})
     ir = dig(i, "results") or {}
     # an until-durable figure is the headline only when ingest ran at its defaults
@@ -146,6 +163,8 @@ def figures(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "ingest.naive_durable_ticks_per_s": dig(ir, "naive_durable_ticks_per_s", "median"),
         "ingest.rss_steady_mb": dig(ir, "ticklake_rss_steady_mb", "median"),
         "ingest.rss_peak_mb": dig(ir, "ticklake_rss_peak_mb", "median"),
+        "scaleout.replicas": dig(so, "replicas"),
+        "scaleout.ratio": dig(so, "ratio"),
         "memory.ingest_rss_mb": dig(lat, "memory", "ingest_rss_mb"),
         "memory.ingest_rss_peak_mb": dig(lat, "memory", "ingest_rss_mb_peak"),
         "latest.p50_ms_at_1k": dig(q, "latest", "latest", "fixed_1000rps", "p50_ms"),
@@ -173,6 +192,9 @@ def figures(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
     for stage, us in (dig(prof, "results", "stage_us_per_tick") or {}).items():
         f[f"profile.stage.{stage}"] = us
+    for side in SCALEOUT_SIDES:
+        for figure in SCALEOUT_UNITS:
+            f[f"scaleout.{side}_{figure}"] = dig(so, side, figure, "median")
     for system in ("ticklake", "raw", "naive", "ingest_histogram"):
         for pct in ("p50", "p90", "p99"):
             f[f"ingest_latency.{system}_{pct}_ms"] = dig(il, "medians_ms", system, pct)
@@ -455,6 +477,45 @@ def profile_method(prof: dict[str, Any]) -> str:
     )
 
 
+TARGET_SCALEOUT = 1.7
+"""Issue 15: two ingest replicas until durable at least 1.7× one (``bench_scaleout.py``)."""
+
+
+def scaleout_method(so: dict[str, Any]) -> str:
+    """How bench_scaleout.py measured, from what its result file records."""
+    if not so:
+        return (
+            "No results yet: `uv run --frozen python bench/bench_scaleout.py` (part of "
+            "`make bench`) writes `bench/results/scaleout.json`."
+        )
+    st = so.get("settings") or {}
+    ticks, partitions = so.get("ticks") or 0, so.get("partitions") or 1
+    return (
+        f"Method: a backlog of {ticks:,} ticks ({so.get('symbols')} symbols, chosen so that "
+        f"each of the {partitions} partitions owns as many under Kafka's partitioner) is "
+        f"drained until durable by one ticklake-ingest and by {so.get('replicas')} in one "
+        "new consumer group, sharing one lake, each held after its imports until all are "
+        "imported and then let go at one moment, Redis emptied before every drain; the two "
+        "drains of a "
+        f"repeat run back to back, in alternating order (repeats: {so.get('repeats')}). "
+        "**Until durable** is timed as in the ingest table: from the first record consumed "
+        "by any replica until the outside observer sees every row in committed lake files "
+        "and the group's committed offsets at the end of every partition; so the group's "
+        "join (the first replica up takes every partition until the second joins, then "
+        "the partitions move: the last row of the table) is inside the figure. Ingest "
+        "runs at its defaults except `TICKLAKE_LAKE_ROLL_SECONDS="
+        f"{_fmt(st.get('lake_roll_seconds'))}` (default "
+        f"{_fmt(st.get('lake_roll_seconds_default'))} s; rows at the default "
+        f"{_fmt(st.get('lake_roll_rows'))}): the short age ends the last partial file of "
+        "every partition alike in both drains (the default idle roll would too, a second "
+        "after the last record), so the ratio measures processing, not a roll timer. CPU is "
+        "every replica's user + system time (`/proc`) from the first record to durable. "
+        f"The machine has {so.get('cores')} cores, which the replicas share with the Kafka "
+        "broker, Redis and this observer, so two replicas cannot get two cores to "
+        "themselves: the ratio is what this machine gives, not what two machines would."
+    )
+
+
 def latency_definition(il: dict[str, Any]) -> str:
     return (
         "**Definition** (the one end-to-end latency of these pages): producer event time → "
@@ -606,6 +667,25 @@ def write_report(latest: dict[str, Any], plot_names: list[str]) -> str:
     for stage, us in (dig(prof, "results", "stage_us_per_tick") or {}).items():
         stage_rows.append((stage, us, "all of ingest", total, "CPU µs/tick", ""))
     section("Where ingest's time goes", "profile", stage_rows, profile_method(prof))
+    so = s.get("scaleout") or {}
+    n = so.get("replicas", "N")
+    ratio = g("scaleout.ratio")
+    section(f"Ingest scale-out: {n} replicas beside one", "scaleout", [
+        (f"**until durable**, {n} replicas on {so.get('partitions', 'n/a')} partitions",
+         g("scaleout.scaled_durable_ticks_per_s"), "one replica, same run, same backlog",
+         g("scaleout.one_replica_durable_ticks_per_s"), "ticks/s",
+         f"≥ {TARGET_SCALEOUT:g}× one replica: {_verdict(_ge(ratio, TARGET_SCALEOUT))} "
+         f"(median of each repeat's pair: {_fmt(ratio)}×)"),
+        (f"processed (not yet durable), {n} replicas", g("scaleout.scaled_processed_ticks_per_s"),
+         "one replica", g("scaleout.one_replica_processed_ticks_per_s"), "ticks/s", ""),
+        (f"ticks per ingest CPU-second (all replicas' threads), {n} replicas",
+         g("scaleout.scaled_ticks_per_ingest_cpu_s"), "one replica",
+         g("scaleout.one_replica_ticks_per_ingest_cpu_s"), "ticks/CPU-s", ""),
+        (f"tail: last record processed → durable, {n} replicas", g("scaleout.scaled_tail_s"),
+         "one replica", g("scaleout.one_replica_tail_s"), "s", ""),
+        (f"first record consumed → every one of the {n} replicas holds partitions",
+         g("scaleout.scaled_all_assigned_after_s"), "—", None, "s", ""),
+    ], scaleout_method(so))  # fmt: skip
     il = s.get("ingest_latency") or {}
     rows: list[Row] = []
     for pct in ("p50", "p90", "p99"):
@@ -872,6 +952,163 @@ def block_produce(load: Load) -> str:
     return "\n".join(lines)
 
 
+CHART_VALUES = ROOT / "charts" / "ticklake" / "values.yaml"
+SCALING_RATES = (1_000_000, 10_000_000)
+"""Tick rates the scale-out model of ``docs/scaling.md`` sizes a deployment for."""
+
+
+def scaling_inputs(load: Load) -> tuple[scaling_model.Measured, scaling_model.Assumptions] | None:
+    """The model's measured inputs from the result files, with ingest's roll policy as the
+    scale-out run recorded it; ``None`` while a figure is missing."""
+    so, p, q = load("scaleout.json"), load("produce.json"), load("query.json")
+    one = so.get("one_replica") or {}
+
+    def med(key: str) -> Any:
+        return dig(one, key, "median")
+
+    def per_entry(value: Any) -> Any:
+        entries = med("redis_tail_entries_per_tick")
+        return value / entries if value is not None and entries else None
+
+    ticks_files = med("lake_ticks_files")
+    ticks = so.get("ticks")
+    values = {
+        "ingest_ticks_per_cpu_s": med("ticks_per_ingest_cpu_s"),
+        "produce_ticks_per_s": dig(p, "produce", "zstd", "ticklake_ticks_per_s", "median"),
+        "broker_produce_cpu_us_per_tick": dig(so, "fill", "broker_cpu_us_per_tick"),
+        "broker_fetch_cpu_us_per_tick": med("broker_cpu_us_per_tick"),
+        "topic_bytes_per_tick": dig(so, "fill", "topic_bytes_per_tick"),
+        # per tail entry written: a live feed writes one per tick, a drain fewer
+        "redis_cpu_us_per_tick": per_entry(med("redis_cpu_us_per_tick")),
+        "redis_commands_per_tick": per_entry(med("redis_commands_per_tick")),
+        "latest_rps_per_replica": dig(q, "latest", "latest_auth", "max_rps"),
+    }
+    bars = [med(f"lake_{d}_{what}") for d in ("bars_1s", "bars_1m") for what in ("files", "bytes")]
+    if not ticks_files or not ticks or any(v is None for v in (*values.values(), *bars)):
+        return None
+    measured = scaling_model.Measured(
+        **{k: float(v) for k, v in values.items()},
+        lake_bytes_per_row=float(med("lake_ticks_bytes")) / float(ticks),
+        # a flush writes its checkpoint and one file per dataset (the bench's ticks span
+        # one UTC day); checkpoints are pruned as they age, so they are counted, not listed
+        lake_puts_per_flush=(float(ticks_files) + bars[0] + bars[2]) / float(ticks_files) + 1,
+        bars_bytes_per_flush=(bars[1] + bars[3]) / float(ticks_files),
+    )
+    st = so.get("settings") or {}
+    assumptions = scaling_model.Assumptions(
+        roll_rows=int(st.get("lake_roll_rows", 100_000)),
+        roll_seconds=float(st.get("lake_roll_seconds_default", 30.0)),
+    )
+    return measured, assumptions
+
+
+def chart_defaults() -> dict[str, int]:
+    """The chart's ticks partitions, ingest maxReplicas and Kafka node count (values.yaml)."""
+    import yaml
+
+    values = yaml.safe_load(CHART_VALUES.read_text())
+    return {
+        "partitions": int(dig(values, "kafka", "strimzi", "topics", "ticks", "partitions")),
+        "max_replicas": int(dig(values, "operator", "ingestScaler", "maxReplicas")),
+        "brokers": int(dig(values, "kafka", "strimzi", "nodePool", "replicas")),
+    }
+
+
+def block_scaling(load: Load) -> str:
+    inputs = scaling_inputs(load)
+    sources = ", ".join(
+        f"[`{f}`](../bench/results/{f}) ({provenance_note(load(f))})"
+        for f in ("scaleout.json", "produce.json", "query.json")
+    )
+    if inputs is None:
+        return (
+            f"**Not computed: a figure is missing from the results** ({sources}). "
+            "`make bench` measures them (the `scaleout` scenario is "
+            "`bench/bench_scaleout.py`)."
+        )
+    m, a = inputs
+    lines = [
+        f"Measured (each a median; from {sources}):",
+        "",
+        "| per unit | figure | from |",
+        "|---|---|---|",
+        f"| ticks one ingest replica makes durable per CPU-second | "
+        f"{_fmt(m.ingest_ticks_per_cpu_s)} | scaleout, one replica |",
+        f"| ticks/s of one producer process (zstd) | {_fmt(m.produce_ticks_per_s)} | produce |",
+        f"| broker CPU per tick appended, one copy | {_fmt(m.broker_produce_cpu_us_per_tick)} µs "
+        "| scaleout, the fill |",
+        f"| broker CPU per tick read by one consumer | {_fmt(m.broker_fetch_cpu_us_per_tick)} µs "
+        "| scaleout, one replica's drain |",
+        f"| log bytes per tick, one copy (uncompressed batches) | "
+        f"{_fmt(m.topic_bytes_per_tick)} B | scaleout, the fill |",
+        f"| Redis server CPU per tick of a live feed (per tail entry written) | "
+        f"{_fmt(m.redis_cpu_us_per_tick)} µs | scaleout, one replica |",
+        f"| Redis commands per tick of a live feed (script calls and the commands inside "
+        f"them, per tail entry) | {_fmt(m.redis_commands_per_tick)} | scaleout, one replica |",
+        f"| lake bytes per tick row (Parquet, zstd) | {_fmt(m.lake_bytes_per_row)} B | scaleout |",
+        f"| objects written per flush of a partition | {_fmt(m.lake_puts_per_flush)} | scaleout |",
+        f"| bar files' bytes per flush | {_fmt(m.bars_bytes_per_flush / 1e3)} kB | scaleout |",
+        f"| `/latest` req/s of one query API process, API keys on | "
+        f"{_fmt(m.latest_rps_per_replica)} | query |",
+        "",
+        f"Assumed (`bench/scaling_model.py`, `Assumptions`): headroom {a.headroom:.0%} of each "
+        f"unit's measured capacity; {_fmt(a.ingest_cores_per_replica)} core per ingest "
+        f"replica; brokers of {_fmt(a.broker_cores)} cores; replication factor "
+        f"{a.replication_factor}; one core per Redis server; {_fmt(a.latest_requests_per_s)} "
+        f"`/latest` req/s from clients; lake files roll at {_fmt(a.roll_rows)} rows or "
+        f"{_fmt(a.roll_seconds)} s (ingest's defaults); `maxReplicas` {a.max_replicas} (the "
+        "IngestScaler's default).",
+        "",
+    ]
+    plans = [scaling_model.plan(rate, m, a) for rate in SCALING_RATES]
+    lines.append("| | " + " | ".join(f"{_fmt(p.ticks_per_s)} ticks/s" for p in plans) + " |")
+    lines.append("|---|" + "---|" * len(plans))
+
+    def row(name: str, cell: Callable[[scaling_model.Plan], str]) -> None:
+        lines.append(f"| {name} | " + " | ".join(cell(p) for p in plans) + " |")
+
+    row("ingest CPU (cores)", lambda p: _fmt(p.ingest_cores))
+    row("ingest replicas = Kafka partitions", lambda p: f"**{p.ingest_replicas}**")
+    row("ticks/s per partition", lambda p: _fmt(p.per_partition_ticks_per_s))
+    row("producer processes", lambda p: str(p.producers))
+    row("broker CPU, RF copies appended and read (cores)", lambda p: _fmt(p.broker_cores))
+    row("Kafka brokers", lambda p: f"**{p.brokers}**")
+    row("log written, all copies (MB/s)", lambda p: _fmt(p.broker_write_mb_per_s))
+    row("Redis CPU (cores)", lambda p: _fmt(p.redis_cores))
+    row("Redis servers (one thread each)", lambda p: f"**{p.redis_shards}**")
+    row("Redis commands/s from ingest", lambda p: _fmt(p.redis_commands_per_s))
+    row("lake: rows per tick file", lambda p: _fmt(p.lake_rows_per_file))
+    row("lake: tick object size (MB)", lambda p: _fmt(p.lake_tick_file_mb))
+    row("lake: bar objects per flush (MB)", lambda p: _fmt(p.lake_bars_mb_per_flush))
+    row("lake: flushes/s (all partitions)", lambda p: _fmt(p.lake_flushes_per_s))
+    row("S3 PUTs/s", lambda p: f"**{_fmt(p.lake_puts_per_s)}**")
+    row("query API replicas", lambda p: f"**{p.query_replicas}**")
+    row("operator, `partitions` mode: replicas it sets", lambda p: str(p.operator_partitions_mode))
+    row("operator, `lag` mode: steady lag per partition (half a file)",
+        lambda p: _fmt(p.operator_lag_per_partition))  # fmt: skip
+    row("operator, `lag` mode (threshold 1,000): replicas it sets",
+        lambda p: str(p.operator_lag_mode))  # fmt: skip
+    chart = chart_defaults()
+    chart_a = scaling_model.Assumptions(
+        **{**a.__dict__, "max_replicas": chart["max_replicas"]},
+    )
+    brokers = max(chart["brokers"], a.replication_factor)
+    found = scaling_model.ceilings(m, chart_a, partitions=chart["partitions"], brokers=brokers)
+    lines.extend([
+        "",
+        f"The chart's defaults ({chart['partitions']} partitions, `maxReplicas` "
+        f"{chart['max_replicas']}, one Redis; {brokers} brokers of the size above): where each "
+        "part is full, at 100 % of its measured capacity, lowest first:",
+        "",
+        "| part | full at (ticks/s) |",
+        "|---|---|",
+        *(f"| {c.what} | {_fmt(c.ticks_per_s)} |" for c in found),
+        "",
+        f"First to saturate: **{found[0].what}**, at {_fmt(found[0].ticks_per_s)} ticks/s.",
+    ])  # fmt: skip
+    return "\n".join(lines)
+
+
 def block_recovery(load: Load) -> str:
     r = load("recovery.json")
     lines = [
@@ -906,6 +1143,7 @@ BLOCKS: dict[str, tuple[str, Callable[[Load], str]]] = {
     "sequencer-cost": ("docs/ingest.md", block_sequencer_cost),
     "sequencer-summary": ("docs/architecture.md", block_sequencer_summary),
     "produce": ("docs/producer.md", block_produce),
+    "scaling": ("docs/scaling.md", block_scaling),
 }
 """Each generated block: the page it sits in and what renders it from the results."""
 

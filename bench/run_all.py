@@ -68,6 +68,9 @@ SCENARIOS: list[Scenario] = [
              ["--repeats", "2", "--records", "300000", "--compression", "zstd"], 900),
     Scenario("ingest", "bench_ingest.py", ["--repeats", "3"],
              ["--repeats", "1"], 1200),
+    # quick: one pair of drains over a smaller backlog, still 4 partitions a replica
+    Scenario("scaleout", "bench_scaleout.py", ["--repeats", "3"],
+             ["--repeats", "1", "--ticks", "800000"], 900),
     Scenario("ingest_latency", "bench_ingest_latency.py", ["--repeats", "3"],
              ["--repeats", "1", "--seconds", "8"], 900),
     Scenario("latency", "bench_latency.py", [], ["--quick"], 1500),
