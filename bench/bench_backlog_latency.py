@@ -60,11 +60,11 @@ from bench_ingest import (
     create_topic,
     ingest_env,
     make_ticks,
-    metric,
     private_stack,
     rss_mb,
     start_ingest,
     stop_ingest,
+    wait_for_metric,
     write_report,
 )
 from bench_ingest_latency import observer_argv, ticklake_latencies
@@ -189,23 +189,6 @@ async def wait_for_readiness(port: int, timeout_s: float) -> None:
                 pass
             await asyncio.sleep(0.1)
     raise RuntimeError(f"ingest on port {port} got no partitions in {timeout_s:.0f} s")
-
-
-async def wait_for_metric(port: int, name: str, expect: float, timeout_s: float) -> int:
-    """Wall-clock ns at which ingest's ``/metrics`` first shows ``name`` >= ``expect``
-    (polled every 50 ms, so up to 50 ms late)."""
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        while time.monotonic() < deadline:
-            try:
-                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-            except httpx.HTTPError:
-                await asyncio.sleep(0.05)
-                continue
-            if metric(text, name) >= expect:
-                return time.time_ns()
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"ingest's {name} did not reach {expect:g} in {timeout_s:.0f} s")
 
 
 def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:

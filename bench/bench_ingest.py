@@ -334,6 +334,23 @@ class DurabilityWatch:
         )
 
 
+async def wait_for_metric(port: int, name: str, expect: float, timeout_s: float) -> int:
+    """Wall-clock ns at which ingest's ``/metrics`` first shows ``name`` >= ``expect``
+    (polled every 50 ms, so up to 50 ms late)."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            try:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            except httpx.HTTPError:
+                await asyncio.sleep(0.05)
+                continue
+            if metric(text, name) >= expect:
+                return time.time_ns()
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"ingest's {name} did not reach {expect:g} in {timeout_s:.0f} s")
+
+
 async def first_and_processed(
     port: int, expect: int, rss: list[tuple[float, float]], pid: int, timeout_s: float
 ) -> tuple[float, float]:

@@ -31,7 +31,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import profile_stages
 import provenance
 from bench_ingest import (
@@ -40,11 +39,11 @@ from bench_ingest import (
     fill_topic,
     ingest_env,
     make_ticks,
-    metric,
     private_stack,
     raw_count,
     start_ingest,
     stop_ingest,
+    wait_for_metric,
     write_report,
 )
 
@@ -66,21 +65,6 @@ def py_spy() -> str:
     return str(Path(sys.executable).with_name("py-spy"))
 
 
-async def wait_first_record(port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        while time.monotonic() < deadline:
-            try:
-                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-            except httpx.HTTPError:
-                await asyncio.sleep(0.05)
-                continue
-            if metric(text, "ticklake_ingest_consumed_total") > 0:
-                return
-            await asyncio.sleep(0.02)
-    raise RuntimeError(f"ingest consumed nothing in {timeout_s:.0f} s")
-
-
 def profile_ingest(
     bootstrap: str,
     topic: str,
@@ -98,7 +82,7 @@ def profile_ingest(
     proc = start_ingest(env, work / "ingest.log")
     raw = work / f"profile-{uuid.uuid4().hex[:6]}.txt"
     try:
-        asyncio.run(wait_first_record(port, 120))
+        asyncio.run(wait_for_metric(port, "ticklake_ingest_consumed_total", 1, 120))
         cpu_start, wall_start = cpu_seconds(proc.pid), time.monotonic()
         spy = subprocess.Popen(
             [py_spy(), "record", "--pid", str(proc.pid), "--format", "raw", "--rate", str(rate),
