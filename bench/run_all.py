@@ -66,8 +66,9 @@ SCENARIOS: list[Scenario] = [
              ["--repeats", "5", "--n", "100000"], 300),
     Scenario("produce", "bench_produce.py", ["--repeats", "3"],
              ["--repeats", "2", "--records", "300000", "--compression", "zstd"], 900),
+    # quick: half the backlog (still five files a partition)
     Scenario("ingest", "bench_ingest.py", ["--repeats", "3"],
-             ["--repeats", "1"], 1200),
+             ["--repeats", "1", "--ticks", "500000"], 1200),
     # quick: one pair of drains over a smaller backlog, still 4 partitions a replica
     Scenario("scaleout", "bench_scaleout.py", ["--repeats", "3"],
              ["--repeats", "1", "--ticks", "800000"], 900),
