@@ -296,8 +296,9 @@ def observer_argv(
     redis_server: RedisServer, seconds: float, out: Path, prefix: str = ""
 ) -> list[str]:
     """The command of an observer child (see :func:`observe`) writing to ``out``."""
-    return [sys.executable, __file__, "--observe", redis_server.url, redis_server.password,
-            str(seconds), str(out), prefix]  # fmt: skip
+    # one JSON argument: a password may begin with "-", which argparse takes for an option
+    spec = json.dumps([redis_server.url, redis_server.password, seconds, str(out), prefix])
+    return [sys.executable, __file__, f"--observe={spec}"]
 
 
 def run_once(
@@ -401,12 +402,12 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--systems", nargs="+", default=["raw", "ticklake", "naive"])
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/ingest_latency.json")
-    parser.add_argument("--observe", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--observe", help=argparse.SUPPRESS)
     parser.add_argument("--raw-latency", nargs=5, help=argparse.SUPPRESS)
     provenance.add_argument(parser)
     args = parser.parse_args()
     if args.observe:
-        url, password, seconds, out, prefix = args.observe
+        url, password, seconds, out, prefix = json.loads(args.observe)
         observe(url, password, float(seconds), Path(out), prefix)
         return
     if args.raw_latency:

@@ -40,7 +40,7 @@ decimals), so "0" means under 1 ms: kept as the Java client's one-record
 floor, not used for ratios.
 
 Memory: the 5,000 ticks/s phase is held for ``--soak-seconds`` (300 s full, as
-the suite asks; 45 s quick) and ingest's resident set (VmRSS) is read at its
+the suite asks; 20 s quick) and ingest's resident set (VmRSS) is read at its
 end, with its peak over the soak.
 """
 
@@ -284,7 +284,7 @@ def main() -> int:
     args = parser.parse_args()
     stamp = provenance.stamp(args.allow_dirty)
     warmup_s, measure_s = (3.0, 10.0) if args.quick else (5.0, 30.0)
-    soak_s = args.soak_seconds or (45.0 if args.quick else 300.0)
+    soak_s = args.soak_seconds or (20.0 if args.quick else 300.0)
     kafka_own_s = args.kafka_own_seconds or (5.0 if args.quick else measure_s)
     size = record_size()
 

@@ -31,3 +31,17 @@ def test_ticks_outside_the_window_or_never_visible_are_left_out() -> None:
     seen = [(7 * MS, "A", 2)]
     # A1 before the window; A3 and B1 never shown visible
     assert ticklake_latencies(sent, seen, 1 * MS, 10 * MS) == [2.0]
+
+
+def test_the_observer_command_carries_a_password_that_begins_with_a_dash() -> None:
+    import json
+
+    from bench_ingest_latency import observer_argv
+
+    class Server:
+        url, password = "redis://127.0.0.1:1/0", "-Xy_z"
+
+    argv = observer_argv(Server(), 5.0, Path("/tmp/seen.json"), "IDLE")  # type: ignore[arg-type]
+    flag, _, spec = argv[2].partition("=")
+    assert flag == "--observe" and len(argv) == 3  # one argument: nothing for argparse to misread
+    assert json.loads(spec) == ["redis://127.0.0.1:1/0", "-Xy_z", 5.0, "/tmp/seen.json", "IDLE"]
