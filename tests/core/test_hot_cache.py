@@ -95,7 +95,7 @@ def _write(client: redis.Redis, rows: list[dict]) -> int:
     """One script call with each row as its symbol's newest (and only tail entry)."""
     ticks = hot_cache.encode_tail_ticks(*_columns(rows))
     keys, args = hot_cache.update_script_args(
-        ((r["symbol"], r, t, [(r["kafka_offset"], t)]) for r, t in zip(rows, ticks, strict=True)),
+        ((r["symbol"], r, t, [r["kafka_offset"]], [t]) for r, t in zip(rows, ticks, strict=True)),
         tail_max_len=100,
     )
     return int(client.eval(hot_cache.UPDATE_SCRIPT, len(keys), *keys, *args))
@@ -133,3 +133,28 @@ def test_a_replayed_write_adds_no_tail_entry_and_publishes_nothing(client: redis
     assert len(entries) == 1
     assert hot_cache.decode_tail_entry(entries[0][1])["kafka_offset"] == 10
     assert client.smembers(hot_cache.SYMBOLS_KEY) == {b"R"}
+
+
+def test_tail_entries_arrive_whole_and_in_order_with_offsets_beyond_1e14(
+    client: redis.Redis,
+) -> None:
+    """A symbol's tail entries travel packed (offsets as MessagePack, ticks joined by
+    newlines); each must come out as its own stream entry, offset digits exact."""
+    base = 10**15 + 7  # Lua's tostring would write this as 1e+15
+    rows = [{**ROW, "symbol": "T", "seq": i, "kafka_offset": base + i} for i in range(3)]
+    rows[1]["exchange"] = "line\nbreak"  # JSON escapes it: the newline join stays unambiguous
+    ticks = hot_cache.encode_tail_ticks(*_columns(rows))
+    offsets = [r["kafka_offset"] for r in rows]
+    keys, args = hot_cache.update_script_args(
+        [("T", rows[-1], ticks[-1], offsets, ticks)], tail_max_len=100
+    )
+    client.eval(hot_cache.UPDATE_SCRIPT, len(keys), *keys, *args)
+    entries = [hot_cache.decode_tail_entry(f) for _, f in client.xrange(hot_cache.tail_key("T"))]
+    assert [e["kafka_offset"] for e in entries] == offsets
+    assert [e["exchange"] for e in entries] == [r["exchange"] for r in rows]
+    with pytest.raises(ValueError, match="2 tail offsets for 3 ticks"):
+        hot_cache.update_script_args([("T", rows[-1], ticks[-1], offsets[:2], ticks)], tail_max_len=9)
+    with pytest.raises(ValueError, match="above"):
+        hot_cache.update_script_args(
+            [("T", rows[-1], ticks[-1], [2**53 + 1], ticks[:1])], tail_max_len=9
+        )

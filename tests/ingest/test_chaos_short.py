@@ -33,6 +33,9 @@ def test_short_fault_suite_loses_nothing_doubles_nothing_and_matches_a_clean_run
             "--ticks", "6000", "--kill9-ticks", "6000", "--rate", "3000", "--kills", "4",
             "--fault-s", "6", "--feeds", "spread", "--faults", "kill9,flush_exception",
             "--json", str(out),
+            # its result goes to tmp_path, not bench/results: a work tree with
+            # uncommitted changes is what this test checks
+            "--allow-dirty",
         ],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip

@@ -101,6 +101,10 @@ def latest_order(ts_ns: int, seq: int | None, kafka_offset: int) -> tuple[int, i
 # --- encodings --------------------------------------------------------------------------
 
 _encoder = msgspec.json.Encoder()
+_msgpack = msgspec.msgpack.Encoder()
+
+MAX_TAIL_OFFSET: Final = 2**53
+"""Largest Kafka offset the script takes exactly (Lua numbers are doubles)."""
 _decoder = msgspec.json.Decoder()
 
 
@@ -246,18 +250,20 @@ UPDATE_SCRIPT: Final = (
 -- One call writes a batch of symbols, then publishes what changed.
 -- KEYS: the symbols set, then per symbol its latest hash and its tail stream
 -- ARGV: tail max length, channel, latest-hash field names joined by \\31, then per
---       symbol: symbol, field values joined by \\31, its channel fragment, the number
---       n of tail ticks, and n (kafka_offset, tick json) pairs in offset order
-local function split(s)
+--       symbol: symbol, field values joined by \\31, its channel fragment, and its
+--       new tail entries in offset order as two arguments (not two per tick: see
+--       update_script_args): their kafka offsets as a MessagePack array, their tick
+--       JSON joined by newlines (JSON escapes a newline inside a string)
+local function split(s, sep)
   local out, start = {}, 1
   while true do
-    local i = string.find(s, '\\31', start, true)
+    local i = string.find(s, sep, start, true)
     if not i then out[#out + 1] = string.sub(s, start); return out end
     out[#out + 1] = string.sub(s, start, i - 1)
     start = i + 1
   end
 end
-local names = split(ARGV[3])
+local names = split(ARGV[3], '\\31')
 local ts_at, seq_at, off_at
 for i = 1, #names do
   if names[i] == '@TS@' then ts_at = i
@@ -267,9 +273,11 @@ end
 local changed = {}
 local a = 4
 for k = 2, #KEYS, 2 do
-  local symbol, values, fragment = ARGV[a], split(ARGV[a + 1]), ARGV[a + 2]
-  local n = tonumber(ARGV[a + 3])
-  a = a + 4
+  local symbol, values, fragment = ARGV[a], split(ARGV[a + 1], '\\31'), ARGV[a + 2]
+  local offsets = cmsgpack.unpack(ARGV[a + 3])
+  local ticks = {}
+  if #offsets > 0 then ticks = split(ARGV[a + 4], '\\n') end
+  a = a + 5
   -- the ordering guard: newer by (ts_ns, seq or @NOSEQ@, kafka_offset), as latest_order
   local new_ts = values[ts_at]
   local new_seq, new_off = tonumber(values[seq_at]) or @NOSEQ@, tonumber(values[off_at])
@@ -305,15 +313,15 @@ for k = 2, #KEYS, 2 do
       if f[j] == '@TAIL_OFF@' then last_off = tonumber(f[j + 1]) end
     end
   end
-  for i = a, a + 2 * n - 1, 2 do
-    local off = tonumber(ARGV[i])
+  for i = 1, #offsets do
+    local off = offsets[i]
     if off > last_off then
+      -- %d: an offset is an integer; tostring would write large ones as 1e+14
       redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', ARGV[1], '*',
-                 '@TAIL_OFF@', ARGV[i], '@TAIL_TICK@', ARGV[i + 1])
+                 '@TAIL_OFF@', string.format('%d', off), '@TAIL_TICK@', ticks[i])
       last_off = off
     end
   end
-  a = a + 2 * n
 end
 if #changed > 0 then
   redis.call('PUBLISH', ARGV[2], '[' .. table.concat(changed, ',') .. ']')
@@ -332,7 +340,7 @@ on a real Redis against :func:`latest_order`."""
 
 
 def update_script_args(
-    updates: Iterable[tuple[str, Mapping[str, Any], bytes, Iterable[tuple[int, bytes]]]],
+    updates: Iterable[tuple[str, Mapping[str, Any], bytes, Sequence[int], Sequence[bytes]]],
     *,
     tail_max_len: int,
     channel: str = TICKS_CHANNEL,
@@ -340,13 +348,20 @@ def update_script_args(
     """KEYS and ARGV of one :data:`UPDATE_SCRIPT` call.
 
     ``updates`` holds, per symbol: the symbol, its newest row (lake columns), that
-    row's encoded tail ``tick`` (reused for the channel fragment) and its new tail
-    entries as (kafka_offset, tick) in offset order.
+    row's encoded tail ``tick`` (reused for the channel fragment), and its new tail
+    entries in offset order as two aligned sequences, kafka offsets and ticks.
+
+    A symbol's tail entries travel as two arguments, a MessagePack array of offsets
+    and the ticks joined by newlines: the client packs every argument of a command
+    in Python, and two arguments per tick made that packing a tenth of ingest's CPU
+    in a backlog drain (``bench/bench_profile.py``). Redis's cmsgpack reads no
+    MessagePack binaries, hence the newlines. Offsets are integers below 2**53 (Lua's
+    numbers are doubles).
     """
     keys: list[str] = [SYMBOLS_KEY]
     args: list[Any] = [tail_max_len, channel, ""]
     names = ""
-    for symbol, row, tick, entries in updates:
+    for symbol, row, tick, offsets, ticks in updates:
         fields = encode_latest_hash(row)
         names = names or SEPARATOR.join(fields)
         keys.append(latest_key(symbol))
@@ -354,11 +369,11 @@ def update_script_args(
         args.append(symbol)
         args.append(SEPARATOR.join(fields.values()))
         args.append(channel_fragment(tick, int(row[FIELD_TS_NS])))
-        count_at = len(args)
-        args.append(0)
-        for offset, entry in entries:
-            args.append(offset)
-            args.append(entry)
-        args[count_at] = (len(args) - count_at - 1) // 2
+        if len(offsets) != len(ticks):
+            raise ValueError(f"{symbol}: {len(offsets)} tail offsets for {len(ticks)} ticks")
+        if offsets and offsets[-1] > MAX_TAIL_OFFSET:
+            raise ValueError(f"{symbol}: tail offset {offsets[-1]} above {MAX_TAIL_OFFSET}")
+        args.append(_msgpack.encode(offsets))
+        args.append(b"\n".join(ticks))
     args[2] = names
     return keys, args

@@ -25,9 +25,11 @@ when it returns; the lake holds everything regardless.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -63,16 +65,97 @@ class _Rows:
         self.columns = columns
         self.seq_index = names.index("seq")
 
-    def encode(self, indices: list[int]) -> dict[int, bytes]:
-        """The tail ``tick`` JSON of these rows (one msgspec call), by row index."""
-        picked = np.asarray(indices, dtype=np.int64)
-        lists = [column[picked].tolist() for column in self.columns]
+    def encode(self, indices: np.ndarray) -> list[bytes]:
+        """The tail ``tick`` JSON of these rows (one msgspec call), in their order."""
+        lists = [column[indices].tolist() for column in self.columns]
         lists[self.seq_index] = [None if s < 0 else s for s in lists[self.seq_index]]
-        return dict(zip(indices, hot_cache.encode_tail_ticks(self.names, lists), strict=True))
+        return hot_cache.encode_tail_ticks(self.names, lists)
 
 
 _Tick = bytes | tuple[_Rows, int]
 """A row's tail JSON, or where to make it from (its batch's columns and its index)."""
+
+
+class _Segment:
+    """Consecutive tail entries of one symbol from one batch: their offsets, and
+    either their rows in the batch (``rows``, ``members``) or, once taken, their JSON."""
+
+    __slots__ = ("members", "offsets", "rows", "ticks")
+
+    def __init__(
+        self,
+        offsets: np.ndarray,
+        rows: _Rows | None,
+        members: np.ndarray | None,
+        ticks: np.ndarray | None,
+    ) -> None:
+        self.offsets = offsets
+        self.rows = rows
+        self.members = members
+        self.ticks = ticks
+        """Object array of bytes, once encoded."""
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def without_first(self, count: int) -> _Segment:
+        return _Segment(
+            self.offsets[count:],
+            self.rows,
+            None if self.members is None else self.members[count:],
+            None if self.ticks is None else self.ticks[count:],
+        )
+
+    def entries(self) -> Iterator[tuple[int, _Tick]]:
+        offsets = self.offsets.tolist()
+        if self.ticks is not None:
+            return zip(offsets, self.ticks.tolist(), strict=True)
+        assert self.rows is not None and self.members is not None
+        rows = self.rows
+        return zip(offsets, ((rows, i) for i in self.members.tolist()), strict=True)
+
+
+class _Tail:
+    """A symbol's newest tail entries, at most ``limit``, in arrival order: whole
+    segments, so that adding a batch costs per symbol, not per tick."""
+
+    __slots__ = ("count", "limit", "segments")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.segments: deque[_Segment] = deque()
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[tuple[int, _Tick]]:
+        """(kafka_offset, tick) pairs, oldest first."""
+        return itertools.chain.from_iterable(seg.entries() for seg in self.segments)
+
+    def append(self, segment: _Segment) -> None:
+        self.segments.append(segment)
+        self.count += len(segment)
+        # drop whole segments from the front, then cut the first one
+        while self.count - len(self.segments[0]) >= self.limit:
+            self.count -= len(self.segments.popleft())
+        excess = self.count - self.limit
+        if excess > 0:
+            self.segments[0] = self.segments[0].without_first(excess)
+            self.count -= excess
+
+    def offsets(self) -> list[int]:
+        if not self.segments:
+            return []
+        return np.concatenate([seg.offsets for seg in self.segments]).tolist()
+
+    def ticks(self) -> list[bytes]:
+        """The entries' JSON (only after :meth:`PendingWrites.take`)."""
+        out: list[bytes] = []
+        for seg in self.segments:
+            assert seg.ticks is not None, "tail taken before it was encoded"
+            out.extend(seg.ticks.tolist())
+        return out
 
 
 @dataclass(slots=True)
@@ -102,7 +185,7 @@ class PendingWrites:
         self.tail_max = tail_max
         self.symbols_max = symbols_max
         self.latest: dict[str, _Latest] = {}
-        self.tail: dict[str, deque[tuple[int, _Tick]]] = {}
+        self.tail: dict[str, _Tail] = {}
         self.event_ts: list[np.ndarray] = []
         self._event_ts_count = 0
 
@@ -135,6 +218,9 @@ class PendingWrites:
         newest_values = [cols[name][newest_rows].tolist() for name in names]
         seq_i = names.index("seq")
         newest_values[seq_i] = [None if s < 0 else s for s in newest_values[seq_i]]
+        # each symbol's rows in offset order (the stream's order): rows are in offset
+        # order within the batch, so a stable sort by code keeps it
+        by_symbol = np.argsort(batch.codes, kind="stable")
         latest, tail, tail_max = self.latest, self.tail, self.tail_max
         for k, (start, end, newest) in enumerate(
             zip(starts.tolist(), ends.tolist(), newest_rows.tolist(), strict=True)
@@ -147,17 +233,14 @@ class PendingWrites:
                 if len(latest) >= self.symbols_max:
                     continue
                 latest[symbol] = _Latest(rank, row, (rows, newest))
-                queue = tail[symbol] = deque(maxlen=tail_max)
+                queue = tail[symbol] = _Tail(tail_max)
             else:
                 if _newer(rank, current.order):
                     current.order, current.row, current.tick = rank, row, (rows, newest)
                 queue = tail[symbol]
-            # tail entries in offset order (the stream's order); only the last tail_max
-            # can stay in the queue
-            members = np.sort(order[start : end + 1])[-tail_max:]
-            queue.extend(
-                zip(offsets[members].tolist(), ((rows, i) for i in members.tolist()), strict=True)
-            )
+            # only the last tail_max can stay in the queue
+            members = by_symbol[max(start, end + 1 - tail_max) : end + 1]
+            queue.append(_Segment(offsets[members], rows, members, None))
         if self._event_ts_count < 5_000_000:
             self.event_ts.append(cols["ts_ns"])
             self._event_ts_count += n
@@ -171,49 +254,61 @@ class PendingWrites:
         return taken
 
     def _encode(self) -> None:
-        """Replace every row reference by its JSON: one encoding call per batch."""
-        wanted: dict[int, tuple[_Rows, set[int]]] = {}
-
-        def want(tick: _Tick) -> None:
-            if not isinstance(tick, bytes):
-                rows, index = tick
-                wanted.setdefault(id(rows), (rows, set()))[1].add(index)
-
+        """Give every wanted row its JSON: one encoding call per batch."""
+        wanted: dict[int, tuple[_Rows, list[np.ndarray]]] = {}
         for entry in self.latest.values():
-            want(entry.tick)
+            if not isinstance(entry.tick, bytes):
+                rows, index = entry.tick
+                wanted.setdefault(id(rows), (rows, []))[1].append(np.array([index]))
         for queue in self.tail.values():
-            for _, tick in queue:
-                want(tick)
-        encoded = {key: rows.encode(sorted(indices)) for key, (rows, indices) in wanted.items()}
+            for seg in queue.segments:
+                if seg.ticks is None:
+                    assert seg.rows is not None and seg.members is not None
+                    wanted.setdefault(id(seg.rows), (seg.rows, []))[1].append(seg.members)
+        encoded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for key, (rows, parts) in wanted.items():
+            indices = np.unique(np.concatenate(parts))
+            ticks = np.empty(len(indices), dtype=object)
+            ticks[:] = rows.encode(indices)
+            encoded[key] = (indices, ticks)
 
-        def resolved(tick: _Tick) -> bytes:
-            if isinstance(tick, bytes):
-                return tick
-            rows, index = tick
-            return encoded[id(rows)][index]
+        def lookup(rows: _Rows, members: np.ndarray) -> np.ndarray:
+            indices, ticks = encoded[id(rows)]
+            return ticks[np.searchsorted(indices, members)]
 
         for entry in self.latest.values():
-            entry.tick = resolved(entry.tick)
-        for symbol, queue in self.tail.items():
-            self.tail[symbol] = deque(
-                ((offset, resolved(tick)) for offset, tick in queue), maxlen=self.tail_max
-            )
+            if not isinstance(entry.tick, bytes):
+                rows, index = entry.tick
+                entry.tick = lookup(rows, np.array([index]))[0]
+        for queue in self.tail.values():
+            for seg in queue.segments:
+                if seg.ticks is None:
+                    assert seg.rows is not None and seg.members is not None
+                    seg.ticks = lookup(seg.rows, seg.members)
+                    seg.rows = seg.members = None
 
     def put_back(self, older: PendingWrites) -> None:
         """A failed write's updates, back under anything added meanwhile."""
         for symbol, old in older.latest.items():
             new = self.latest.get(symbol)
+            merged = older.tail.get(symbol) or _Tail(self.tail_max)
             if new is None:
                 self.latest[symbol] = old
-                self.tail[symbol] = older.tail.get(symbol, deque(maxlen=self.tail_max))
             else:
                 if _newer(old.order, new.order):
                     new.order, new.row, new.tick = old.order, old.row, old.tick
-                merged = older.tail.get(symbol, deque(maxlen=self.tail_max))
-                merged.extend(self.tail.get(symbol, ()))
-                self.tail[symbol] = merged
+                for seg in self.tail.get(symbol, _Tail(self.tail_max)).segments:
+                    merged.append(seg)
+            self.tail[symbol] = merged
         self.event_ts = older.event_ts + self.event_ts
         self._event_ts_count = sum(len(t) for t in self.event_ts)
+
+
+def _entries(tail: _Tail | None) -> tuple[list[int], list[bytes]]:
+    """A taken tail's offsets and ticks (:func:`~ticklake.core.hot_cache.update_script_args`)."""
+    if tail is None:
+        return [], []
+    return tail.offsets(), tail.ticks()
 
 
 class RedisWriter:
@@ -336,9 +431,7 @@ class RedisWriter:
             ts = np.concatenate(taken.event_ts)
             self.metrics.e2e_latency.observe_many((now_ns - ts) / 1e9)
 
-    async def _write(
-        self, latest: dict[str, _Latest], tail: dict[str, deque[tuple[int, _Tick]]]
-    ) -> int:
+    async def _write(self, latest: dict[str, _Latest], tail: dict[str, _Tail]) -> int:
         """All symbols' updates, one script call per ~``CHUNK_TICKS`` ticks (one huge
         call would hold a whole catch-up in memory twice over)."""
         changed = 0
@@ -358,7 +451,7 @@ class RedisWriter:
         self,
         symbols: list[str],
         latest: dict[str, _Latest],
-        tail: dict[str, deque[tuple[int, _Tick]]],
+        tail: dict[str, _Tail],
     ) -> int:
         """One script call for ``symbols``; returns how many latest hashes changed."""
         keys, args = hot_cache.update_script_args(
@@ -368,7 +461,7 @@ class RedisWriter:
                     symbol,
                     latest[symbol].row,
                     cast(bytes, latest[symbol].tick),
-                    cast(deque[tuple[int, bytes]], tail.get(symbol, ())),
+                    *_entries(tail.get(symbol)),
                 )
                 for symbol in symbols
             ),
