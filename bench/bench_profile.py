@@ -13,6 +13,11 @@ share is turned into CPU µs per tick with the process's own CPU time over the
 same window (``/proc/PID/stat``). The reference, in the same run: the CPU µs per
 tick of the raw aiokafka counting consumer of ``bench_ingest.py`` (fetch and
 record parsing only) draining the same backlog in this process.
+
+It also measures, in this process and without Kafka, what one partition's
+processing step costs per tick by the step's size (:func:`step_cost`): a quiet
+feed is processed in steps of a few ticks, a backlog in steps of thousands, and
+the difference is the fixed cost of a step.
 """
 
 from __future__ import annotations
@@ -47,8 +52,12 @@ from bench_ingest import (
     write_report,
 )
 
+from ticklake.core.tick import encode_tick
 from ticklake.devstack.ports import free_port
 from ticklake.devstack.redis import RedisServer
+from ticklake.ingest.features import FeatureParams
+from ticklake.ingest.partition import PartitionProcessor
+from ticklake.ingest.sinks.redis_writer import PendingWrites
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -125,6 +134,54 @@ def raw_consumer_cpu_us(bootstrap: str, topic: str, ticks: int) -> float:
     return (time.process_time() - start) / ticks * 1e6
 
 
+STEP_SIZES = (10, 100, 1_000, 10_000)
+STEP_TICKS = 40_000
+"""Ticks processed per size and repeat (after 1,000 that make every symbol known)."""
+
+
+class _Record:
+    """The fields of a Kafka record that a partition's step reads."""
+
+    __slots__ = ("headers", "key", "offset", "partition", "topic", "value")
+
+    def __init__(self, offset: int, key: bytes, value: bytes) -> None:
+        self.topic, self.partition, self.offset = "ticks", 0, offset
+        self.key, self.value, self.headers = key, value, ()
+
+
+def step_cost(symbols: int, repeats: int) -> dict[str, dict[str, float]]:
+    """CPU µs per tick of one partition's step, by step size (median, min, max of repeats).
+
+    A step here is what ingest's event loop does per partition and batch before any
+    I/O: decode and validate, sequence and de-duplicate, features, columns
+    (``PartitionProcessor.process``), and the Redis write's preparation
+    (``PendingWrites.add`` and ``take``: merging, JSON of the rows to write).
+    """
+    ticks = make_ticks(1_000 + STEP_TICKS, symbols, seed=3)
+    records = [_Record(i, t.symbol.encode(), encode_tick(t)) for i, t in enumerate(ticks)]
+    out: dict[str, dict[str, float]] = {}
+    for size in STEP_SIZES:
+        samples = []
+        for _ in range(repeats):
+            processor = PartitionProcessor(0, FeatureParams(), 4096)
+            processor.process(records[:1_000], time.time_ns())
+            pending = PendingWrites(1_000, 100_000)
+            start = time.process_time()
+            for i in range(1_000, 1_000 + STEP_TICKS, size):
+                pending.add(processor.process(records[i : i + size], time.time_ns()))
+                pending.take()
+            samples.append((time.process_time() - start) / STEP_TICKS * 1e6)
+        median = statistics.median(samples)
+        out[str(size)] = {
+            "median_us_per_tick": round(median, 2),
+            "min_us_per_tick": round(min(samples), 2),
+            "max_us_per_tick": round(max(samples), 2),
+            "ms_per_step": round(median * size / 1000, 3),
+        }
+        print(f"step of {size:>6} ticks: {median:8.2f} µs/tick, {median * size / 1000:.3f} ms")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ticks", type=int, default=1_000_000)
@@ -138,6 +195,7 @@ def main() -> None:
     args = parser.parse_args()
     stamp = provenance.stamp(args.allow_dirty)
 
+    steps = step_cost(args.symbols, max(3, args.repeats))
     runs: list[dict[str, Any]] = []
     raw_us: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
@@ -170,6 +228,7 @@ def main() -> None:
             "ingest_cpu_us_per_tick": total,
             "raw_consumer_cpu_us_per_tick": round(statistics.median(raw_us), 3),
             "stage_us_per_tick": us_per_tick,
+            "step_cost_by_ticks_per_step": steps,
             "runs": runs,
         },
         "command": "uv run python bench/bench_profile.py " + " ".join(sys.argv[1:]),

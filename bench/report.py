@@ -108,6 +108,8 @@ for _key in ("idle_free_p50_ms", "idle_free_p99_ms", "idle_free_after_p50_ms",
              "idle_free_after_p99_ms", "idle_behind_p50_ms", "idle_behind_p99_ms"):  # fmt: skip
     UNITS[f"backlog.{_key}"] = "ms"
 UNITS["backlog.rss_peak_mb"] = UNITS["backlog.rss_after_mb"] = "MB"
+for _size in ("10", "100", "1000", "10000"):  # bench_profile.STEP_SIZES
+    UNITS[f"profile.step_{_size}_us_per_tick"] = "CPU µs/tick"
 UNITS["backlog.ticks"] = "ticks"
 
 
@@ -192,6 +194,8 @@ def figures(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
     for stage, us in (dig(prof, "results", "stage_us_per_tick") or {}).items():
         f[f"profile.stage.{stage}"] = us
+    for size, cost in (dig(prof, "results", "step_cost_by_ticks_per_step") or {}).items():
+        f[f"profile.step_{size}_us_per_tick"] = cost["median_us_per_tick"]
     for side in SCALEOUT_SIDES:
         for figure in SCALEOUT_UNITS:
             f[f"scaleout.{side}_{figure}"] = dig(so, side, figure, "median")
@@ -473,7 +477,13 @@ def profile_method(prof: dict[str, Any]) -> str:
         "up to the first row. Two threads share the work (the event loop, and the lake "
         "writer for sorting, Parquet and the files), so CPU per tick is not wall time per "
         "tick. The reference is the CPU per tick of the raw counting consumer of the ingest "
-        "table, draining the same backlog in the benchmark's own process."
+        "table, draining the same backlog in the benchmark's own process. The step rows "
+        "(`bench_profile.step_cost`) time, in the benchmark's process and without Kafka, "
+        "one partition's processing step by its size: decode, sequence, features, columns, "
+        "and the Redis write's preparation (merging, the JSON of the rows to write). A "
+        "quiet feed is processed a few ticks a step, a backlog thousands a step; the "
+        "difference per tick is the fixed cost of a step, which is what ingest's CPU at a "
+        "steady low rate, and so its latency on a shared machine, is made of."
     )
 
 
@@ -666,6 +676,18 @@ def write_report(latest: dict[str, Any], plot_names: list[str]) -> str:
     total = g("profile.ingest_cpu_us_per_tick")
     for stage, us in (dig(prof, "results", "stage_us_per_tick") or {}).items():
         stage_rows.append((stage, us, "all of ingest", total, "CPU µs/tick", ""))
+    steps = dig(prof, "results", "step_cost_by_ticks_per_step") or {}
+    if steps:
+        largest = max(steps, key=int)
+        for size in sorted(steps, key=int):
+            if size == largest:
+                continue
+            stage_rows.append((
+                f"one partition's step of {int(size):,} ticks (no I/O)",
+                g(f"profile.step_{size}_us_per_tick"),
+                f"the same, {int(largest):,} ticks a step",
+                g(f"profile.step_{largest}_us_per_tick"), "CPU µs/tick", "",
+            ))  # fmt: skip
     section("Where ingest's time goes", "profile", stage_rows, profile_method(prof))
     so = s.get("scaleout") or {}
     n = so.get("replicas", "N")
