@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,14 +141,16 @@ STEP_TICKS = 40_000
 """Ticks processed per size and repeat (after 1,000 that make every symbol known)."""
 
 
+@dataclass(slots=True)
 class _Record:
     """The fields of a Kafka record that a partition's step reads."""
 
-    __slots__ = ("headers", "key", "offset", "partition", "topic", "value")
-
-    def __init__(self, offset: int, key: bytes, value: bytes) -> None:
-        self.topic, self.partition, self.offset = "ticks", 0, offset
-        self.key, self.value, self.headers = key, value, ()
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    topic: str = "ticks"
+    partition: int = 0
+    headers: Sequence[tuple[str, bytes]] = ()
 
 
 def step_cost(symbols: int, repeats: int) -> dict[str, dict[str, float]]:

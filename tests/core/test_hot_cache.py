@@ -153,7 +153,9 @@ def test_tail_entries_arrive_whole_and_in_order_with_offsets_beyond_1e14(
     assert [e["kafka_offset"] for e in entries] == offsets
     assert [e["exchange"] for e in entries] == [r["exchange"] for r in rows]
     with pytest.raises(ValueError, match="2 tail offsets for 3 ticks"):
-        hot_cache.update_script_args([("T", rows[-1], ticks[-1], offsets[:2], ticks)], tail_max_len=9)
+        hot_cache.update_script_args(
+            [("T", rows[-1], ticks[-1], offsets[:2], ticks)], tail_max_len=9
+        )
     with pytest.raises(ValueError, match="above"):
         hot_cache.update_script_args(
             [("T", rows[-1], ticks[-1], [2**53 + 1], ticks[:1])], tail_max_len=9

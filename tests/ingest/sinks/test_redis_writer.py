@@ -10,6 +10,7 @@ from ingest_kit import (
     create_topic,
     lake_row_count,
     produce,
+    records,
     settings_for,
     tick_messages,
     tick_stream,
@@ -216,3 +217,25 @@ def test_a_legacy_tick_without_seq_has_null_seq_in_the_tail_and_the_latest_row()
     ((_, tick),) = taken.tail["LG"]
     assert hot_cache.decode_tail_entry({hot_cache.TAIL_FIELD_TICK: tick})["seq"] is None
     assert taken.latest["LG"].row["seq"] is None
+
+
+def test_small_steps_of_many_symbols_each_get_their_own_rows_json() -> None:
+    """Steps of a few ticks over several symbols, several steps per write: every tail
+    entry and every latest tick must carry its own row's JSON (the gather hands each
+    symbol's part its slice of its batch's encoded rows)."""
+    processor = PartitionProcessor(0, FeatureParams(), 4096)
+    recs = records(40, seed=5)
+    pending = PendingWrites(tail_max=4, symbols_max=10)
+    for i in range(0, 40, 3):  # 14 steps of 3 ticks (the last of 1)
+        pending.add(processor.process(recs[i : i + 3], 1))
+    taken = pending.take()
+    assert set(taken.tail) == {"AA", "BB"}
+    for symbol, tail in taken.tail.items():
+        entries = list(tail)
+        rows = [hot_cache.decode_tail_entry({hot_cache.TAIL_FIELD_TICK: t}) for _, t in entries]
+        mine = [r.offset for r in recs if r.key == symbol.encode()]
+        assert [offset for offset, _ in entries] == mine[-4:]
+        assert [(r["symbol"], r["kafka_offset"]) for r in rows] == [(symbol, o) for o in mine[-4:]]
+        latest = hot_cache.decode_tail_entry({hot_cache.TAIL_FIELD_TICK: taken.latest[symbol].tick})
+        assert latest["kafka_offset"] == taken.latest[symbol].row["kafka_offset"]
+        assert latest["symbol"] == symbol

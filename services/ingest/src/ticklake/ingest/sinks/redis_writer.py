@@ -147,7 +147,8 @@ class _Tail:
     def offsets(self) -> list[int]:
         if not self.segments:
             return []
-        return np.concatenate([seg.offsets for seg in self.segments]).tolist()
+        offsets: list[int] = np.concatenate([seg.offsets for seg in self.segments]).tolist()
+        return offsets
 
     def ticks(self) -> list[bytes]:
         """The entries' JSON (only after :meth:`PendingWrites.take`)."""
@@ -222,10 +223,14 @@ class PendingWrites:
         # order within the batch, so a stable sort by code keeps it
         by_symbol = np.argsort(batch.codes, kind="stable")
         latest, tail, tail_max = self.latest, self.tail, self.tail_max
-        for k, (start, end, newest) in enumerate(
-            zip(starts.tolist(), ends.tolist(), newest_rows.tolist(), strict=True)
+        for start, end, newest, values in zip(
+            starts.tolist(),
+            ends.tolist(),
+            newest_rows.tolist(),
+            zip(*newest_values, strict=True),
+            strict=True,
         ):
-            row = dict(zip(names, (values[k] for values in newest_values), strict=True))
+            row = dict(zip(names, values, strict=True))
             symbol = row["symbol"]
             rank = hot_cache.latest_order(row["ts_ns"], row["seq"], row["kafka_offset"])
             current = latest.get(symbol)
@@ -255,36 +260,40 @@ class PendingWrites:
 
     def _encode(self) -> None:
         """Give every wanted row its JSON: one encoding call per batch."""
-        wanted: dict[int, tuple[_Rows, list[np.ndarray]]] = {}
+        wanted: dict[int, tuple[_Rows, list[np.ndarray | list[int]]]] = {}
         for entry in self.latest.values():
             if not isinstance(entry.tick, bytes):
                 rows, index = entry.tick
-                wanted.setdefault(id(rows), (rows, []))[1].append(np.array([index]))
+                wanted.setdefault(id(rows), (rows, []))[1].append([index])
         for queue in self.tail.values():
             for seg in queue.segments:
                 if seg.ticks is None:
                     assert seg.rows is not None and seg.members is not None
                     wanted.setdefault(id(seg.rows), (seg.rows, []))[1].append(seg.members)
-        encoded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # Per batch: encode its wanted rows once, then hand each part its slice of
+        # one gather (one numpy call per batch, not per symbol: steps of a quiet feed
+        # hold a tick or two per symbol).
+        resolved: dict[int, Iterator[np.ndarray]] = {}
         for key, (rows, parts) in wanted.items():
-            indices = np.unique(np.concatenate(parts))
+            members = np.concatenate(parts)
+            indices = np.unique(members)
             ticks = np.empty(len(indices), dtype=object)
             ticks[:] = rows.encode(indices)
-            encoded[key] = (indices, ticks)
-
-        def lookup(rows: _Rows, members: np.ndarray) -> np.ndarray:
-            indices, ticks = encoded[id(rows)]
-            return ticks[np.searchsorted(indices, members)]
-
+            gathered = ticks[np.searchsorted(indices, members)]
+            bounds = np.cumsum([len(part) for part in parts]).tolist()
+            resolved[key] = iter(
+                [gathered[a:b] for a, b in zip([0, *bounds[:-1]], bounds, strict=True)]
+            )
+        # the same walk as above, so each part takes its own slice, in order
         for entry in self.latest.values():
             if not isinstance(entry.tick, bytes):
-                rows, index = entry.tick
-                entry.tick = lookup(rows, np.array([index]))[0]
+                rows, _ = entry.tick
+                entry.tick = next(resolved[id(rows)])[0]
         for queue in self.tail.values():
             for seg in queue.segments:
                 if seg.ticks is None:
-                    assert seg.rows is not None and seg.members is not None
-                    seg.ticks = lookup(seg.rows, seg.members)
+                    assert seg.rows is not None
+                    seg.ticks = next(resolved[id(seg.rows)])
                     seg.rows = seg.members = None
 
     def put_back(self, older: PendingWrites) -> None:
