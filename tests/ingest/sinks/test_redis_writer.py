@@ -25,7 +25,8 @@ from ticklake.devstack.redis import RedisServer
 from ticklake.ingest.features import FeatureParams
 from ticklake.ingest.metrics import IngestMetrics
 from ticklake.ingest.partition import PartitionProcessor
-from ticklake.ingest.sinks.redis_writer import PendingWrites, RedisWriter
+from ticklake.ingest.sinks import redis_writer
+from ticklake.ingest.sinks.redis_writer import PendingWrites, RedisWriter, plan_calls
 
 
 class Rec:
@@ -239,3 +240,71 @@ def test_small_steps_of_many_symbols_each_get_their_own_rows_json() -> None:
         latest = hot_cache.decode_tail_entry({hot_cache.TAIL_FIELD_TICK: taken.latest[symbol].tick})
         assert latest["kafka_offset"] == taken.latest[symbol].row["kafka_offset"]
         assert latest["symbol"] == symbol
+
+
+def test_calls_put_the_quietest_symbols_first_in_a_small_call_and_each_symbol_once() -> None:
+    first, chunk = redis_writer.FIRST_CALL_TICKS, redis_writer.CHUNK_TICKS
+    pending = {f"BUSY{i}": 3_000 for i in range(12)} | {"IDLE": 1, "SLOW": 40, "NEW": 0}
+    calls = plan_calls(pending)
+    assert calls[0] == ["NEW", "IDLE", "SLOW"]
+    assert sum(1 + pending[s] for s in calls[0]) <= first
+    assert sorted(s for call in calls for s in call) == sorted(pending)
+    for call in calls[1:]:
+        assert sum(1 + pending[s] for s in call) <= chunk
+    assert [len(call) for call in calls[1:]] == [6, 6]
+    assert plan_calls({}) == []
+    # one symbol bigger than the first call's bound still gets written, alone
+    assert plan_calls({"HUGE": first * 3, "IDLE": 0}) == [["IDLE"], ["HUGE"]]
+    assert plan_calls({"HUGE": first * 3}) == [["HUGE"]]
+
+
+async def test_a_flush_of_several_calls_and_rounds_writes_everything_quiet_symbols_first(
+    ingest_redis: str, redis_password: str, redis_client: aioredis.Redis, monkeypatch
+) -> None:
+    """Small bounds so one flush is several script calls in several pipelined rounds;
+    the quiet symbol's row is published alone, before the busy ones'; every tail entry
+    lands; and a script cache emptied under the writer (a Redis restart) is refilled."""
+    monkeypatch.setattr(redis_writer, "FIRST_CALL_TICKS", 4)
+    monkeypatch.setattr(redis_writer, "CHUNK_TICKS", 10)
+    monkeypatch.setattr(redis_writer, "ROUND_TICKS", 20)
+    prefix = unique_prefix()
+    busy = [f"{prefix}B{i}" for i in range(5)]
+    quiet = f"{prefix}Q"
+    pubsub = redis_client.pubsub()
+    await pubsub.subscribe(hot_cache.TICKS_CHANNEL)
+    await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+    cache = RedisWriter.from_url(ingest_redis, redis_password, 1.0, IngestMetrics())
+    loads = 0
+    script_load = cache.client.script_load
+
+    async def counted_script_load(script: str) -> str:
+        nonlocal loads
+        loads += 1
+        return await script_load(script)
+
+    monkeypatch.setattr(cache.client, "script_load", counted_script_load)
+    try:
+        cache.add(batch(f"{prefix}W", [1], [0]))
+        await cache.flush()
+        await redis_client.script_flush()  # the writer's script is gone: NOSCRIPT next
+        for i, symbol in enumerate(busy):
+            cache.add(batch(symbol, list(range(1, 9)), list(range(100 * i, 100 * i + 8))))
+        cache.add(batch(quiet, [1], [900]))
+        await cache.flush()
+        assert loads == 2
+        for i, symbol in enumerate(busy):
+            tail = await redis_client.xrange(hot_cache.tail_key(symbol))
+            assert [int(f[b"kafka_offset"]) for _, f in tail] == list(range(100 * i, 100 * i + 8))
+            assert (await latest(redis_client, symbol))["seq"] == 8
+        assert (await latest(redis_client, quiet))["seq"] == 1
+        messages = []
+        while m := await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0):
+            rows = hot_cache.decode_channel_message(m["data"])
+            messages.append({r["symbol"] for r in rows if r["symbol"].startswith(prefix)})
+        messages = [m for m in messages if m][1:]  # after the warm-up flush's
+        assert messages[0] == {quiet}
+        assert set().union(*messages[1:]) == set(busy)
+        assert len(messages) == 1 + len(busy)  # 9 ticks each: one busy symbol a call
+    finally:
+        await pubsub.aclose()
+        await cache.stop()

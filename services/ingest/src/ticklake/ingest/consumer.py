@@ -384,7 +384,11 @@ class IngestConsumer:
         total = 0
         batches: list[ProcessedBatch] = []
         assert self._dlq is not None
-        for tp, records in data.items():
+        # Quietest partitions first, yielding after each: the cache writer sends a
+        # keeping-up partition's few new ticks, and the client reads the next fetch,
+        # before the loop is held by a partition catching up on thousands (that is
+        # what made an idle symbol wait behind a backlog on another partition).
+        for tp, records in sorted(data.items(), key=lambda item: len(item[1])):
             processor = self.processors.get(tp.partition)
             buffer = self.lake.buffers.get(tp.partition)
             if processor is None or buffer is None or not records:
@@ -398,11 +402,11 @@ class IngestConsumer:
             if self.cache is not None:
                 self.cache.add(batch)
             batches.append(batch)
+            # getmany() returns without suspending while records are buffered, so
+            # without this the cache writer and the fetcher would starve.
+            await asyncio.sleep(0)
         if not batches:
             return
-        # Let the cache writer send these ticks now: getmany() returns without
-        # suspending while records are buffered, which would starve it.
-        await asyncio.sleep(0)
         for batch in batches:
             count_batch(self.metrics, batch)
             if batch.dead_letters:

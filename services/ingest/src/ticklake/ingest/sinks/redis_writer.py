@@ -1,7 +1,8 @@
 """The Redis hot cache: latest tick per symbol, a tail of recent ticks, live channel.
 
-One Lua call per flush (one round trip; a long catch-up is cut into calls of
-about ``CHUNK_TICKS`` ticks) does, for every symbol in it:
+A flush is one pipelined round trip (a long catch-up: a few) of Lua calls
+(:func:`plan_calls`: the quietest symbols' small call first, then calls of at most
+``CHUNK_TICKS`` ticks); each call does, for every symbol in it:
 
 * update ``sym:{SYMBOL}:latest`` only if the new tick is newer by
   (ts_ns, seq, kafka_offset): a replay after a crash (the same ticks again)
@@ -12,7 +13,7 @@ about ``CHUNK_TICKS`` ticks) does, for every symbol in it:
   offsets at or below the stream's last entry (so a replay adds nothing), and
   trim it to about ``tail_max_len`` entries.
 
-and at the end one ``PUBLISH`` of the rows that actually changed. The format (keys,
+and at its end one ``PUBLISH`` of the rows that actually changed. The format (keys,
 fields, encodings, the script and its ordering guard) is :mod:`ticklake.core.hot_cache`'s,
 which the query API reads with; this module batches, retries and catches up.
 
@@ -47,6 +48,38 @@ log = logging.getLogger(__name__)
 
 CHUNK_TICKS: Final = 20_000
 """Most tail entries sent in one script call."""
+
+FIRST_CALL_TICKS: Final = 500
+"""Most tail entries in a flush's first script call, the one of its quietest symbols."""
+
+ROUND_TICKS: Final = 2 * CHUNK_TICKS
+"""Most tail entries pipelined in one round trip (bounds the arguments held at once)."""
+
+
+def plan_calls(pending: dict[str, int]) -> list[list[str]]:
+    """Group symbols (by their pending tick count) into script calls, quietest first.
+
+    A script call is atomic: nothing it publishes is seen before all of it has run. So
+    the symbols with the fewest ticks pending (those keeping up with a live feed) go in
+    a first call of at most ``FIRST_CALL_TICKS`` ticks, and those catching up on a
+    backlog follow in calls of at most ``CHUNK_TICKS`` (a symbol with more goes alone):
+    a new tick of an idle symbol waits for a few hundred others, not for a backlog's
+    thousands. Every symbol is in exactly one call; empty when nothing is pending.
+    """
+    calls: list[list[str]] = []
+    call: list[str] = []
+    size = 0
+    limit = FIRST_CALL_TICKS
+    for symbol in sorted(pending, key=pending.__getitem__):
+        count = 1 + pending[symbol]
+        if call and size + count > limit:
+            calls.append(call)
+            call, size, limit = [], 0, CHUNK_TICKS
+        call.append(symbol)
+        size += count
+    if call:
+        calls.append(call)
+    return calls
 
 
 class _Rows:
@@ -441,53 +474,63 @@ class RedisWriter:
             self.metrics.e2e_latency.observe_many((now_ns - ts) / 1e9)
 
     async def _write(self, latest: dict[str, _Latest], tail: dict[str, _Tail]) -> int:
-        """All symbols' updates, one script call per ~``CHUNK_TICKS`` ticks (one huge
-        call would hold a whole catch-up in memory twice over)."""
+        """All symbols' updates: the calls of :func:`plan_calls`, pipelined a round of
+        up to ``ROUND_TICKS`` ticks at a time (one round trip per round, so the quiet
+        symbols' small call is not held back a turn of the event loop behind a busy
+        consumer step); returns how many latest hashes changed."""
         changed = 0
-        chunk: list[str] = []
+        calls = plan_calls({symbol: len(tail.get(symbol, ())) for symbol in latest})
+        round_: list[list[str]] = []
         size = 0
-        for symbol in latest:
-            chunk.append(symbol)
-            size += 1 + len(tail.get(symbol, ()))
-            if size >= CHUNK_TICKS:
-                changed += await self._write_chunk(chunk, latest, tail)
-                chunk, size = [], 0
-        if chunk:
-            changed += await self._write_chunk(chunk, latest, tail)
+        for symbols in calls:
+            round_.append(symbols)
+            size += sum(1 + len(tail.get(symbol, ())) for symbol in symbols)
+            if size >= ROUND_TICKS:
+                changed += await self._write_round(round_, latest, tail)
+                round_, size = [], 0
+        if round_:
+            changed += await self._write_round(round_, latest, tail)
         return changed
 
-    async def _write_chunk(
+    async def _write_round(
         self,
-        symbols: list[str],
+        calls: list[list[str]],
         latest: dict[str, _Latest],
         tail: dict[str, _Tail],
     ) -> int:
-        """One script call for ``symbols``; returns how many latest hashes changed."""
-        keys, args = hot_cache.update_script_args(
-            (
-                # taken (PendingWrites.take): every tick is encoded by now
+        """One script call per element of ``calls``, sent in one pipeline."""
+        arguments = [
+            hot_cache.update_script_args(
                 (
-                    symbol,
-                    latest[symbol].row,
-                    cast(bytes, latest[symbol].tick),
-                    *_entries(tail.get(symbol)),
-                )
-                for symbol in symbols
-            ),
-            tail_max_len=self.tail_max_len,
-            channel=self.channel,
-        )
+                    # taken (PendingWrites.take): every tick is encoded by now
+                    (
+                        symbol,
+                        latest[symbol].row,
+                        cast(bytes, latest[symbol].tick),
+                        *_entries(tail.get(symbol)),
+                    )
+                    for symbol in symbols
+                ),
+                tail_max_len=self.tail_max_len,
+                channel=self.channel,
+            )
+            for symbols in calls
+        ]
         for attempt in (1, 2):
             if self._sha is None:
                 self._sha = await self.client.script_load(hot_cache.UPDATE_SCRIPT)
-            try:
-                changed: int = await self.client.evalsha(self._sha, len(keys), *keys, *args)
-                return changed
-            except NoScriptError:
-                # Redis restarted without our script: load it again and retry once
-                self._sha = None
-                if attempt == 2:
-                    raise
+            async with self.client.pipeline(transaction=False) as pipe:
+                for keys, args in arguments:
+                    pipe.evalsha(self._sha, len(keys), *keys, *args)
+                results = await pipe.execute(raise_on_error=False)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if not errors:
+                return sum(int(r) for r in results)
+            if not all(isinstance(e, NoScriptError) for e in errors) or attempt == 2:
+                raise next(e for e in errors if not isinstance(e, NoScriptError) or attempt == 2)
+            # Redis restarted without our script: load it and send the round again (the
+            # script skips tail offsets it already has and never moves latest back)
+            self._sha = None
         raise AssertionError("unreachable")
 
     # --- the writer task ------------------------------------------------------------------
