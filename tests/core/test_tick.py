@@ -15,6 +15,7 @@ from ticklake.core.tick import (
     MIN_TS_NS,
     Tick,
     decode_tick,
+    decode_ticks,
     encode_tick,
     parse_iso_ns,
 )
@@ -287,3 +288,71 @@ def test_aliases_that_disagree_are_rejected() -> None:
     with pytest.raises(TickDecodeError) as caught:
         decode_tick(payload)
     assert caught.value.reason is DecodeReason.CONFLICTING_FIELDS
+
+
+LEGACY = b'{"symbol":"AAPL","price":1.0,"size":1,"exchange":"XNAS","ts":"2025-01-02T14:30:00Z"}'
+
+
+def _one_by_one(payloads: list) -> list:
+    """What decode_ticks must give: decode_tick's tick or error for each payload."""
+    results = []
+    for payload in payloads:
+        try:
+            results.append(decode_tick(payload or b""))
+        except TickDecodeError as e:
+            results.append((e.reason, e.detail))
+    return results
+
+
+def _comparable(results: list) -> list:
+    return [r if isinstance(r, Tick) else (r.reason, r.detail) for r in results]
+
+
+def test_a_batch_decodes_like_each_payload_alone_invalid_ticks_included() -> None:
+    """Canonical payloads, some failing only the range checks: the one-call batch path,
+    whose errors must still be decode_tick's, by reason and detail."""
+    payloads = [GOOD, _with(price=-1.0), _with(symbol="msft", seq=9), _with(bid=190.0, ask=189.0)]
+    results = decode_ticks(payloads)
+    assert _comparable(results) == _one_by_one(payloads)
+    assert [type(r) is Tick for r in results] == [True, False, True, False]
+    assert decode_ticks([]) == []
+    assert _comparable(decode_ticks([GOOD])) == _one_by_one([GOOD])
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        pytest.param(payload, id=name)
+        for name, payload in [
+            *[(name, payload) for name, payload, _ in MALFORMED],
+            ("none", None),
+            ("whitespace", b"   "),
+            ("pretty-printed over lines", GOOD.replace(b",", b",\n")),
+            ("two ticks in one payload", GOOD + b" " + GOOD),
+            ("two ticks on two lines", GOOD + b"\n" + GOOD),
+            ("legacy shape", LEGACY),
+            ("an alias beside ts_ns", _with(symbol=_DROP, sym="AAPL")),
+        ]
+    ],
+)
+def test_a_batch_with_any_odd_payload_anywhere_decodes_like_each_payload_alone(odd) -> None:
+    for position in range(3):
+        payloads = [GOOD, _with(seq=8), _with(seq=9)]
+        payloads.insert(position, odd)
+        assert _comparable(decode_ticks(payloads)) == _one_by_one(payloads)
+
+
+def test_payloads_that_only_join_into_valid_json_are_not_merged() -> None:
+    """Neither payload is a tick; joined by the batch's separator they would read as one
+    (an open string swallowing it). The count check must send them one by one."""
+    head = GOOD[:-1] + b',"note":"'
+    tail = b'"}'
+    payloads = [GOOD, head, tail]
+    results = decode_ticks(payloads)
+    assert _comparable(results) == _one_by_one(payloads)
+    assert [type(r) is Tick for r in results] == [True, False, False]
+
+
+@given(st.lists(st.one_of(st.just(GOOD), st.binary(max_size=60)), max_size=6))
+def test_any_batch_decodes_like_each_payload_alone(payloads: list[bytes]) -> None:
+    assert _comparable(decode_ticks(payloads)) == _one_by_one(payloads)

@@ -1,6 +1,6 @@
 """Kafka records -> validated tick columns, dead letters and sequence statistics.
 
-Pure: no I/O. Decoding is the shared contract's :func:`~ticklake.core.tick.decode_tick`
+Pure: no I/O. Decoding is the shared contract's :func:`~ticklake.core.tick.decode_ticks`
 (canonical and legacy shapes, upper-cased symbols, UTC nanoseconds). On top of
 it this module
 
@@ -40,7 +40,7 @@ from typing import Protocol
 import numpy as np
 
 from ticklake.core.errors import TickDecodeError
-from ticklake.core.tick import decode_tick
+from ticklake.core.tick import Tick, decode_ticks
 from ticklake.ingest.state import PartitionState
 
 
@@ -180,14 +180,14 @@ def normalise(
     known_codes = state.symbol_index  # a dict lookup inline; code_of only for a new symbol
     key_cache: dict[bytes, str] = {}
 
-    for record in records:
-        if first_offset < 0:
-            first_offset = record.offset
-        last_offset = record.offset
-        try:
-            tick = decode_tick(record.value or b"")
-        except TickDecodeError as e:
-            dead.append(_dead_letter(record, e.reason.value, e.detail))
+    records = records if isinstance(records, list) else list(records)
+    if records:
+        first_offset, last_offset = records[0].offset, records[-1].offset
+    # one msgspec call for the batch's payloads (decode_ticks), not one per record
+    for record, tick in zip(records, decode_ticks([r.value for r in records]), strict=True):
+        if type(tick) is not Tick:
+            assert isinstance(tick, TickDecodeError)
+            dead.append(_dead_letter(record, tick.reason.value, tick.detail))
             continue
         symbol = tick.symbol
         key = record.key
