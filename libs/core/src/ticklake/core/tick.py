@@ -24,8 +24,9 @@ epoch number no unit places in [2000, 2100) (``ambiguous_timestamp``).
 
 Decoding is msgspec (typed, C speed) followed by range checks written out as
 plain comparisons: the whole path stays around a microsecond per tick, less when
-:func:`decode_ticks` takes a batch in one msgspec call (``bench/bench_decode.py``). Every rejection is a :class:`TickDecodeError`
-whose :class:`DecodeReason` names the problem.
+:func:`decode_ticks` takes a batch in one msgspec call (``bench/bench_decode.py``).
+Every rejection is a :class:`TickDecodeError` whose :class:`DecodeReason` names the
+problem.
 """
 
 from __future__ import annotations
