@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -44,6 +44,10 @@ from ticklake.ingest.sinks.redis_writer import RedisWriter
 from ticklake.ingest.stalls import PartitionStalls
 
 log = logging.getLogger(__name__)
+
+CATCHING_UP_RECORDS: Final = 1_000
+"""A partition bringing this many records to one step is catching up on a backlog: the
+step yields before processing it, so what the quieter partitions brought is sent first."""
 
 
 def lake_options(settings: IngestSettings) -> LakeOptions:
@@ -384,11 +388,17 @@ class IngestConsumer:
         total = 0
         batches: list[ProcessedBatch] = []
         assert self._dlq is not None
-        # Quietest partitions first, yielding after each: the cache writer sends a
-        # keeping-up partition's few new ticks, and the client reads the next fetch,
-        # before the loop is held by a partition catching up on thousands (that is
-        # what made an idle symbol wait behind a backlog on another partition).
+        # Quietest partitions first, and a yield before each partition catching up on
+        # thousands: the cache writer sends the keeping-up partitions' few new ticks, and
+        # the client reads the next fetch, before the loop is held by a backlog (that is
+        # what made an idle symbol wait behind a backlog on another partition). A step
+        # of small batches only (a steady feed) still yields once, at its end, so the
+        # writer sends all of it in one flush.
+        unsent = False
         for tp, records in sorted(data.items(), key=lambda item: len(item[1])):
+            if unsent and len(records) >= CATCHING_UP_RECORDS:
+                await asyncio.sleep(0)
+                unsent = False
             processor = self.processors.get(tp.partition)
             buffer = self.lake.buffers.get(tp.partition)
             if processor is None or buffer is None or not records:
@@ -402,11 +412,12 @@ class IngestConsumer:
             if self.cache is not None:
                 self.cache.add(batch)
             batches.append(batch)
-            # getmany() returns without suspending while records are buffered, so
-            # without this the cache writer and the fetcher would starve.
-            await asyncio.sleep(0)
+            unsent = True
         if not batches:
             return
+        # getmany() returns without suspending while records are buffered, so without
+        # this the cache writer and the fetcher would starve.
+        await asyncio.sleep(0)
         for batch in batches:
             count_batch(self.metrics, batch)
             if batch.dead_letters:
