@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import provenance
 
@@ -38,7 +39,7 @@ LEGACY = (
 )
 
 
-def per_call_us(fn: Callable[[bytes], object], payload: bytes, n: int, repeats: int) -> list[float]:
+def per_call_us(fn: Callable[[Any], object], payload: Any, n: int, repeats: int) -> list[float]:
     for _ in range(n // 10):  # warm-up: caches, branch predictors, the symbol memo
         fn(payload)
     samples = []
@@ -57,17 +58,8 @@ BATCH = 1_000
 def per_tick_in_batches_us(payload: bytes, n: int, repeats: int) -> list[float]:
     """µs per tick of :func:`decode_ticks` over batches of ``BATCH`` payloads (how ingest
     decodes a partition's records)."""
-    batch = [payload] * BATCH
     calls = max(1, n // BATCH)
-    for _ in range(max(1, calls // 10)):
-        decode_ticks(batch)
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        for _ in range(calls):
-            decode_ticks(batch)
-        samples.append((time.perf_counter_ns() - start) / (calls * BATCH) / 1000)
-    return samples
+    return [us / BATCH for us in per_call_us(decode_ticks, [payload] * BATCH, calls, repeats)]
 
 
 def summary(samples: list[float]) -> dict[str, float]:
