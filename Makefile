@@ -45,8 +45,8 @@ stack-down:
 bench: install
 	uv run --frozen python bench/run_all.py $(BENCH_ARGS)
 
-## bench-quick: the same scenarios and data sizes with shorter windows (< 10 min on the 2-core
-## machine, the first run's generation of the query data included; timed in docs/benchmarks.md)
+## bench-quick: the same scenarios with shorter windows and smaller backlogs (< 10 min on the
+## 2-core machine when the query data is cached; timed in docs/testing.md, "Measured times")
 bench-quick: install
 	uv run --frozen python bench/run_all.py --quick $(BENCH_ARGS)
 
