@@ -479,12 +479,12 @@ class RedisWriter:
         symbols' small call is not held back a turn of the event loop behind a busy
         consumer step); returns how many latest hashes changed."""
         changed = 0
-        calls = plan_calls({symbol: len(tail.get(symbol, ())) for symbol in latest})
+        pending = {symbol: len(tail.get(symbol, ())) for symbol in latest}
         round_: list[list[str]] = []
         size = 0
-        for symbols in calls:
+        for symbols in plan_calls(pending):
             round_.append(symbols)
-            size += sum(1 + len(tail.get(symbol, ())) for symbol in symbols)
+            size += sum(1 + pending[symbol] for symbol in symbols)
             if size >= ROUND_TICKS:
                 changed += await self._write_round(round_, latest, tail)
                 round_, size = [], 0
