@@ -73,10 +73,10 @@ SCENARIOS: list[Scenario] = [
     Scenario("scaleout", "bench_scaleout.py", ["--repeats", "3"],
              ["--repeats", "1", "--ticks", "800000"], 900),
     Scenario("ingest_latency", "bench_ingest_latency.py", ["--repeats", "3"],
-             ["--repeats", "1", "--seconds", "8"], 900),
+             ["--repeats", "1", "--seconds", "6"], 900),
     Scenario("latency", "bench_latency.py", [], ["--quick"], 1500),
     Scenario("query", "bench_query.py", ["--repeats", "3"],
-             ["--repeats", "1", "--seconds", "4"], 1500),
+             ["--repeats", "1", "--seconds", "3"], 1500),
     # quick: a fifth of the backlog (labelled in the report)
     Scenario("backlog_latency", "bench_backlog_latency.py", [],
              ["--backlog", "200000", "--settle-seconds", "5"], 900),
