@@ -9,6 +9,7 @@ import boto3
 import pyarrow.dataset as ds
 import pytest
 import redis.asyncio as aioredis
+from deltalake import DeltaTable
 from ingest_kit import (
     RunningIngest,
     create_topic,
@@ -91,6 +92,12 @@ async def test_ingest_writes_an_exactly_once_lake_to_s3(
         zip(table.column("symbol").to_pylist(), table.column("seq").to_pylist(), strict=True)
     )
     assert len(pairs) == 1_500
+    # the ticks table on S3 holds each file once, and reads back the same rows
+    delta = DeltaTable(f"{lake.uri}/ticks", storage_options=lake.storage_options)
+    in_table = delta.file_uris()
+    on_s3 = ds.dataset(lake.path("ticks"), filesystem=lake.fs, partitioning="hive").files
+    assert sorted(u.removeprefix("s3://") for u in in_table) == sorted(on_s3)
+    assert delta.to_pyarrow_dataset().count_rows() == 1_500
 
 
 def write_one_flush(writer: LakeWriter, ticks: int) -> list[WrittenFile]:

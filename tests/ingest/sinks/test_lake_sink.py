@@ -37,7 +37,12 @@ def make(tmp_path: Path) -> tuple[LakeWriter, LakeSink, PartitionProcessor]:
 
 
 def files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    """Data files and checkpoints (the tables' logs: ``test_lake_table.py``)."""
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and "_delta_log" not in p.parts
+    )
 
 
 async def test_a_flush_writes_a_checkpoint_then_files_named_by_offsets(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ lake URI means the same thing to both.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,6 +28,8 @@ class Lake:
     """Writes one object (a :meth:`path`) with the server-side encryption of
     ``TICKLAKE_S3_SSE``; None: writers use :attr:`fs`. pyarrow's S3 filesystem cannot
     set encryption headers, so these PUTs go through obstore."""
+    storage_options: dict[str, str] = field(default_factory=dict)
+    """The same store for delta-rs (the table log, :mod:`ticklake.core.lake_table`)."""
 
     def path(self, relative: str) -> str:
         """Filesystem path of ``relative`` (``/``-separated) below the root."""
@@ -57,12 +59,37 @@ def open_lake(fields: LakeFields) -> Lake:
             scheme="http" if (fields.s3_endpoint_url or "").startswith("http://") else "https",
         )
         put = _encrypted_put(fields, bucket_and_prefix.split("/", 1)[0])
-        return Lake(fs=s3, base=bucket_and_prefix, uri=uri, encrypted_put=put)
+        return Lake(
+            fs=s3,
+            base=bucket_and_prefix,
+            uri=uri,
+            encrypted_put=put,
+            storage_options=_delta_storage_options(fields),
+        )
     if "://" in uri and not uri.startswith("file://"):
         raise ValueError(f"lake_uri {uri!r}: only local paths, file:// and s3:// are supported")
     local = Path(uri.removeprefix("file://")).expanduser().resolve()
     local.mkdir(parents=True, exist_ok=True)
     return Lake(fs=pafs.LocalFileSystem(), base=str(local), uri=str(local))
+
+
+def _delta_storage_options(fields: LakeFields) -> dict[str, str]:
+    options = {"AWS_REGION": fields.s3_region}
+    if fields.s3_access_key_id and fields.s3_secret_access_key:
+        options["AWS_ACCESS_KEY_ID"] = fields.s3_access_key_id.get_secret_value()
+        options["AWS_SECRET_ACCESS_KEY"] = fields.s3_secret_access_key.get_secret_value()
+    if fields.s3_endpoint_url:
+        options["AWS_ENDPOINT_URL"] = fields.s3_endpoint_url
+        if fields.s3_endpoint_url.startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+    # A commit is a put-if-absent of the next log entry; with conditional puts (S3 since
+    # 2024, MinIO, R2) two writers cannot both win a version, with no lock service.
+    options["aws_conditional_put"] = "etag"
+    if fields.s3_sse != "none":
+        options["aws_server_side_encryption"] = fields.s3_sse
+        if fields.s3_sse_kms_key_id:
+            options["aws_sse_kms_key_id"] = fields.s3_sse_kms_key_id
+    return options
 
 
 def _encrypted_put(fields: LakeFields, bucket: str) -> Callable[[str, bytes], None] | None:

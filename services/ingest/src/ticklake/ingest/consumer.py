@@ -60,6 +60,7 @@ def lake_options(settings: IngestSettings) -> LakeOptions:
         buffer_max_bytes=settings.lake_buffer_max_bytes,
         row_group_rows=settings.lake_row_group_rows,
         zstd_level=settings.lake_zstd_level,
+        table=settings.lake_table == "delta",
     )
 
 

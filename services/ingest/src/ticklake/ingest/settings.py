@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -93,6 +94,12 @@ class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields, OrderingF
         256_000, description="Parquet row group size (rows); big groups scan fast."
     )
     lake_zstd_level: int = Field(3, description="zstd compression level of lake files.")
+    lake_table: Literal["delta", "none"] = Field(
+        "delta",
+        description="delta: every flush's files are added to the datasets' Delta tables "
+        "(one commit per dataset, its Kafka offset as the commit's transaction version; "
+        "docs/lake.md); none: the Parquet files only, as before tables.",
+    )
     lake_max_pending_rows: int = Field(
         2_000_000,
         description="Pause a partition when this many rows wait for a failing lake write.",

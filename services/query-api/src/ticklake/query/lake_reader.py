@@ -1,10 +1,15 @@
 """Read the Parquet lake with DuckDB: history, newest row, as-of and bars.
 
 Every query lists the files it needs first (only the ``date=`` partitions a
-time window touches, only names that :func:`ticklake.core.lake_layout.parse_file_name`
-recognises, so half-written temporary files are never read), then hands that
-list to DuckDB as a *parameter*. User input only ever reaches DuckDB as
-parameters; the SQL text is fixed.
+time window touches), then hands that list to DuckDB as a *parameter*. User
+input only ever reaches DuckDB as parameters; the SQL text is fixed.
+
+The list comes from the dataset's Delta table (:mod:`ticklake.core.lake_table`):
+the files of its newest snapshot, so a flush is read whole or not at all and a
+file no commit added (an interrupted flush, a stranger's file) is never read. A
+lake written before tables has no table log; its files are listed from the
+folders (only names :func:`ticklake.core.lake_layout.parse_file_name`
+recognises, so half-written temporary files are never read).
 
 Local lakes are read by DuckDB's own Parquet reader. ``s3://`` lakes are read
 through pyarrow's filesystem (DuckDB's httpfs extension would have to be
@@ -16,6 +21,7 @@ DuckDB cursor.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any, Final
@@ -24,6 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 
 from ticklake.core.lake_fs import Lake
 from ticklake.core.lake_layout import (
@@ -33,6 +40,7 @@ from ticklake.core.lake_layout import (
     parse_file_name,
     utc_date,
 )
+from ticklake.core.lake_table import has_table, snapshot_files, storage_options, table_uri
 from ticklake.query.cursor import RowKey
 from ticklake.query.params import NS_PER_S
 from ticklake.query.tick_rows import clean_row
@@ -47,6 +55,8 @@ class LakeReader:
     def __init__(self, lake: Lake, connection: duckdb.DuckDBPyConnection) -> None:
         self._lake = lake
         self._conn = connection
+        self._tables: dict[str, DeltaTable] = {}
+        self._tables_lock = threading.Lock()
 
     # -- files ---------------------------------------------------------------
 
@@ -62,7 +72,12 @@ class LakeReader:
         return sorted(found)
 
     def files(self, dataset: str, dates: Iterable[str]) -> list[str]:
-        """Lake files of ``dataset`` in the given partitions, in name order."""
+        """Lake files of ``dataset`` in the given partitions, in (date, name) order: the
+        newest table snapshot's, or the folders' for a lake without tables."""
+        with self._tables_lock:
+            table = self._table(dataset)
+            if table is not None:
+                return snapshot_files(self._lake, table, dates)
         paths: list[str] = []
         for day in dates:
             folder = self._lake.path(f"{dataset}/{_PARTITION_PREFIX}{day}")
@@ -75,6 +90,21 @@ class LakeReader:
             )
             paths.extend(f"{folder}/{name}" for name in names)
         return paths
+
+    def _table(self, dataset: str) -> DeltaTable | None:
+        """The dataset's table at its newest version, None while it has none (a lake
+        from before tables, or no flush yet). Call with the lock held: one loaded table
+        is shared by the worker threads."""
+        table = self._tables.get(dataset)
+        if table is not None:
+            table.update_incremental()
+            return table
+        if not has_table(self._lake, dataset):
+            return None
+        options = storage_options(self._lake)
+        table = DeltaTable(table_uri(self._lake, dataset), storage_options=options or None)
+        self._tables[dataset] = table
+        return table
 
     def _dates_between(self, dataset: str, start_ns: int, end_ns: int) -> list[str]:
         first, last = utc_date(start_ns), utc_date(max(start_ns, end_ns - 1))

@@ -9,16 +9,20 @@ offset is committed only after step 3::
        the flush is about to write (an intent record)
     2. ticks/date=D/p{p:04d}-{first:020d}-{last:020d}.parquet    one per UTC day
        bars_1s/date=D/..., bars_1m/date=D/...                     of the flush
-    3. commit next_offset to the consumer group
+    3. one Delta commit per dataset adding its files, with next_offset as the
+       commit's transaction version (:mod:`ticklake.ingest.sinks.lake_table`)
+    4. commit next_offset to the consumer group
 
 Every file is written to a temporary name, fsynced and renamed (local) or
 uploaded in one request (S3), so a file either exists whole or not at all.
 
 Recovery (:meth:`LakeWriter.recover`, when a replica is assigned ``p``): a
 checkpoint above the committed offset whose files all exist is a complete
-flush whose commit was lost, so processing resumes after it; one whose files
-do not all exist is an interrupted flush, so its files and temporaries are
-deleted and the records are processed again. Processing then continues from
+flush whose commit was lost, so its table commits are made if missing (rolled
+forward) and processing resumes after it; one whose files do not all exist is
+an interrupted flush (no table commit can name its files: step 3 follows every
+file), so its files and temporaries are deleted and the records are processed
+again. Processing then continues from
 the chosen checkpoint's state. Since the checkpoint chain is deterministic
 from there on, no (partition, offset) ends up in two files, whatever moment
 the previous owner died at. See ``docs/ingest.md`` for the argument.
@@ -41,13 +45,21 @@ import orjson
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from deltalake.exceptions import DeltaError
 
 from ticklake.core.lake_fs import Lake
-from ticklake.core.lake_layout import BARS_DATASETS, TICKS_DATASET, LakeFile, utc_date
+from ticklake.core.lake_layout import (
+    BARS_DATASETS,
+    TICKS_DATASET,
+    LakeFile,
+    utc_date,
+)
+from ticklake.core.lake_table import STATS_COLUMNS, file_stats
 from ticklake.ingest import arrow_arrays
-from ticklake.ingest.bars import BAR_INTERVALS_NS, compute_bars
+from ticklake.ingest.bars import BAR_FILE_SCHEMA, BAR_INTERVALS_NS, compute_bars
 from ticklake.ingest.features import DAY_NS
 from ticklake.ingest.partition import TICK_FILE_SCHEMA, ProcessedBatch, to_record_batch
+from ticklake.ingest.sinks.lake_table import LakeTables, TableFile
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +83,8 @@ class LakeOptions:
     buffer_max_bytes: int = 64 * 1024 * 1024
     row_group_rows: int = 256_000
     zstd_level: int = 3
+    table: bool = True
+    """Add every flush's files to the datasets' Delta tables (``TICKLAKE_LAKE_TABLE``)."""
 
 
 @dataclass(slots=True)
@@ -127,6 +141,17 @@ class WrittenFile:
     relative_path: str
     rows: int
     bytes: int
+    stats: str = ""
+    """Delta statistics JSON of the file (for its table commit)."""
+
+    def table_file(self) -> TableFile:
+        return _table_file(self.relative_path, self.bytes, self.stats)
+
+
+def _table_file(relative_path: str, size: int, stats: str) -> TableFile:
+    """A lake file (``dataset/date=D/name``) as its table's add: path below the dataset."""
+    dataset, folder, name = relative_path.split("/")
+    return TableFile(dataset, folder.split("=", 1)[1], f"{folder}/{name}", size, stats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +186,11 @@ class LakeWriter:
         self.topic = topic
         self.options = options
         self._state_dir = f"{STATE_DIR}/{topic}"
+        self.tables: LakeTables | None = None
+        if options.table:
+            schemas = {TICKS_DATASET: TICK_FILE_SCHEMA}
+            schemas.update({dataset: BAR_FILE_SCHEMA for dataset in BARS_DATASETS.values()})
+            self.tables = LakeTables(lake, topic, schemas)
 
     # --- paths and raw I/O ----------------------------------------------------------
 
@@ -278,15 +308,25 @@ class LakeWriter:
                 data = self._parquet_bytes(table, lake_file, job)
                 _refuse_abandoned(job)
                 self._put(lake_file.relative_path(), data)
+                stats = file_stats(table) if self.tables is not None else ""
                 written.append(
                     WrittenFile(
-                        lake_file.dataset, lake_file.relative_path(), table.num_rows, len(data)
+                        lake_file.dataset,
+                        lake_file.relative_path(),
+                        table.num_rows,
+                        len(data),
+                        stats,
                     )
+                )
+            if self.tables is not None and written:
+                _refuse_abandoned(job)
+                self.tables.commit(
+                    job.partition, job.next_offset, [w.table_file() for w in written]
                 )
             return written
         except LakeWriteError:
             raise
-        except (OSError, pa.ArrowException) as e:
+        except (OSError, pa.ArrowException, DeltaError) as e:
             raise LakeWriteError(
                 f"writing partition {job.partition} offsets "
                 f"[{job.first_offset}, {job.next_offset}) to {self.lake.uri}: {e}"
@@ -322,7 +362,7 @@ class LakeWriter:
         """Clean up after the previous owner of ``partition`` and find where to resume."""
         try:
             return self._recover(partition, committed)
-        except (OSError, pa.ArrowException, ValueError) as e:
+        except (OSError, pa.ArrowException, ValueError, DeltaError) as e:
             raise LakeWriteError(f"recovering partition {partition} in {self.lake.uri}: {e}") from e
 
     def _recover(self, partition: int, committed: int | None) -> Recovery:
@@ -333,9 +373,14 @@ class LakeWriter:
             doc = self._load(partition, next_offset)
             files = [str(f) for f in doc.get("files", [])]  # type: ignore[attr-defined]
             if all(self._exists(f) for f in files):
+                rolled = self._roll_forward(partition, next_offset, files)
                 log.info(
                     "resuming after a complete flush whose commit was lost",
-                    extra={"partition": partition, "next_offset": next_offset},
+                    extra={
+                        "partition": partition,
+                        "next_offset": next_offset,
+                        "table_commits_made": rolled,
+                    },
                 )
                 return Recovery(next_offset, orjson.dumps(doc["state"]), deleted)
             dirs = set()
@@ -359,6 +404,22 @@ class LakeWriter:
                 extra={"partition": partition, "committed": committed},
             )
         return Recovery(None, None, deleted)
+
+    def _roll_forward(self, partition: int, next_offset: int, files: list[str]) -> list[str]:
+        """Make the table commits of a complete flush that the previous owner did not
+        reach (skipped per dataset where the table holds the offset already)."""
+        if self.tables is None or not files:
+            return []
+        return self.tables.commit(partition, next_offset, [self._file_on_disk(f) for f in files])
+
+    def _file_on_disk(self, relative: str) -> TableFile:
+        path = self.lake.path(relative)
+        size = self.lake.fs.get_file_info(path).size
+        with self.lake.fs.open_input_file(path) as f:
+            parquet = pq.ParquetFile(f)
+            columns = [c for c in STATS_COLUMNS if c in parquet.schema_arrow.names]
+            stats = file_stats(parquet.read(columns=columns))
+        return _table_file(relative, int(size or 0), stats)
 
     def prune(self, partition: int, below: int, keep: int = 2) -> None:
         """Delete checkpoints of ``partition`` older than ``below`` (keeping ``keep``)."""
