@@ -19,6 +19,11 @@ and consumer group over the same backlog:
   record was processed (the idle roll and the last files). The **processed** rate (first
   record consumed -> last record processed, from ``/metrics``) is kept as a
   secondary figure; RSS peak and steady from ``/proc``;
+* **ticklake, tables off**: the same with ``TICKLAKE_LAKE_TABLE=none`` (files and
+  checkpoints only, no Delta commits), timed the same way: the reference of what the
+  tables cost (issue 17: at most 10 % of the durable rate). The tables-on runs also
+  report the mean time of one dataset's table commit, from ingest's
+  ``ticklake_ingest_lake_table_commit_seconds`` histogram, and how many were made;
 * **naive**: ``bench/naive_ingest.py``, a batch prototype (one DataFrame, one
   Parquet file and one Redis pipeline per ``getmany`` batch, offsets committed
   after), timed until durable by the same observer, at most ``--naive-seconds``.
@@ -66,6 +71,8 @@ from ticklake.ingest.settings import IngestSettings
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO_TO_RAW = 0.5
 TARGET_RSS_MB = 300
+TARGET_TABLES_COST = 0.10
+"""The Delta commits may lower the durable rate by at most this fraction (issue 17)."""
 OBSERVER_POLL_S = 0.1
 """How often the durability observer looks at the lake files and committed offsets (s)."""
 DURABLE_TIMEOUT_S = 120.0
@@ -213,6 +220,15 @@ def metric(text: str, name: str) -> float:
     return 0.0
 
 
+def summed(text: str, name: str) -> float:
+    """Sum of a metric over all its label sets (``name{...} value`` and ``name value``)."""
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith((name + "{", name + " "))
+    )
+
+
 def start_ingest(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = open(log, "ab")
     return subprocess.Popen(
@@ -297,7 +313,8 @@ class DurabilityWatch:
 
     def lake_rows(self) -> int:
         if self.files.exists():
-            for path in self.files.rglob("*.parquet"):
+            # date=*/ only: the table log's checkpoints are Parquet files too
+            for path in self.files.glob("*/*.parquet"):
                 if path in self._rows or path.name.startswith("."):
                     continue
                 try:
@@ -377,12 +394,18 @@ async def first_and_processed(
 
 
 def run_ticklake(
-    bootstrap: str, topic: str, redis_server: RedisServer, expect: int, work: Path
+    bootstrap: str,
+    topic: str,
+    redis_server: RedisServer,
+    expect: int,
+    work: Path,
+    changed: dict[str, str] | None = None,
 ) -> dict[str, float]:
-    """One drain by ticklake-ingest at its defaults: processed and durable rates, RSS."""
+    """One drain by ticklake-ingest at its defaults (but ``changed``): processed and
+    durable rates, RSS, and its table commits (count, mean seconds) from ``/metrics``."""
     port = free_port()
     lake = work / f"lake-{uuid.uuid4().hex[:6]}"
-    env = ingest_env(bootstrap, topic, redis_server, lake, port)
+    env = ingest_env(bootstrap, topic, redis_server, lake, port) | (changed or {})
     env.pop("TICKLAKE_LOG_LEVEL")  # every setting at its default, the log level too
     proc = start_ingest(env, work / "ingest.log")
     rss: list[tuple[float, float]] = []
@@ -398,8 +421,11 @@ def run_ticklake(
 
     try:
         first, processed_at, durable_at = asyncio.run(observe())
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     finally:
         stop_ingest(proc)
+    commit = "ticklake_ingest_lake_table_commit_seconds"
+    commits = summed(text, commit + "_count")
     # steady: while the second half of the backlog was being consumed
     steady = [m for consumed, m in rss if expect / 2 <= consumed < expect] or [rss[-1][1]]
     return {
@@ -408,6 +434,8 @@ def run_ticklake(
         "tail_s": durable_at - processed_at,
         "rss_peak_mb": max(m for _, m in rss),
         "rss_steady_mb": statistics.median(steady),
+        "table_commits": commits,
+        "table_commit_mean_ms": 1000 * summed(text, commit + "_sum") / max(commits, 1),
     }
 
 
@@ -468,6 +496,9 @@ def main() -> None:
         "ticklake_tail_s": [],
         "ticklake_rss_peak_mb": [],
         "ticklake_rss_steady_mb": [],
+        "ticklake_table_commits": [],
+        "ticklake_table_commit_mean_ms": [],
+        "tables_off_durable_ticks_per_s": [],
         "naive_durable_ticks_per_s": [],
     }
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
@@ -486,6 +517,9 @@ def main() -> None:
                 tl = run_ticklake(bootstrap, topic, redis_server, args.ticks, work)
                 for key, value in tl.items():
                     results[f"ticklake_{key}"].append(value)
+                off = run_ticklake(bootstrap, topic, redis_server, args.ticks, work,
+                                   {"TICKLAKE_LAKE_TABLE": "none"})  # fmt: skip
+                results["tables_off_durable_ticks_per_s"].append(off["durable_ticks_per_s"])
                 lake = work / f"naive-{run}"
                 results["naive_durable_ticks_per_s"].append(
                     run_naive(bootstrap, topic, redis_server, args.ticks, lake, args.naive_seconds)
@@ -496,6 +530,7 @@ def main() -> None:
 
     defaults = IngestSettings.model_fields
     durable = statistics.median(results["ticklake_durable_ticks_per_s"])
+    tables_off = statistics.median(results["tables_off_durable_ticks_per_s"])
     report = {
         "benchmark": "ingest throughput (backlog drain) until durable, lake + Redis on",
         "ticks": args.ticks,
@@ -518,6 +553,9 @@ def main() -> None:
             "met": durable >= TARGET_RATIO_TO_RAW * statistics.median(results["raw_msgs_per_s"]),
             "rss_mb": TARGET_RSS_MB,
             "rss_met": statistics.median(results["ticklake_rss_steady_mb"]) <= TARGET_RSS_MB,
+            "tables_cost_max": TARGET_TABLES_COST,
+            "tables_ratio_to_off": round(durable / tables_off, 3),
+            "tables_met": durable >= (1 - TARGET_TABLES_COST) * tables_off,
         },
         "command": "uv run python bench/bench_ingest.py " + " ".join(sys.argv[1:]),
         **stamp,

@@ -51,6 +51,8 @@ UNITS: dict[str, str] = {
     "ingest.tail_s": "s",
     "ingest.raw_consumer_ticks_per_s": "ticks/s",
     "ingest.naive_durable_ticks_per_s": "ticks/s",
+    "ingest.tables_off_durable_ticks_per_s": "ticks/s",
+    "ingest.table_commit_mean_ms": "ms",
     "ingest.rss_steady_mb": "MB",
     "ingest.rss_peak_mb": "MB",
     "scaleout.ratio": "×",
@@ -165,6 +167,10 @@ def figures(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "ingest.tail_s": dig(ir, "ticklake_tail_s", "median"),
         "ingest.raw_consumer_ticks_per_s": dig(ir, "raw_msgs_per_s", "median"),
         "ingest.naive_durable_ticks_per_s": dig(ir, "naive_durable_ticks_per_s", "median"),
+        "ingest.tables_off_durable_ticks_per_s": dig(
+            ir, "tables_off_durable_ticks_per_s", "median"
+        ),
+        "ingest.table_commit_mean_ms": dig(ir, "ticklake_table_commit_mean_ms", "median"),
         "ingest.rss_steady_mb": dig(ir, "ticklake_rss_steady_mb", "median"),
         "ingest.rss_peak_mb": dig(ir, "ticklake_rss_peak_mb", "median"),
         "scaleout.replicas": dig(so, "replicas"),
@@ -387,6 +393,13 @@ def table_lines(rows: list[Row]) -> list[str]:
             f"{ratio} | {target} |"
         )
     return lines
+
+
+def _commits_per_drain(ingest: dict[str, Any]) -> str:
+    commits = dig(ingest, "results", "ticklake_table_commits", "median")
+    if not isinstance(commits, (int, float)):
+        return ""
+    return f"{commits:,.0f} commits in a drain of {ingest.get('ticks', 0):,} ticks"
 
 
 def _ge_ratio(value: Any, reference: Any, ratio: float) -> bool | None:
@@ -671,6 +684,14 @@ def write_report(latest: dict[str, Any], plot_names: list[str]) -> str:
          "raw aiokafka counting consumer", g("ingest.raw_consumer_ticks_per_s"), "ticks/s", ""),
         ("until durable", durable, naive_label(i) + ", until durable",
          g("ingest.naive_durable_ticks_per_s"), "ticks/s", ""),
+        ("until durable, with the Delta table commits (the default)", durable,
+         "the same, `TICKLAKE_LAKE_TABLE=none` (files and checkpoints only)",
+         g("ingest.tables_off_durable_ticks_per_s"), "ticks/s",
+         "cost ≤ 10 %: " + _verdict(_ge_ratio(durable, g("ingest.tables_off_durable_ticks_per_s"),
+                                             0.9))),
+        ("one dataset's table commit of a flush (snapshot refresh + commit), mean",
+         g("ingest.table_commit_mean_ms"), "—", None, "ms",
+         _commits_per_drain(i)),
         ("tail: last record processed → durable", g("ingest.tail_s"),
          *_tail_reference(i), "s", ""),
         ("resident memory while draining (steady)", g("ingest.rss_steady_mb"), "—", None, "MB",

@@ -3,6 +3,7 @@ through pyarrow's filesystem (the path ``s3://`` lakes take)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -11,6 +12,7 @@ import pytest
 
 from query.ingest_like import NS, IngestLike, make_ticks, new_symbol
 from ticklake.core.lake_fs import Lake
+from ticklake.core.lake_layout import utc_date
 from ticklake.query.cursor import RowKey
 from ticklake.query.lake_reader import LakeReader
 
@@ -112,3 +114,32 @@ def test_bars_follow_event_time_when_a_late_tick_arrives_in_a_later_flush(
         assert bar["close"] == on_time[-1].price, bar
         assert bar["tick_count"] == 4
         assert (bar["high"], bar["low"]) == (max(t.price for t in on_time), late.price)
+
+
+def test_the_reader_reads_the_table_snapshot_not_the_folder(tmp_path: Path) -> None:
+    """A file no commit added (an interrupted flush as a crash leaves it) is not read;
+    a flush committed after the reader loaded the table is read by the next query."""
+    writer = IngestLike(tmp_path, None)
+    symbol = new_symbol()
+    ticks = make_ticks(symbol, 80, start_ns=START, step_ns=NS)
+    writer.to_lake(writer.process(ticks[:50]))
+    day_folder = tmp_path / "ticks" / f"date={utc_date(START)}"
+    (committed,) = day_folder.glob("*.parquet")
+    stray = day_folder / "p0000-00000000000000000050-00000000000000000099.parquet"
+    shutil.copy(committed, stray)  # same rows again under a name no commit added
+    local = Lake(fs=pafs.LocalFileSystem(), base=str(tmp_path), uri=str(tmp_path))
+    reader = LakeReader(local, duckdb.connect())
+
+    def offsets() -> list[int]:
+        page = reader.ticks_page(symbol, START, START + 86_400 * NS, None, 1000)
+        return [r["kafka_offset"] for r in page]
+
+    assert offsets() == list(range(50))
+    writer.to_lake(writer.process(ticks[50:]))  # the next flush, committed now
+    assert offsets() == list(range(80))
+    # a lake from before tables (no log): its folders are listed, the stray file included
+    stray.unlink()
+    shutil.rmtree(tmp_path / "ticks" / "_delta_log")
+    legacy = LakeReader(local, duckdb.connect())
+    page = legacy.ticks_page(symbol, START, START + 86_400 * NS, None, 1000)
+    assert [r["kafka_offset"] for r in page] == list(range(80))

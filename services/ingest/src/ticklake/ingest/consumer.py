@@ -138,7 +138,14 @@ class IngestConsumer:
         self.topic = settings.sequenced_topic if sequenced else settings.ticks_topic
         self.isolation_level = "read_committed" if sequenced else "read_uncommitted"
         self.params = feature_params(settings)
-        self.writer = LakeWriter(lake, self.topic, lake_options(settings))
+        self.writer = LakeWriter(
+            lake,
+            self.topic,
+            lake_options(settings),
+            lambda dataset, seconds: metrics.lake_table_commit_seconds.labels(dataset).observe(
+                seconds
+            ),
+        )
         self.lake = LakeSink(self.writer, self._state_of, self._count_written)
         self.fatal: BaseException | None = None
         """Why the service cannot go on (a dead flush task, a failed takeover, a dead

@@ -133,8 +133,16 @@ class IngestMetrics:
         self.lake_errors = Counter(f"{p}lake_errors", "Failed lake writes.", registry=r)
         self.lake_flush_seconds = Histogram(
             f"{p}lake_flush_seconds",
-            "Time to write one flush (checkpoint and files), seconds.",
+            "Time to write one flush (checkpoint, files and table commits), seconds.",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.lake_table_commit_seconds = Histogram(
+            f"{p}lake_table_commit_seconds",
+            "Time to add one flush's files to one dataset's Delta table (refresh and "
+            "commit), seconds.",
+            ["dataset"],
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
         self.failures = Counter(

@@ -181,7 +181,13 @@ def _parse_checkpoint_name(name: str) -> tuple[int, int] | None:
 class LakeWriter:
     """Blocking lake I/O for one topic; every method is safe to run in a worker thread."""
 
-    def __init__(self, lake: Lake, topic: str, options: LakeOptions) -> None:
+    def __init__(
+        self,
+        lake: Lake,
+        topic: str,
+        options: LakeOptions,
+        on_table_commit: Callable[[str, float], None] | None = None,
+    ) -> None:
         self.lake = lake
         self.topic = topic
         self.options = options
@@ -190,7 +196,7 @@ class LakeWriter:
         if options.table:
             schemas = {TICKS_DATASET: TICK_FILE_SCHEMA}
             schemas.update({dataset: BAR_FILE_SCHEMA for dataset in BARS_DATASETS.values()})
-            self.tables = LakeTables(lake, topic, schemas)
+            self.tables = LakeTables(lake, topic, schemas, on_table_commit)
 
     # --- paths and raw I/O ----------------------------------------------------------
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -56,9 +56,17 @@ class TableFile:
 class LakeTables:
     """The Delta tables of one lake's datasets, opened (or created) on first use."""
 
-    def __init__(self, lake: Lake, topic: str, file_schemas: Mapping[str, pa.Schema]) -> None:
+    def __init__(
+        self,
+        lake: Lake,
+        topic: str,
+        file_schemas: Mapping[str, pa.Schema],
+        on_commit: Callable[[str, float], None] | None = None,
+    ) -> None:
         self.lake = lake
         self.topic = topic
+        self._on_commit = on_commit
+        """Called with (dataset, seconds) after each commit made (the metric)."""
         self._schemas = {name: table_schema(s) for name, s in file_schemas.items()}
         self._tables: dict[str, DeltaTable] = {}
 
@@ -99,8 +107,11 @@ class LakeTables:
             by_dataset.setdefault(f.dataset, []).append(f)
         committed = []
         for dataset, dataset_files in by_dataset.items():
+            started = time.perf_counter()
             if self._commit_dataset(dataset, partition, next_offset, dataset_files):
                 committed.append(dataset)
+                if self._on_commit is not None:
+                    self._on_commit(dataset, time.perf_counter() - started)
         return committed
 
     def _commit_dataset(
