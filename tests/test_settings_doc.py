@@ -35,6 +35,7 @@ def test_every_secret_is_masked_when_settings_are_printed() -> None:
 SETTINGS_CLASSES = [
     ("ticklake.producer.settings", "ProducerSettings"),
     ("ticklake.ingest.settings", "IngestSettings"),
+    ("ticklake.ingest.settings", "LakeMaintenanceSettings"),
     ("ticklake.query.settings", "QuerySettings"),
     ("ticklake.operator.settings", "OperatorSettings"),
 ]

@@ -19,6 +19,7 @@ DOC = ROOT / "docs" / "settings.md"
 SERVICES: list[tuple[str, str, str]] = [
     ("producer", "ticklake.producer.settings", "ProducerSettings"),
     ("ingest", "ticklake.ingest.settings", "IngestSettings"),
+    ("ticklake-lake (lake maintenance)", "ticklake.ingest.settings", "LakeMaintenanceSettings"),
     ("query-api", "ticklake.query.settings", "QuerySettings"),
     ("operator", "ticklake.operator.settings", "OperatorSettings"),
 ]

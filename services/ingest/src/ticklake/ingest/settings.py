@@ -179,3 +179,37 @@ class IngestSettings(KafkaFields, RedisFields, LakeFields, HttpFields, OrderingF
                 f"ema_slow_span ({self.ema_slow_span})"
             )
         return self
+
+
+class LakeMaintenanceSettings(LakeFields):
+    """``ticklake-lake``: compaction, retention and vacuum of the lake's tables."""
+
+    lake_compact_target_rows: int = Field(
+        1_000_000,
+        ge=1_000,
+        description="Rows per compacted file (at least; a file holds whole symbols, so "
+        "one may hold more, up to twice this before it is split).",
+    )
+    lake_compact_settle_days: int = Field(
+        1,
+        ge=1,
+        description="A day (UTC) is compacted once this many whole days have passed since "
+        "it ended; a late tick that still comes lands in its own file beside the rewrite.",
+    )
+    ticks_retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Remove days of ticks older than this from the table (then vacuum "
+        "deletes their files); unset: keep them.",
+    )
+    bars_retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="The same for bars_1s and bars_1m (bars are kept longer than ticks).",
+    )
+    lake_vacuum_retain_hours: int = Field(
+        168,
+        ge=0,
+        description="Files the table removed (by compaction or retention) are deleted "
+        "this long after: queries under way and time travel within it still read them.",
+    )

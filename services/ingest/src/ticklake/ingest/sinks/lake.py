@@ -201,14 +201,7 @@ class LakeWriter:
     # --- paths and raw I/O ----------------------------------------------------------
 
     def _put(self, relative: str, data: bytes) -> None:
-        path = self.lake.path(relative)
-        if self.lake.is_local:
-            _atomic_write_local(path, data)
-        elif self.lake.encrypted_put is not None:
-            self.lake.encrypted_put(path, data)
-        else:
-            with self.lake.fs.open_output_stream(path) as out:
-                out.write(data)
+        put_object(self.lake, relative, data)
 
     def _exists(self, relative: str) -> bool:
         info = self.lake.fs.get_file_info(self.lake.path(relative))
@@ -441,6 +434,19 @@ class LakeWriter:
             self._delete(name)
         except OSError as e:
             raise LakeWriteError(f"lake {self.lake.uri} is not writable: {e}") from e
+
+
+def put_object(lake: Lake, relative: str, data: bytes) -> None:
+    """Write one lake file whole or not at all: locally a temporary name, fsync and
+    rename; on S3 one upload (with the lake's server-side encryption, if any)."""
+    path = lake.path(relative)
+    if lake.is_local:
+        _atomic_write_local(path, data)
+    elif lake.encrypted_put is not None:
+        lake.encrypted_put(path, data)
+    else:
+        with lake.fs.open_output_stream(path) as out:
+            out.write(data)
 
 
 def _refuse_abandoned(job: FlushJob) -> None:
