@@ -125,6 +125,8 @@ def pod_templates(objects: Iterable[Manifest]) -> Iterator[tuple[Manifest, Manif
     for o in objects:
         if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
             yield o, o["spec"]["template"]["spec"]
+        elif o["kind"] == "CronJob":
+            yield o, o["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         elif o["kind"] == "Pod":
             yield o, o["spec"]
 
@@ -132,6 +134,8 @@ def pod_templates(objects: Iterable[Manifest]) -> Iterator[tuple[Manifest, Manif
 def pod_labels(owner: Manifest) -> dict[str, str]:
     if owner["kind"] == "Pod":
         return dict(owner["metadata"].get("labels", {}))
+    if owner["kind"] == "CronJob":
+        return dict(owner["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels", {}))
     return dict(owner["spec"]["template"]["metadata"].get("labels", {}))
 
 
