@@ -268,21 +268,23 @@ class LakeView:
         ):
             for obj in page.get("Contents", []):
                 relative = obj["Key"][len(self.prefix) + 1 :]
-                if relative.endswith(".parquet") and not relative.startswith("_"):
+                # not _state/ nor a table log (its checkpoints are Parquet files too)
+                hidden = any(part.startswith("_") for part in relative.split("/"))
+                if relative.endswith(".parquet") and not hidden:
                     keys.add(relative)
         for relative in keys:
             target = self.local / relative
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self.s3.download_file(BUCKET, f"{self.prefix}/{relative}", str(target))
-        for path in self.local.glob("**/*.parquet"):
+        for path in self.local.glob("*/*/*.parquet"):
             if str(path.relative_to(self.local)) not in keys:
                 path.unlink()
 
     def glob(self, dataset: str) -> str | None:
-        if not list(self.local.glob(f"{dataset}/**/*.parquet")):
+        if not list(self.local.glob(f"{dataset}/*/*.parquet")):
             return None
-        return f"read_parquet('{self.local}/{dataset}/**/*.parquet', hive_partitioning=true)"
+        return f"read_parquet('{self.local}/{dataset}/*/*.parquet', hive_partitioning=true)"
 
 
 def lake_count(view: LakeView) -> int:

@@ -110,6 +110,27 @@ def test_ticks_reach_the_lake_on_the_volume(release: Release) -> None:
     assert all(f.stat().st_uid == 10001 for f in files[:20])
 
 
+def test_the_lake_maintenance_job_runs_against_the_volume(release: Release) -> None:
+    """One run of the chart's CronJob, started now: ingest's image has ``ticklake-lake``,
+    the pod can write the lake PVC, and the tables ingest made are there to maintain."""
+    lake = release.cluster.layout.volumes / f"lake-{release.namespace}"
+    eventually(
+        lambda: (lake / "ticks" / "_delta_log").exists(),
+        bool,
+        what="the ticks table's log on the PersistentVolume",
+        timeout_s=180,
+    )
+    cronjob = f"{release.name}-ticklake-lake-maintenance"
+    release.kubectl("create", "job", "--from", f"cronjob/{cronjob}", "lake-maintenance-now")
+    release.kubectl("wait", "--for=condition=complete", "job/lake-maintenance-now",
+                    "--timeout=180s", timeout=200)  # fmt: skip
+    logs = release.kubectl("logs", "job/lake-maintenance-now").splitlines()
+    report = json.loads("\n".join(logs[logs.index("{") :]))  # the JSON after any log line
+    # today's ticks are not a finished day: nothing compacted, every table vacuumed
+    assert report["compacted"] == []
+    assert set(report["vacuumed"]) == {"ticks", "bars_1s", "bars_1m"}
+
+
 def test_every_pods_metrics_scrape_through_the_services_named_port(release: Release) -> None:
     services = json.loads(release.kubectl("get", "services", "-o", "json"))["items"]
     scraped = {}
