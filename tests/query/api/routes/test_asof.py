@@ -108,3 +108,32 @@ async def test_bad_ts_is_422(
 async def test_unknown_symbol_is_404(client: httpx.AsyncClient) -> None:
     r = await client.get(f"/asof/{new_symbol('NOPE')}", params={"ts": START})
     assert r.status_code == 404
+
+
+async def test_asof_can_name_a_table_version(
+    client: httpx.AsyncClient, ingest: IngestLike, lake_root
+) -> None:
+    """Time travel: at the version before a flush, as-of answers what the lake held then."""
+    from deltalake import DeltaTable
+
+    symbol = new_symbol()
+    first = ingest.process(make_ticks(symbol, 20, start_ns=START, step_ns=NS, seed=5))
+    ingest.to_lake(first)
+    before = DeltaTable(str(lake_root / "ticks")).version()
+    later = ingest.process(make_ticks(symbol, 20, start_ns=START + 20 * NS, step_ns=NS, seed=6))
+    ingest.to_lake(later)
+    ts = START + 60 * NS
+    now = (await client.get(f"/asof/{symbol}", params={"ts": ts})).json()
+    assert now["tick"]["kafka_offset"] == later[-1]["kafka_offset"]
+    r = await client.get(f"/asof/{symbol}", params={"ts": ts, "version": before})
+    assert r.status_code == 200, r.text
+    then = r.json()
+    assert then["tick"]["kafka_offset"] == first[-1]["kafka_offset"]
+    assert (then["source"], then["version"]) == ("lake", before)
+    many = await client.get("/asof", params={"ts": ts, "symbols": symbol, "version": before})
+    assert many.json()["results"][0]["tick"]["kafka_offset"] == first[-1]["kafka_offset"]
+    # a version the table never had: 404 naming it; not a number: 422
+    missing = await client.get(f"/asof/{symbol}", params={"ts": ts, "version": 10**9})
+    assert missing.status_code == 404 and "no version 1000000000" in missing.json()["detail"]
+    bad = await client.get(f"/asof/{symbol}", params={"ts": ts, "version": "x"})
+    assert bad.status_code == 422

@@ -22,6 +22,7 @@ DuckDB cursor.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any, Final
@@ -31,6 +32,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 
 from ticklake.core.lake_fs import Lake
 from ticklake.core.lake_layout import (
@@ -46,6 +48,14 @@ from ticklake.query.params import NS_PER_S
 from ticklake.query.tick_rows import clean_row
 
 _PARTITION_PREFIX: Final = f"{PARTITION_COLUMN}="
+_VERSIONS_KEPT: Final = 8
+"""Old table versions (time travel) kept loaded, least recently used dropped."""
+
+
+class NoSuchVersion(LookupError):
+    """A time-travel read named a table version the lake does not have (any more)."""
+
+
 _ORDER_DESC: Final = "ORDER BY ts_ns DESC, kafka_partition DESC, kafka_offset DESC"
 
 
@@ -56,6 +66,7 @@ class LakeReader:
         self._lake = lake
         self._conn = connection
         self._tables: dict[str, DeltaTable] = {}
+        self._versions: OrderedDict[tuple[str, int], DeltaTable] = OrderedDict()
         self._tables_lock = threading.Lock()
 
     # -- files ---------------------------------------------------------------
@@ -71,11 +82,12 @@ class LakeReader:
                 found.append(info.base_name[len(_PARTITION_PREFIX) :])
         return sorted(found)
 
-    def files(self, dataset: str, dates: Iterable[str]) -> list[str]:
+    def files(self, dataset: str, dates: Iterable[str], version: int | None = None) -> list[str]:
         """Lake files of ``dataset`` in the given partitions, in (date, name) order: the
-        newest table snapshot's, or the folders' for a lake without tables."""
+        newest table snapshot's (or ``version``'s: time travel), or the folders' for a lake
+        without tables."""
         with self._tables_lock:
-            table = self._table(dataset)
+            table = self._table(dataset) if version is None else self._table_at(dataset, version)
             if table is not None:
                 return snapshot_files(self._lake, table, dates)
         paths: list[str] = []
@@ -105,6 +117,39 @@ class LakeReader:
         table = DeltaTable(table_uri(self._lake, dataset), storage_options=options or None)
         self._tables[dataset] = table
         return table
+
+    def _table_at(self, dataset: str, version: int) -> DeltaTable:
+        """The dataset's table as it was at ``version``. Call with the lock held."""
+        key = (dataset, version)
+        table = self._versions.get(key)
+        if table is not None:
+            self._versions.move_to_end(key)
+            return table
+        newest = self._table(dataset)
+        if newest is None:
+            raise NoSuchVersion(f"the lake's {dataset} has no table, so no versions")
+        if version > newest.version():
+            # checked first: delta-rs would look for every log entry up to it
+            raise NoSuchVersion(
+                f"the {dataset} table has no version {version} (newest: {newest.version()})"
+            )
+        options = storage_options(self._lake)
+        try:
+            table = DeltaTable(
+                table_uri(self._lake, dataset), version=version, storage_options=options or None
+            )
+        except DeltaError as e:
+            raise NoSuchVersion(f"the {dataset} table has no version {version}: {e}") from e
+        self._versions[key] = table
+        if len(self._versions) > _VERSIONS_KEPT:
+            self._versions.popitem(last=False)
+        return table
+
+    def table_version(self, dataset: str) -> int | None:
+        """The dataset's newest table version (None: no table)."""
+        with self._tables_lock:
+            table = self._table(dataset)
+            return None if table is None else int(table.version())
 
     def _dates_between(self, dataset: str, start_ns: int, end_ns: int) -> list[str]:
         first, last = utc_date(start_ns), utc_date(max(start_ns, end_ns - 1))
@@ -214,11 +259,12 @@ class LakeReader:
         return found
 
     def tick_at_or_before(
-        self, symbol: str, ts_ns: int, lookback_days: int
+        self, symbol: str, ts_ns: int, lookback_days: int, version: int | None = None
     ) -> dict[str, Any] | None:
         """As-of: the newest tick of ``symbol`` with ``ts_ns`` at or before ``ts_ns``.
 
-        Searches the day of ``ts_ns`` and at most ``lookback_days`` days before it.
+        Searches the day of ``ts_ns`` and at most ``lookback_days`` days before it; in
+        the ticks table as of ``version`` when given (what the lake held then).
         """
         sql = (
             "SELECT * FROM {rel} WHERE symbol = $symbol AND ts_ns <= $ts "
@@ -233,7 +279,9 @@ class LakeReader:
             if candidate < oldest:
                 break
             rows = self._rows(
-                sql, {"symbol": symbol, "ts": ts_ns}, self.files(TICKS_DATASET, [candidate])
+                sql,
+                {"symbol": symbol, "ts": ts_ns},
+                self.files(TICKS_DATASET, [candidate], version),
             )
             if rows:
                 return rows[0]

@@ -15,6 +15,7 @@ from typing import Any, Final, Literal, ParamSpec, TypeVar
 
 import duckdb
 import pyarrow as pa
+from deltalake.exceptions import DeltaError
 
 from ticklake.query.cursor import RowKey, encode_cursor
 from ticklake.query.lake_reader import LakeReader
@@ -101,7 +102,7 @@ class Lookups:
                 except (duckdb.IOException, FileNotFoundError):
                     if attempt == 2:
                         raise LakeUnavailable("a lake file vanished while being read") from None
-                except (duckdb.Error, OSError, pa.ArrowException) as e:
+                except (duckdb.Error, OSError, pa.ArrowException, DeltaError) as e:
                     raise LakeUnavailable(f"reading the lake failed: {e}") from e
         raise AssertionError("unreachable")
 
@@ -248,8 +249,20 @@ class Lookups:
         next_cursor = encode_cursor(row_key(rows[-1])) if more and rows else None
         return TicksPage(rows, next_cursor, from_tail)
 
-    async def asof(self, symbol: str, ts_ns: int) -> tuple[dict[str, Any] | None, Source | None]:
-        """The last tick of ``symbol`` at or before ``ts_ns`` (lake, tail and latest hash)."""
+    async def asof(
+        self, symbol: str, ts_ns: int, version: int | None = None
+    ) -> tuple[dict[str, Any] | None, Source | None]:
+        """The last tick of ``symbol`` at or before ``ts_ns`` (lake, tail and latest hash);
+        with a ticks table ``version``, from the lake as it was then only (time travel)."""
+        if version is not None:
+            row = await self.in_lake(
+                self.lake.tick_at_or_before,
+                symbol,
+                ts_ns,
+                self.settings.asof_lookback_days,
+                version,
+            )
+            return (with_timestamp(row), "lake") if row is not None else (None, None)
         await self.require_known(symbol)
         lake_row, tail_rows = await asyncio.gather(
             self.in_lake(

@@ -1,5 +1,5 @@
-"""Map typed errors to HTTP: bad parameter 422, symbol not entitled 403, unknown symbol 404,
-lake down 503."""
+"""Map typed errors to HTTP: bad parameter 422, symbol not entitled 403, unknown symbol or
+table version 404, lake down 503."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from ticklake.query.api.responses import OrjsonResponse
 from ticklake.query.auth.entitlements import NotEntitled
+from ticklake.query.lake_reader import NoSuchVersion
 from ticklake.query.lookups import LakeUnavailable, UnknownSymbol
 from ticklake.query.params import InvalidParameter
 
@@ -47,4 +48,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidParameter, _invalid_parameter)
     app.add_exception_handler(NotEntitled, _not_entitled)
     app.add_exception_handler(UnknownSymbol, _unknown_symbol)
+    app.add_exception_handler(NoSuchVersion, _unknown_symbol)
     app.add_exception_handler(LakeUnavailable, _lake_unavailable)

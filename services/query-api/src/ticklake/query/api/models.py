@@ -81,6 +81,9 @@ class AsOf(BaseModel):
     symbol: str
     ts_ns: int = Field(description="The requested time, UTC ns.")
     source: Literal["redis", "lake"] | None
+    version: int | None = Field(
+        None, description="The ticks table version asked for (time travel); null: now."
+    )
     tick: Tick | None = Field(description="Last tick at or before ts; null if none.")
 
 
