@@ -34,7 +34,7 @@ DOC = ROOT / "docs" / "benchmarks.md"
 PLOTS = ROOT / "docs" / "benchmarks"
 
 SCENARIOS = ("decode", "produce", "ingest", "scaleout", "ingest_latency", "latency", "query",
-             "backlog_latency", "profile")  # fmt: skip
+             "backlog_latency", "profile", "lake_table")  # fmt: skip
 """The scenarios of ``make bench`` (``run_all.SCENARIOS``), each in ``bench/results/NAME.json``."""
 
 RUN_KEYS = ("machine", "git_commit", "dirty", "dirty_files", "mode", "command", "argv",
@@ -53,6 +53,14 @@ UNITS: dict[str, str] = {
     "ingest.naive_durable_ticks_per_s": "ticks/s",
     "ingest.tables_off_durable_ticks_per_s": "ticks/s",
     "ingest.table_commit_mean_ms": "ms",
+    "lake_table.files_per_day_before": "files",
+    "lake_table.files_per_day_after": "files",
+    "lake_table.bars_before_s": "s",
+    "lake_table.bars_after_s": "s",
+    "lake_table.compact_s": "s",
+    "lake_table.compact_rows_per_s": "rows/s",
+    "lake_table.commit_median_ms": "ms",
+    "lake_table.commit_p99_ms": "ms",
     "ingest.rss_steady_mb": "MB",
     "ingest.rss_peak_mb": "MB",
     "scaleout.ratio": "×",
@@ -221,7 +229,57 @@ def figures(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             if dig(row, key) is not None:
                 f[f"latency.{rate}.{key}"] = dig(row, key)
     f.update(backlog_figures(outputs.get("backlog_latency")))
+    f.update(lake_table_figures(outputs.get("lake_table")))
     return f
+
+
+def lake_table_figures(lt: dict[str, Any] | None) -> dict[str, Any]:
+    """``lake_table.*``: bench_lake_table.py's figures (none when it has no results)."""
+    if not lt:
+        return {}
+    r = lt.get("results") or {}
+    return {
+        "lake_table.files_per_day_before": lt.get("files_per_day_before"),
+        "lake_table.files_per_day_after": lt.get("files_per_day_after"),
+        "lake_table.bars_before_s": dig(r, "bars_before_s", "median"),
+        "lake_table.bars_after_s": dig(r, "bars_after_s", "median"),
+        "lake_table.compact_s": dig(r, "compact_s", "median"),
+        "lake_table.compact_rows_per_s": dig(r, "compact_rows_per_s", "median"),
+        "lake_table.commit_median_ms": dig(lt, "commit_ms", "median"),
+        "lake_table.commit_p99_ms": dig(lt, "commit_ms", "p99"),
+    }
+
+
+def lake_table_rows(g: Callable[[str], Any], lt: dict[str, Any]) -> list[Row]:
+    ticks = lt.get("ticks") or 0
+    return [
+        ("files of the day (one partition), after compaction",
+         g("lake_table.files_per_day_after"), "before: ingest's flushes of "
+         f"{_fmt(lt.get('file_rows'))} rows", g("lake_table.files_per_day_before"), "files",
+         ""),
+        (f"`/bars` 1 m over the day's {ticks:,} ticks (lake reader, through the table), "
+         "after compaction", g("lake_table.bars_after_s"), "before compaction",
+         g("lake_table.bars_before_s"), "s", ""),
+        ("compaction of the day (read, sort by symbol and time, write, one commit)",
+         g("lake_table.compact_rows_per_s"), "—", None, "rows/s",
+         f"{_fmt(g('lake_table.compact_s'), 's')} for the day"),
+        ("one table commit while the day was written (median)",
+         g("lake_table.commit_median_ms"), "p99", g("lake_table.commit_p99_ms"), "ms", ""),
+    ]  # fmt: skip
+
+
+def lake_table_method(lt: dict[str, Any]) -> str:
+    return (
+        f"Method (`bench/bench_lake_table.py`): one UTC day of one symbol, {lt.get('ticks', 0):,} "
+        f"ticks (the query benchmark's day), written as files of {_fmt(lt.get('file_rows'))} "
+        "rows and added to a `ticks` Delta table one commit per file, each with its offset as "
+        "the commit's transaction version, as ingest commits a flush. Then "
+        f"{lt.get('repeats')} times on a fresh copy: the query API's lake reader computes the "
+        "day's 1-minute bars through the table (median of 3 calls), `ticklake-lake`'s "
+        "`compact_day` rewrites the day, and the bars are computed again (and checked equal). "
+        "Not measured here: what a compaction running beside ingest does to ingest's durable "
+        "rate."
+    )
 
 
 def backlog_figures(b: dict[str, Any] | None) -> dict[str, Any]:
@@ -818,6 +876,10 @@ def write_report(latest: dict[str, Any], plot_names: list[str]) -> str:
         ("ingest RSS after the 5k/s soak", g("memory.ingest_rss_mb"), "—", None, "MB",
          f"≤ 200 MB: {_verdict(_le(g('memory.ingest_rss_mb'), 200))}"),
     ])  # fmt: skip
+    if s.get("lake_table"):  # absent until bench_lake_table.py has run
+        lt = s["lake_table"]
+        section("The lake as a table: compaction", "lake_table",
+                lake_table_rows(g, lt), lake_table_method(lt))  # fmt: skip
     if s.get("backlog_latency"):  # absent until bench_backlog_latency.py has run
         section("Latency while a backlog drains", "backlog_latency",
                 backlog_rows(g), backlog_method(s["backlog_latency"]))  # fmt: skip

@@ -82,6 +82,9 @@ SCENARIOS: list[Scenario] = [
              ["--backlog", "200000", "--settle-seconds", "5"], 900),
     Scenario("profile", "bench_profile.py", ["--repeats", "3"],
              ["--repeats", "1", "--ticks", "300000"], 900),
+    # quick: a twentieth of the day, still 50 files
+    Scenario("lake_table", "bench_lake_table.py", ["--repeats", "3"],
+             ["--repeats", "1", "--ticks", "500000"], 900),
 ]  # fmt: skip
 
 
