@@ -313,9 +313,10 @@ class DurabilityWatch:
 
     def lake_rows(self) -> int:
         if self.files.exists():
-            # date=*/ only: the table log's checkpoints are Parquet files too
-            for path in self.files.glob("*/*.parquet"):
-                if path in self._rows or path.name.startswith("."):
+            for path in self.files.rglob("*.parquet"):
+                # not a writer's temporary (.name) nor a table log's checkpoint (_delta_log)
+                hidden = any(p.startswith((".", "_")) for p in path.relative_to(self.files).parts)
+                if path in self._rows or hidden:
                     continue
                 try:
                     self._rows[path] = pq.read_metadata(path).num_rows

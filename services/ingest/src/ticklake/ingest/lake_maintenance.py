@@ -184,7 +184,9 @@ def compact_day(
         return CompactionResult(dataset, day, len(old), len(old), sum(f.rows for f in old),
                                 time.perf_counter() - started, None)  # fmt: skip
     paths = [lake.path(f"{dataset}/{f.path}") for f in old]
-    source = ds.dataset(paths, format="parquet", filesystem=lake.fs)
+    # the table's columns, not the first file's: a column is never dropped on the way
+    columns = [f for f in pa.schema(table.schema().to_arrow()) if f.name != PARTITION_COLUMN]
+    source = ds.dataset(paths, schema=pa.schema(columns), format="parquet", filesystem=lake.fs)
     counts = source.to_table(columns=["symbol"]).column("symbol").value_counts().to_pylist()
     groups = symbol_groups([(c["values"], c["counts"]) for c in counts], target_rows)
     run = uuid.uuid4().hex[:8]

@@ -2,7 +2,7 @@
 
 A flush of partition ``p`` covers the records ``[first_offset, next_offset)``
 consumed since the previous flush. It is written in this order, and Kafka's
-offset is committed only after step 3::
+offset is committed only after the table commits (step 3)::
 
     1. _state/{topic}/p{p:04d}-{next_offset:020d}.json   the checkpoint: the
        partition's feature state after the flush, and the list of data files
@@ -22,10 +22,9 @@ flush whose commit was lost, so its table commits are made if missing (rolled
 forward) and processing resumes after it; one whose files do not all exist is
 an interrupted flush (no table commit can name its files: step 3 follows every
 file), so its files and temporaries are deleted and the records are processed
-again. Processing then continues from
-the chosen checkpoint's state. Since the checkpoint chain is deterministic
-from there on, no (partition, offset) ends up in two files, whatever moment
-the previous owner died at. See ``docs/ingest.md`` for the argument.
+again. Processing then continues from the chosen checkpoint's state. Since
+the checkpoint chain is deterministic from there on, no (partition, offset)
+ends up in two files, whatever moment the previous owner died at. See ``docs/ingest.md`` for the argument.
 """
 
 from __future__ import annotations
@@ -48,12 +47,7 @@ import pyarrow.parquet as pq
 from deltalake.exceptions import DeltaError
 
 from ticklake.core.lake_fs import Lake
-from ticklake.core.lake_layout import (
-    BARS_DATASETS,
-    TICKS_DATASET,
-    LakeFile,
-    utc_date,
-)
+from ticklake.core.lake_layout import BARS_DATASETS, TICKS_DATASET, LakeFile, utc_date
 from ticklake.core.lake_table import STATS_COLUMNS, file_stats
 from ticklake.ingest import arrow_arrays
 from ticklake.ingest.bars import BAR_FILE_SCHEMA, BAR_INTERVALS_NS, compute_bars
