@@ -24,7 +24,8 @@ an interrupted flush (no table commit can name its files: step 3 follows every
 file), so its files and temporaries are deleted and the records are processed
 again. Processing then continues from the chosen checkpoint's state. Since
 the checkpoint chain is deterministic from there on, no (partition, offset)
-ends up in two files, whatever moment the previous owner died at. See ``docs/ingest.md`` for the argument.
+ends up in two files, whatever moment the previous owner died at. See
+``docs/ingest.md`` for the argument.
 """
 
 from __future__ import annotations
