@@ -462,12 +462,12 @@ def run_naive(
     return expect / max(end - float(naive["first_ns"]) / 1e9, 1e-9)
 
 
-def summary(values: list[float]) -> dict[str, object]:
+def summary(values: list[float], digits: int = 1) -> dict[str, object]:
     return {
-        "median": round(statistics.median(values), 1),
-        "min": round(min(values), 1),
-        "max": round(max(values), 1),
-        "runs": [round(v, 1) for v in values],
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+        "runs": [round(v, digits) for v in values],
     }
 
 

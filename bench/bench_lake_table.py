@@ -32,12 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import provenance
-import pyarrow as pa
 import pyarrow.parquet as pq
-from bench_ingest import write_report
-from query_data import DAY_START_NS, SYMBOL, TICK_SCHEMA, _ticks
+from bench_ingest import summary, write_report
+from query_data import DAY_START_NS, SYMBOL, TICK_SCHEMA, day_ticks, tick_rows
 
 from ticklake.core.lake_fs import open_lake
 from ticklake.core.lake_layout import TICKS_DATASET, LakeFile, utc_date
@@ -55,30 +53,12 @@ def build(root: Path, n: int, file_rows: int) -> list[float]:
     """The day as small files in a ticks table; returns each commit's seconds."""
     lake = open_lake(LakeFields(lake_uri=str(root)))
     tables = LakeTables(lake, "bench", {TICKS_DATASET: TICK_SCHEMA})
-    t = _ticks(n)
+    t = day_ticks(n)
     date = utc_date(DAY_START_NS)
     commits = []
     for lo in range(0, n, file_rows):
         hi = min(n, lo + file_rows)
-        offsets = np.arange(lo, hi, dtype=np.int64)
-        table = pa.table(
-            {
-                "symbol": pa.array([SYMBOL] * (hi - lo)),
-                "ts_ns": t["ts_ns"][lo:hi],
-                "price": t["price"][lo:hi],
-                "size": t["size"][lo:hi],
-                "exchange": pa.array(["XNAS"] * (hi - lo)),
-                "seq": offsets,
-                "bid": t["bid"][lo:hi],
-                "ask": t["ask"][lo:hi],
-                "bid_size": np.full(hi - lo, 100.0),
-                "ask_size": np.full(hi - lo, 200.0),
-                "kafka_partition": np.zeros(hi - lo, dtype=np.int32),
-                "kafka_offset": offsets,
-                "ingest_ns": t["ts_ns"][lo:hi] + 5_000_000,
-            },
-            schema=TICK_SCHEMA,
-        )
+        table = tick_rows(t, lo, hi)
         name = LakeFile(TICKS_DATASET, date, 0, lo, hi - 1)
         path = root / name.relative_path()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,15 +82,6 @@ def bars_seconds(root: Path) -> tuple[float, list[tuple[int, int]]]:
         bars, _ = reader.bars(SYMBOL, 60 * 10**9, DAY_START_NS, DAY_START_NS + DAY_NS)
         times.append(time.perf_counter() - started)
     return statistics.median(times), [(b["start_ns"], b["tick_count"]) for b in bars]
-
-
-def summary(values: list[float], digits: int = 3) -> dict[str, Any]:
-    return {
-        "median": round(statistics.median(values), digits),
-        "min": round(min(values), digits),
-        "max": round(max(values), digits),
-        "runs": [round(v, digits) for v in values],
-    }
 
 
 def main() -> int:
@@ -164,7 +135,7 @@ def main() -> int:
             "commits": len(ms),
         },
         "results": {
-            **{k: summary(v) for k, v in results.items() if k != "compact_rows_per_s"},
+            **{k: summary(v, 3) for k, v in results.items() if k != "compact_rows_per_s"},
             "compact_rows_per_s": summary(results["compact_rows_per_s"], 0),
         },
         "command": "uv run python bench/bench_lake_table.py " + " ".join(sys.argv[1:]),

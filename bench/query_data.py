@@ -39,7 +39,7 @@ FILE_ROWS = 250_000
 TICK_SCHEMA = pa.schema([*TICK_BASE_FIELDS, *SOURCE_FIELDS])
 
 
-def _ticks(n: int, seed: int = 42) -> dict[str, np.ndarray]:
+def day_ticks(n: int, seed: int = 42) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     ts = np.sort(DAY_START_NS + rng.integers(0, DAY_NS, n))
     price = np.round(189.0 * np.exp(np.cumsum(rng.normal(0, 2e-5, n))), 4)
@@ -51,6 +51,29 @@ def _ticks(n: int, seed: int = 42) -> dict[str, np.ndarray]:
         "bid": price - spread / 2,
         "ask": price + spread / 2,
     }
+
+
+def tick_rows(t: dict[str, np.ndarray], lo: int, hi: int) -> pa.Table:
+    """Ticks ``lo .. hi`` of :func:`day_ticks` as lake rows (partition 0, offset = index)."""
+    offsets = np.arange(lo, hi, dtype=np.int64)
+    return pa.table(
+        {
+            "symbol": pa.array([SYMBOL] * (hi - lo)),
+            "ts_ns": t["ts_ns"][lo:hi],
+            "price": t["price"][lo:hi],
+            "size": t["size"][lo:hi],
+            "exchange": pa.array(["XNAS"] * (hi - lo)),
+            "seq": offsets,
+            "bid": t["bid"][lo:hi],
+            "ask": t["ask"][lo:hi],
+            "bid_size": np.full(hi - lo, 100.0),
+            "ask_size": np.full(hi - lo, 200.0),
+            "kafka_partition": np.zeros(hi - lo, dtype=np.int32),
+            "kafka_offset": offsets,
+            "ingest_ns": t["ts_ns"][lo:hi] + 5_000_000,
+        },
+        schema=TICK_SCHEMA,
+    )
 
 
 def _minute_bars(t: dict[str, np.ndarray], lo: int, hi: int) -> pa.Table:
@@ -89,29 +112,11 @@ def ensure_lakes(n: int) -> tuple[Path, Path]:
         return ticks_lake, bars_lake
     for path in (ticks_lake, bars_lake):
         shutil.rmtree(path, ignore_errors=True)
-    t = _ticks(n)
+    t = day_ticks(n)
     date = utc_date(DAY_START_NS)
     for lo in range(0, n, FILE_ROWS):
         hi = min(n, lo + FILE_ROWS)
-        offsets = np.arange(lo, hi, dtype=np.int64)
-        table = pa.table(
-            {
-                "symbol": pa.array([SYMBOL] * (hi - lo)),
-                "ts_ns": t["ts_ns"][lo:hi],
-                "price": t["price"][lo:hi],
-                "size": t["size"][lo:hi],
-                "exchange": pa.array(["XNAS"] * (hi - lo)),
-                "seq": offsets,
-                "bid": t["bid"][lo:hi],
-                "ask": t["ask"][lo:hi],
-                "bid_size": np.full(hi - lo, 100.0),
-                "ask_size": np.full(hi - lo, 200.0),
-                "kafka_partition": np.zeros(hi - lo, dtype=np.int32),
-                "kafka_offset": offsets,
-                "ingest_ns": t["ts_ns"][lo:hi] + 5_000_000,
-            },
-            schema=TICK_SCHEMA,
-        )
+        table = tick_rows(t, lo, hi)
         name = LakeFile(TICKS_DATASET, date, 0, lo, hi - 1)
         bars_name = LakeFile(BARS_DATASETS["1m"], date, 0, lo, hi - 1)
         for root in (ticks_lake, bars_lake):
