@@ -299,3 +299,55 @@ async def test_the_command_compacts_expires_and_refuses_bad_input(tmp_path: Path
     assert bad_setting.returncode == 2 and "ticks_retention_days" in bad_setting.stderr
     no_table = run_cli(tmp_path / "empty", "compact", "--dataset", "ticks")
     assert no_table.returncode == 1 and "has no Delta table" in no_table.stderr
+
+
+async def test_adopt_adds_the_complete_flushes_of_a_lake_from_before_tables(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "lake"
+    lake = open_lake(LakeFields(lake_uri=str(root)))
+    # written with tables off, as before them: two partitions, the newest flush of
+    # partition 1 interrupted (its bars_1m file never written)
+    feeds = {}
+    for partition in (0, 1):
+        feed = Feed(root)
+        feed.writer = LakeWriter(feed.lake, "topic", LakeOptions(roll_rows=10**9, table=False))
+        feed.processor = PartitionProcessor(partition, FeatureParams(), 4096)
+        feed.sink = LakeSink(
+            feed.writer, lambda p, f=feed: f.processor.state.to_json(f.sink.buffers[p].next_offset)
+        )
+        feed.sink.open_partition(partition, 0)
+        feeds[partition] = feed
+    symbols = {0: ["AA", "BB"], 1: ["CC", "DD"]}
+    for partition, feed in feeds.items():
+        ticks = tick_stream(symbols[partition], 300, seed=partition, t0_ns=DAY0_NS, step_ns=10**9)
+        for i in range(3):
+            recs = [
+                Rec(feed.offset + j, k, v, h)
+                for j, (k, v, h) in enumerate(tick_messages(ticks[i * 100 : (i + 1) * 100]))
+            ]
+            for rec in recs:
+                rec.partition = partition
+            feed.offset += len(recs)
+            feed.sink.add(feed.processor.process(recs, 1))
+            await feed.sink.write(feed.sink.take(partition))  # type: ignore[arg-type]
+    interrupted = sorted((root / "bars_1m").glob("*/p0001-00000000000000000200-*.parquet"))
+    assert len(interrupted) == 1
+    interrupted[0].unlink()
+    assert not (root / "ticks" / "_delta_log").exists()
+
+    added = maintenance.adopt(lake, "topic")
+
+    assert added == {"ticks": 5, "bars_1s": 5, "bars_1m": 5}  # 3 + 2 flushes each
+    table = DeltaTable(str(root / "ticks"))
+    assert table.transaction_version("ticklake/topic/p0000") == 300
+    assert table.transaction_version("ticklake/topic/p0001") == 200
+    rows = table_rows(root)
+    assert rows.num_rows == 500 and max(identities(rows).values()) == 1
+    assert not any("p0001-00000000000000000200" in f for f in files_of(root, day(0)))
+    # nothing twice on a second run
+    assert maintenance.adopt(lake, "topic") == {"ticks": 0, "bars_1s": 0, "bars_1m": 0}
+    # and the command finds the topic itself
+    done = run_cli(root, "adopt")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"ticks": 0, "bars_1s": 0, "bars_1m": 0}

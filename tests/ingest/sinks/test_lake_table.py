@@ -136,9 +136,9 @@ async def test_two_writers_racing_on_one_offset_add_the_file_once(tmp_path: Path
     class RacingTables(lake_table.LakeTables):
         snapshots = 0
 
-        def _table(self, dataset: str) -> DeltaTable:
+        def table(self, dataset: str) -> DeltaTable:
             self.snapshots += 1
-            return stale if self.snapshots == 1 else super()._table(dataset)
+            return stale if self.snapshots == 1 else super().table(dataset)
 
     racing = RacingTables(writer_b.lake, "topic", {"ticks": TICK_FILE_SCHEMA})
     file = lake_table.TableFile("ticks", "2025-01-02", "date=2025-01-02/x.parquet", 1, "{}")

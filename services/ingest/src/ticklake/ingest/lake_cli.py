@@ -5,6 +5,7 @@
     ticklake-lake expire                         # retention: TICKLAKE_*_RETENTION_DAYS
     ticklake-lake vacuum [--retain-hours 168] [--full]
     ticklake-lake maintain                       # compact finished days, expire, vacuum
+    ticklake-lake adopt [--topic market.ticks]   # a lake from before tables: add its files
 
 The lake and the policies come from ``TICKLAKE_*`` variables
 (:class:`~ticklake.ingest.settings.LakeMaintenanceSettings`). Each command prints one JSON
@@ -83,6 +84,20 @@ def _files_in_folders(lake: Lake, dataset: str) -> list[str]:
     return found
 
 
+def _only_topic(lake: Lake) -> str:
+    import pyarrow.fs as pafs
+
+    from ticklake.ingest.sinks.lake import STATE_DIR
+
+    selector = pafs.FileSelector(lake.path(STATE_DIR), allow_not_found=True)
+    topics = sorted(i.base_name for i in lake.fs.get_file_info(selector) if not i.is_file)
+    if len(topics) != 1:
+        raise maintenance.MaintenanceError(
+            f"give --topic: the lake has checkpoints of {len(topics)} topics {topics}"
+        )
+    return str(topics[0])
+
+
 def compact(lake: Lake, settings: LakeMaintenanceSettings, datasets: list[str],
             days: list[str] | None, today: date) -> list[dict[str, Any]]:  # fmt: skip
     results = []
@@ -156,6 +171,14 @@ def main(argv: list[str] | None = None) -> int:
         "through the table: a lake from before tables would lose its old files)",
     )
     sub.add_parser("maintain", help="compact finished days, expire, vacuum (the CronJob)")
+    p_adopt = sub.add_parser(
+        "adopt", help="add the complete flushes of a lake written before tables to the tables"
+    )
+    p_adopt.add_argument(
+        "--topic",
+        help="the topic ingest reads (its checkpoints: _state/<topic>/); default: "
+        "the only one there",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -174,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             report = compact(lake, settings, _datasets(args.dataset), args.date, today)
         elif args.command == "expire":
             report = expire(lake, settings, today)
+        elif args.command == "adopt":
+            report = maintenance.adopt(lake, args.topic or _only_topic(lake))
         elif args.command == "vacuum":
             hours = retain if args.retain_hours is None else args.retain_hours
             report = vacuum(lake, hours, args.full)

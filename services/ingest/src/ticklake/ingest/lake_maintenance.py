@@ -14,6 +14,8 @@ appending and the query API keeps reading:
   the table (files untouched until :func:`vacuum`).
 * :func:`vacuum` deletes files the table removed longer ago than the retention, and log
   entries past the log retention (snapshot expiry).
+* :func:`adopt` adds to the tables the complete flushes of a lake written before it had
+  tables, so its history is read through them like the rest.
 
 Two maintenance commits on one dataset at once would be unsafe (two compactions of the
 same day would both add their rewrite). Every maintenance commit therefore carries the
@@ -36,21 +38,29 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction, RemoveAction
 
 from ticklake.core.lake_fs import Lake
-from ticklake.core.lake_layout import BARS_DATASETS, PARTITION_COLUMN, TICKS_DATASET
+from ticklake.core.lake_layout import (
+    BARS_DATASETS,
+    PARTITION_COLUMN,
+    TICKS_DATASET,
+    parse_file_name,
+)
 from ticklake.core.lake_table import (
     PARTITION_BY,
+    app_id,
     file_stats,
     partition_values,
     storage_options,
     table_uri,
 )
-from ticklake.ingest.sinks.lake import put_object
+from ticklake.ingest.sinks.lake import LakeOptions, LakeWriter, put_object
+from ticklake.ingest.sinks.lake_table import TableFile
 
 log = logging.getLogger(__name__)
 
@@ -336,3 +346,95 @@ def vacuum(lake: Lake, dataset: str, retain_hours: int, *, full: bool = False) -
 
 def today_utc() -> date:
     return datetime.now(tz=UTC).date()
+
+
+def adoptable(writer: LakeWriter, partition: int) -> int | None:
+    """The offset up to which ``partition``'s flushes are complete, from its checkpoints
+    (files holding offsets below it may be adopted); None when it has none.
+
+    Flushes of a partition are written one after the other, and an interrupted flush is
+    removed by the next owner's recovery before any later one is written; so every flush
+    but the newest is complete, and the newest is complete when every file its checkpoint
+    lists exists (the test recovery makes)."""
+    offsets = writer.checkpoints(partition)
+    if not offsets:
+        return None
+    newest = offsets[-1]
+    doc = writer.load_checkpoint(partition, newest)
+    files = [str(f) for f in doc.get("files", [])]  # type: ignore[attr-defined]
+    complete = all(writer.lake.fs.get_file_info(writer.lake.path(f)).is_file for f in files)
+    return newest if complete else int(doc["first_offset"])  # type: ignore[call-overload]
+
+
+def adopt(lake: Lake, topic: str) -> dict[str, int]:
+    """Add every complete flush's files that a dataset's table does not hold yet (a lake
+    written before tables), one commit per dataset, each partition's reach as its
+    transaction version where the table holds less. Files of a flush that may be
+    interrupted, and files of partitions without checkpoints, are left out (``status``
+    lists them). Returns the files added per dataset."""
+    writer = LakeWriter(lake, topic, LakeOptions())
+    assert writer.tables is not None
+    partitions = writer.checkpointed_partitions()
+    reach = {p: r for p in partitions if (r := adoptable(writer, p)) is not None}
+    added: dict[str, int] = {}
+    for dataset in DATASETS:
+        table = writer.tables.table(dataset)
+        held = {f.path for files in day_files(table).values() for f in files}
+        new: list[TableFile] = []
+        for relative in _dataset_files(lake, dataset):
+            folder, name = relative.split("/")
+            parsed = parse_file_name(dataset, folder.split("=", 1)[1], name)
+            if parsed is None or parsed.partition not in reach or relative in held:
+                continue
+            if parsed.last_offset < reach[parsed.partition]:
+                new.append(writer.table_file_on_disk(f"{dataset}/{relative}"))
+        if new:
+            _add(table, dataset, new, topic, reach)
+        added[dataset] = len(new)
+    log.info("adopted", extra={"topic": topic, "files": added})
+    return added
+
+
+def _dataset_files(lake: Lake, dataset: str) -> list[str]:
+    """``date=D/name`` of every visible Parquet file in the dataset's folders."""
+    base = lake.path(dataset).rstrip("/") + "/"
+    selector = pafs.FileSelector(lake.path(dataset), recursive=True, allow_not_found=True)
+    found = []
+    for info in lake.fs.get_file_info(selector):
+        relative = info.path.removeprefix(base)
+        parts = relative.split("/")
+        if info.is_file and len(parts) == 2 and not relative.startswith(("_", ".")):
+            if parts[0].startswith(f"{PARTITION_COLUMN}=") and parts[1].endswith(".parquet"):
+                found.append(relative)
+    return sorted(found)
+
+
+def _add(
+    table: DeltaTable, dataset: str, files: list[TableFile], topic: str, reach: dict[int, int]
+) -> None:
+    guard = maintenance_app_id(dataset)
+    held = table.transaction_version(guard) or 0
+    transactions = [Transaction(guard, held + 1)]
+    for partition, offset in sorted(reach.items()):
+        app = app_id(topic, partition)
+        current = table.transaction_version(app)
+        if current is None or current < offset:
+            transactions.append(Transaction(app, offset))
+    now_ms = int(time.time() * 1000)
+    actions: list[AddAction | RemoveAction] = [
+        AddAction(f.path, f.size, dict(partition_values(f.date)), now_ms, True, f.stats)
+        for f in files
+    ]
+    try:
+        table.create_write_transaction(
+            actions,
+            mode="append",
+            schema=table.schema(),
+            partition_by=PARTITION_BY,
+            commit_properties=CommitProperties(
+                app_transactions=transactions,
+                custom_metadata={"ticklake.operation": "adopt"},
+            ),
+        )
+    except CommitFailedError as e:
+        raise MaintenanceConflict(f"{dataset}: adoption refused (run it again): {e}") from e

@@ -337,7 +337,12 @@ class LakeWriter:
                 found.append(parsed[1])
         return sorted(found)
 
-    def _load(self, partition: int, next_offset: int) -> dict[str, object]:
+    def checkpointed_partitions(self) -> list[int]:
+        """The partitions that have checkpoints, ascending."""
+        found = {p[0] for p in map(_parse_checkpoint_name, self._list(self._state_dir)) if p}
+        return sorted(found)
+
+    def load_checkpoint(self, partition: int, next_offset: int) -> dict[str, object]:
         doc: dict[str, object] = orjson.loads(
             self._read(f"{self._state_dir}/{checkpoint_name(partition, next_offset)}")
         )
@@ -364,7 +369,7 @@ class LakeWriter:
         offsets = self.checkpoints(partition)
         floor = -1 if committed is None else committed
         for next_offset in reversed([o for o in offsets if o > floor]):
-            doc = self._load(partition, next_offset)
+            doc = self.load_checkpoint(partition, next_offset)
             files = [str(f) for f in doc.get("files", [])]  # type: ignore[attr-defined]
             if all(self._exists(f) for f in files):
                 rolled = self._roll_forward(partition, next_offset, files)
@@ -391,7 +396,9 @@ class LakeWriter:
                 extra={"partition": partition, "next_offset": next_offset, "files": files},
             )
         if committed is not None and committed in offsets:
-            return Recovery(None, orjson.dumps(self._load(partition, committed)["state"]), deleted)
+            return Recovery(
+                None, orjson.dumps(self.load_checkpoint(partition, committed)["state"]), deleted
+            )
         if committed is not None and committed > 0:
             log.warning(
                 "no checkpoint at the committed offset: features restart from empty state",
@@ -404,9 +411,12 @@ class LakeWriter:
         reach (skipped per dataset where the table holds the offset already)."""
         if self.tables is None or not files:
             return []
-        return self.tables.commit(partition, next_offset, [self._file_on_disk(f) for f in files])
+        return self.tables.commit(
+            partition, next_offset, [self.table_file_on_disk(f) for f in files]
+        )
 
-    def _file_on_disk(self, relative: str) -> TableFile:
+    def table_file_on_disk(self, relative: str) -> TableFile:
+        """A data file as its table add: its size and statistics from the file itself."""
         path = self.lake.path(relative)
         size = self.lake.fs.get_file_info(path).size
         with self.lake.fs.open_input_file(path) as f:

@@ -70,7 +70,7 @@ class LakeTables:
         self._schemas = {name: table_schema(s) for name, s in file_schemas.items()}
         self._tables: dict[str, DeltaTable] = {}
 
-    def _table(self, dataset: str) -> DeltaTable:
+    def table(self, dataset: str) -> DeltaTable:
         """The dataset's table at its newest version (created if the lake has none yet:
         creation is a put-if-absent of version 0, so two replicas cannot both create it)."""
         table = self._tables.get(dataset)
@@ -95,7 +95,7 @@ class LakeTables:
 
     def held_offset(self, dataset: str, partition: int) -> int | None:
         """The next offset of ``partition`` the dataset's table holds (None: nothing yet)."""
-        version = self._table(dataset).transaction_version(app_id(self.topic, partition))
+        version = self.table(dataset).transaction_version(app_id(self.topic, partition))
         return None if version is None else int(version)
 
     def commit(self, partition: int, next_offset: int, files: Sequence[TableFile]) -> list[str]:
@@ -124,7 +124,7 @@ class LakeTables:
             for f in files
         ]
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            table = self._table(dataset)
+            table = self.table(dataset)
             held = table.transaction_version(app)
             if held is not None and held >= next_offset:
                 return False
