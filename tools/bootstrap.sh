@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything ticklake needs on a fresh Debian machine, idempotently:
 #   tools/bootstrap.sh          what `make run` needs (system packages, uv, the workspace)
-#   tools/bootstrap.sh --test   plus the test tools (helm, kube-apiserver, etcd, chromium, podman)
+#   tools/bootstrap.sh --test   plus the test tools (helm, kube-apiserver, etcd, chromium, podman, Spark)
 #   tools/bootstrap.sh --images what `make images` needs (podman, mmdebstrap)
 # Downloads and builds are cached outside the repository in ${TICKLAKE_CACHE:-~/.cache/ticklake}.
 set -euo pipefail
@@ -57,7 +57,7 @@ uv run --frozen python -c "from ticklake.devstack.kafka import kafka_libs; kafka
 
 # --- test tools (Go module proxy builds, cached) ------------------------------
 if ((want_test_tools)); then
-  for script in tools/helm/install.sh tools/k8s/build.sh tools/install-browser.sh; do
+  for script in tools/helm/install.sh tools/k8s/build.sh tools/install-browser.sh tools/spark/install.sh; do
     if [[ -x "$script" || -f "$script" ]]; then
       say "running $script"
       bash "$script"

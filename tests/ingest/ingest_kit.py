@@ -26,11 +26,16 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from ticklake.core.lake_fs import open_lake
+from ticklake.core.settings import LakeFields
 from ticklake.core.tick import Tick, encode_tick
 from ticklake.core.topic_admin import TopicSpec, ensure_topics
 from ticklake.core.topics import tick_key
 from ticklake.devstack.ports import free_port
+from ticklake.ingest.features import DAY_NS, FeatureParams
+from ticklake.ingest.partition import PartitionProcessor
 from ticklake.ingest.settings import IngestSettings
+from ticklake.ingest.sinks.lake import LakeOptions, LakeSink, LakeWriter
 
 T0_NS = 1_735_828_200_000_000_000  # 2025-01-02T14:30:00Z
 INGEST_REDIS_DB = 3
@@ -400,3 +405,41 @@ def records(count: int, start: int = 0, seed: int = 1) -> list[Rec]:
     """Records ``start .. start+count`` of a two-symbol stream on partition 0."""
     msgs = tick_messages(tick_stream(["AA", "BB"], count + start, seed=seed))[start:]
     return [Rec(start + i, k, v, h) for i, (k, v, h) in enumerate(msgs)]
+
+
+# --- a lake written by ingest's own sink (no Kafka) ---------------------------------------
+
+DAY0_NS = 20_100 * DAY_NS  # 2025-01-12T00:00:00Z
+LAKE_SYMBOLS = ["AA", "BB", "CC", "DD"]
+
+
+class LakeFeed:
+    """Ingest's real lake sink over one partition: flushes of a tick stream."""
+
+    def __init__(self, root: Path) -> None:
+        self.lake = open_lake(LakeFields(lake_uri=str(root)))
+        self.writer = LakeWriter(self.lake, "topic", LakeOptions(roll_rows=10**9))
+        self.processor = PartitionProcessor(0, FeatureParams(), 4096)
+        self.sink = LakeSink(
+            self.writer, lambda p: self.processor.state.to_json(self.sink.buffers[p].next_offset)
+        )
+        self.sink.open_partition(0, 0)
+        self.offset = 0
+
+    async def flush(self, ticks: list) -> None:  # type: ignore[type-arg]
+        recs = [Rec(self.offset + i, k, v, h) for i, (k, v, h) in enumerate(tick_messages(ticks))]
+        self.offset += len(recs)
+        self.sink.add(self.processor.process(recs, 1))
+        job = self.sink.take(0)
+        assert job is not None
+        await self.sink.write(job)
+
+
+async def three_days(root: Path, flushes: int = 9, per_flush: int = 120) -> LakeFeed:
+    """``flushes`` flushes spread evenly over three UTC days (three files a day)."""
+    feed = LakeFeed(root)
+    n = flushes * per_flush
+    ticks = tick_stream(LAKE_SYMBOLS, n, seed=3, t0_ns=DAY0_NS, step_ns=3 * DAY_NS // n)
+    for i in range(flushes):
+        await feed.flush(ticks[i * per_flush : (i + 1) * per_flush])
+    return feed

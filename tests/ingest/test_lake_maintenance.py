@@ -18,7 +18,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
-from ingest_kit import Rec, tick_messages, tick_stream
+from ingest_kit import DAY0_NS, Rec, three_days, tick_messages, tick_stream
+from ingest_kit import LakeFeed as Feed
 
 from ticklake.core.lake_fs import Lake, open_lake
 from ticklake.core.lake_layout import utc_date
@@ -28,41 +29,6 @@ from ticklake.ingest.features import DAY_NS, FeatureParams
 from ticklake.ingest.partition import PartitionProcessor
 from ticklake.ingest.sinks.lake import LakeOptions, LakeSink, LakeWriter
 from ticklake.query.lake_reader import LakeReader
-
-DAY0_NS = 20_100 * DAY_NS  # 2025-01-11
-SYMBOLS = ["AA", "BB", "CC", "DD"]
-
-
-class Feed:
-    """Ingest's real lake sink over one partition: flushes of a tick stream."""
-
-    def __init__(self, root: Path) -> None:
-        self.lake = open_lake(LakeFields(lake_uri=str(root)))
-        self.writer = LakeWriter(self.lake, "topic", LakeOptions(roll_rows=10**9))
-        self.processor = PartitionProcessor(0, FeatureParams(), 4096)
-        self.sink = LakeSink(
-            self.writer, lambda p: self.processor.state.to_json(self.sink.buffers[p].next_offset)
-        )
-        self.sink.open_partition(0, 0)
-        self.offset = 0
-
-    async def flush(self, ticks: list) -> None:  # type: ignore[type-arg]
-        recs = [Rec(self.offset + i, k, v, h) for i, (k, v, h) in enumerate(tick_messages(ticks))]
-        self.offset += len(recs)
-        self.sink.add(self.processor.process(recs, 1))
-        job = self.sink.take(0)
-        assert job is not None
-        await self.sink.write(job)
-
-
-async def three_days(root: Path, flushes: int = 9, per_flush: int = 120) -> Feed:
-    """``flushes`` flushes spread evenly over three UTC days (three files a day)."""
-    feed = Feed(root)
-    n = flushes * per_flush
-    ticks = tick_stream(SYMBOLS, n, seed=3, t0_ns=DAY0_NS, step_ns=3 * DAY_NS // n)
-    for i in range(flushes):
-        await feed.flush(ticks[i * per_flush : (i + 1) * per_flush])
-    return feed
 
 
 def day(i: int) -> str:
