@@ -272,3 +272,47 @@ async def test_a_fault_that_persists_makes_the_process_exit_non_zero_and_a_resta
             proc.kill()
     df = ticks_frame(lake)
     assert df["seq"].tolist() == list(range(1, 401))
+
+
+async def test_a_table_log_that_cannot_be_written_holds_commits_until_it_can(
+    kafka_bootstrap: str, ingest_redis: str, redis_password: str, tmp_path: Path
+) -> None:
+    """The lake's "catalog" is each dataset's Delta log: while ingest cannot commit to one,
+    no offset is committed past the flush, readiness says why, and once the log is back
+    the flush completes and every row is in the table once."""
+    from deltalake import DeltaTable
+
+    topic = unique_topic()
+    await create_topic(kafka_bootstrap, topic, 1)
+    ticks = tick_stream([unique_prefix()], 400, seed=23)
+    lake = tmp_path / "lake"
+    settings = settings_for(
+        kafka_bootstrap, topic, lake, ingest_redis, redis_password, stall_fatal_after_seconds=120
+    )
+    async with RunningIngest(settings) as running:
+        consumer = running.service.consumer
+        await produce(kafka_bootstrap, topic, tick_messages(ticks[:200]))
+        await wait_until(lambda: consumer.committed.get(0) == 200, 60, "first commit")
+        log_dir = lake / "bars_1m" / "_delta_log"
+        aside = log_dir.with_name("log-aside")
+        log_dir.rename(aside)
+        log_dir.write_bytes(b"not a directory: the table's log is unreachable")
+        await produce(kafka_bootstrap, topic, tick_messages(ticks[200:]))
+        await wait_until(
+            lambda: running.counter("ticklake_ingest_failures_total", stage="lake_write") >= 2,
+            30,
+            "table commits failing",
+        )
+        assert consumer.committed[0] == 200
+        report = await running.service.readiness()
+        assert not report["ready"]
+        assert report["stalled_partitions"]["0"]["stage"] == "lake_write"
+        assert "bars_1m" in report["stalled_partitions"]["0"]["reason"]
+        log_dir.unlink()
+        aside.rename(log_dir)
+        await wait_until(lambda: consumer.committed.get(0) == 400, 60, "commit once it is back")
+    for dataset in ("ticks", "bars_1s", "bars_1m"):
+        table = DeltaTable(str(lake / dataset))
+        assert table.transaction_version(f"ticklake/{topic}/p0000") == 400
+    offsets = DeltaTable(str(lake / "ticks")).to_pyarrow_dataset().to_table().column("seq")
+    assert sorted(offsets.to_pylist()) == list(range(1, 401))
