@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from ticklake.core.lake_fs import open_lake
+from ticklake.core.lake_fs import Lake, open_lake
 from ticklake.core.settings import LakeFields
 from ticklake.core.tick import Tick, encode_tick
 from ticklake.core.topic_admin import TopicSpec, ensure_topics
@@ -416,8 +416,9 @@ LAKE_SYMBOLS = ["AA", "BB", "CC", "DD"]
 class LakeFeed:
     """Ingest's real lake sink over one partition: flushes of a tick stream."""
 
-    def __init__(self, root: Path) -> None:
-        self.lake = open_lake(LakeFields(lake_uri=str(root)))
+    def __init__(self, root: Path | Lake) -> None:
+        """``root``: a local lake folder, or an opened lake (S3)."""
+        self.lake = root if isinstance(root, Lake) else open_lake(LakeFields(lake_uri=str(root)))
         self.writer = LakeWriter(self.lake, "topic", LakeOptions(roll_rows=10**9))
         self.processor = PartitionProcessor(0, FeatureParams(), 4096)
         self.sink = LakeSink(
@@ -435,7 +436,7 @@ class LakeFeed:
         await self.sink.write(job)
 
 
-async def three_days(root: Path, flushes: int = 9, per_flush: int = 120) -> LakeFeed:
+async def three_days(root: Path | Lake, flushes: int = 9, per_flush: int = 120) -> LakeFeed:
     """``flushes`` flushes spread evenly over three UTC days (three files a day)."""
     feed = LakeFeed(root)
     n = flushes * per_flush

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import boto3
@@ -11,11 +12,13 @@ import pytest
 import redis.asyncio as aioredis
 from deltalake import DeltaTable
 from ingest_kit import (
+    DAY0_NS,
     RunningIngest,
     create_topic,
     produce,
     records,
     settings_for,
+    three_days,
     tick_messages,
     tick_stream,
     unique_prefix,
@@ -24,8 +27,10 @@ from ingest_kit import (
 )
 
 from ticklake.core.lake_fs import open_lake
+from ticklake.core.lake_layout import utc_date
 from ticklake.core.settings import LakeFields
 from ticklake.devstack.s3 import S3Server
+from ticklake.ingest import lake_maintenance as maintenance
 from ticklake.ingest.features import FeatureParams
 from ticklake.ingest.partition import PartitionProcessor
 from ticklake.ingest.sinks.lake import LakeOptions, LakeSink, LakeWriter, WrittenFile
@@ -169,3 +174,24 @@ def test_a_failed_encrypted_put_is_an_os_error_naming_the_object(s3_endpoint: st
     assert lake.encrypted_put is not None
     with pytest.raises(OSError, match=r"s3://no-such-bucket/x/probe \(AES256\)"):
         lake.encrypted_put(lake.path("probe"), b"x")
+
+
+async def test_compaction_expiry_and_vacuum_work_on_s3(s3_endpoint: str) -> None:
+    """ticklake-lake's table maintenance on the S3 lake: the swap, then retention and
+    vacuum deleting the removed objects."""
+    lake = open_lake(LakeFields(**s3_fields(s3_endpoint, "maintenance")))
+    await three_days(lake)
+    day0 = utc_date(DAY0_NS)
+
+    def table() -> DeltaTable:
+        return DeltaTable(f"{lake.uri}/ticks", storage_options=lake.storage_options)
+
+    rows = table().to_pyarrow_dataset().count_rows()
+    result = maintenance.compact_day(lake, "ticks", day0)
+    assert (result.files_before, result.files_after, result.rows) == (3, 1, 360)
+    assert table().to_pyarrow_dataset().count_rows() == rows == 1080
+    today = date.fromisoformat(day0) + timedelta(days=2)
+    assert maintenance.expire(lake, "ticks", 1, today) == [day0]
+    assert len(maintenance.vacuum(lake, "ticks", 0)) == 4  # 3 compacted away, then the 1
+    listed = ds.dataset(lake.path("ticks"), filesystem=lake.fs, partitioning="hive").files
+    assert listed and not [f for f in listed if f"date={day0}" in f]
