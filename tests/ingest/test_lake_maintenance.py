@@ -212,8 +212,10 @@ async def test_expiry_removes_old_days_and_vacuum_deletes_their_files(tmp_path: 
     folder = root / "ticks" / f"date={day(0)}"
     assert len(list(folder.glob("*.parquet"))) == 3  # until vacuum
     assert len(files_of(root, day(0), "bars_1m")) == 3  # bars have their own retention
-    deleted = maintenance.vacuum(feed.lake, "ticks", 0)
+    deleted = maintenance.vacuum(feed.lake, "ticks", 0, log_retention_days=7)
     assert len(deleted) == 3
+    configuration = DeltaTable(str(root / "ticks")).metadata().configuration
+    assert configuration["delta.logRetentionDuration"] == "interval 7 days"
     assert list(folder.glob("*.parquet")) == []
     assert maintenance.expire(feed.lake, "ticks", 2, today) == []
 

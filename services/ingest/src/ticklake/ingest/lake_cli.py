@@ -138,12 +138,16 @@ def expire(
 
 def vacuum(
     lake: Lake,
+    settings: LakeMaintenanceSettings,
     retain_hours: int,
     full: bool,
     datasets: tuple[str, ...] | list[str] = maintenance.DATASETS,
 ) -> dict[str, int]:
+    days = settings.lake_log_retention_days
     return {
-        dataset: len(maintenance.vacuum(lake, dataset, retain_hours, full=full))
+        dataset: len(
+            maintenance.vacuum(lake, dataset, retain_hours, full=full, log_retention_days=days)
+        )
         for dataset in datasets
     }
 
@@ -201,13 +205,13 @@ def main(argv: list[str] | None = None) -> int:
             report = maintenance.adopt(lake, args.topic or _only_topic(lake))
         elif args.command == "vacuum":
             hours = retain if args.retain_hours is None else args.retain_hours
-            report = vacuum(lake, hours, args.full)
+            report = vacuum(lake, settings, hours, args.full)
         else:
             present = [d for d in maintenance.DATASETS if has_table(lake, d)]
             report = {
                 "compacted": compact(lake, settings, present, None, today),
                 "expired": expire(lake, settings, today, present),
-                "vacuumed": vacuum(lake, retain, False, present),
+                "vacuumed": vacuum(lake, settings, retain, False, present),
             }
     except (maintenance.MaintenanceError, DeltaError, OSError) as e:
         print(f"ticklake-lake {args.command}: {e}", file=sys.stderr)

@@ -298,6 +298,16 @@ def _swap(
     return int(table.version())
 
 
+def _guarded(table: DeltaTable, dataset: str, operation: str) -> CommitProperties:
+    """Commit properties of a maintenance commit: the dataset's maintenance transaction."""
+    guard = maintenance_app_id(dataset)
+    held = table.transaction_version(guard) or 0
+    return CommitProperties(
+        app_transactions=[Transaction(guard, held + 1)],
+        custom_metadata={"ticklake.operation": operation},
+    )
+
+
 def _delete_quietly(lake: Lake, dataset: str, names: list[str]) -> None:
     for name in names:
         try:
@@ -330,14 +340,34 @@ def expire(lake: Lake, dataset: str, keep_days: int, today: date) -> list[str]:
     return days
 
 
-def vacuum(lake: Lake, dataset: str, retain_hours: int, *, full: bool = False) -> list[str]:
+LOG_RETENTION: Final = "delta.logRetentionDuration"
+
+
+def vacuum(
+    lake: Lake,
+    dataset: str,
+    retain_hours: int,
+    *,
+    full: bool = False,
+    log_retention_days: int | None = None,
+) -> list[str]:
     """Delete files the table removed more than ``retain_hours`` ago (``full``: also files
     no version ever added, such as an interrupted compaction's, as old), then log entries
-    past the table's log retention. Returns the files deleted."""
+    older than the table's log retention (snapshot expiry: versions before them can no
+    longer be read), set to ``log_retention_days`` first when given. Returns the files
+    deleted."""
     table = open_table(lake, dataset)
     deleted = table.vacuum(
         retention_hours=retain_hours, dry_run=False, enforce_retention_duration=False, full=full
     )
+    if log_retention_days is not None:
+        wanted = f"interval {log_retention_days} days"
+        if table.metadata().configuration.get(LOG_RETENTION) != wanted:
+            table.alter.set_table_properties(
+                {LOG_RETENTION: wanted},
+                raise_if_not_exists=False,
+                commit_properties=_guarded(table, dataset, "log retention"),
+            )
     table.create_checkpoint()
     table.cleanup_metadata()
     log.info("vacuumed", extra={"dataset": dataset, "deleted": len(deleted)})

@@ -207,6 +207,13 @@ class LakeMaintenanceSettings(LakeFields):
         ge=1,
         description="The same for bars_1s and bars_1m (bars are kept longer than ticks).",
     )
+    lake_log_retention_days: int = Field(
+        30,
+        ge=1,
+        description="Snapshot expiry: vacuum sets each table's log retention to this and "
+        "removes older log entries; versions older than that can no longer be read (time "
+        "travel, /asof?version=).",
+    )
     lake_vacuum_retain_hours: int = Field(
         168,
         ge=0,
