@@ -401,11 +401,13 @@ def run_ticklake(
     expect: int,
     work: Path,
     changed: dict[str, str] | None = None,
+    lake: Path | None = None,
 ) -> dict[str, float]:
-    """One drain by ticklake-ingest at its defaults (but ``changed``): processed and
-    durable rates, RSS, and its table commits (count, mean seconds) from ``/metrics``."""
+    """One drain by ticklake-ingest at its defaults (but ``changed``) into a fresh lake
+    (or ``lake``): processed and durable rates, RSS, and its table commits (count, mean
+    seconds) from ``/metrics``."""
     port = free_port()
-    lake = work / f"lake-{uuid.uuid4().hex[:6]}"
+    lake = lake or work / f"lake-{uuid.uuid4().hex[:6]}"
     env = ingest_env(bootstrap, topic, redis_server, lake, port) | (changed or {})
     env.pop("TICKLAKE_LOG_LEVEL")  # every setting at its default, the log level too
     proc = start_ingest(env, work / "ingest.log")

@@ -16,15 +16,27 @@ a fresh copy of that lake:
 * the same bars after compaction (median of 3), and their equality with the ones before.
 
 Also: the time of one table commit while building (median and p99 over every file):
-a flush's cost of the table at this lake size. What compaction does to ingest's durable
-rate while both run is not measured here.
+a flush's cost of the table at this lake size.
+
+And what a compaction does to ingest beside it: a private Kafka broker and Redis, a topic
+filled with ``--ingest-ticks`` ticks (``bench_ingest.make_ticks``, today's dates), drained
+``--repeats`` times by ticklake-ingest at its defaults into a copy of the lake above, once
+alone and once while ``ticklake-lake compact`` rewrites the old day in another process
+(started with ingest): the durable rates (``bench_ingest.run_ticklake``: every row in
+committed files and its offset committed), the compaction's own seconds and ingest's
+seconds from its start to every row durable (the compaction overlaps the drain while it
+is the longer of the two).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,16 +44,27 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import provenance
+import pyarrow as pa
 import pyarrow.parquet as pq
-from bench_ingest import summary, write_report
-from query_data import DAY_START_NS, SYMBOL, TICK_SCHEMA, day_ticks, tick_rows
+from bench_ingest import (
+    create_topic,
+    fill_topic,
+    make_ticks,
+    private_stack,
+    run_ticklake,
+    summary,
+    write_report,
+)
+from query_data import DAY_START_NS, SYMBOL, day_ticks, tick_rows
 
 from ticklake.core.lake_fs import open_lake
 from ticklake.core.lake_layout import TICKS_DATASET, LakeFile, utc_date
 from ticklake.core.lake_table import file_stats
 from ticklake.core.settings import LakeFields
 from ticklake.ingest import lake_maintenance
+from ticklake.ingest.partition import TICK_FILE_SCHEMA
 from ticklake.ingest.sinks.lake_table import LakeTables, TableFile
 from ticklake.query.lake_reader import LakeReader
 
@@ -52,13 +75,13 @@ DAY_NS = 86_400 * 1_000_000_000
 def build(root: Path, n: int, file_rows: int) -> list[float]:
     """The day as small files in a ticks table; returns each commit's seconds."""
     lake = open_lake(LakeFields(lake_uri=str(root)))
-    tables = LakeTables(lake, "bench", {TICKS_DATASET: TICK_SCHEMA})
+    tables = LakeTables(lake, "bench", {TICKS_DATASET: TICK_FILE_SCHEMA})
     t = day_ticks(n)
     date = utc_date(DAY_START_NS)
     commits = []
     for lo in range(0, n, file_rows):
         hi = min(n, lo + file_rows)
-        table = tick_rows(t, lo, hi)
+        table = as_ingest_writes(tick_rows(t, lo, hi))
         name = LakeFile(TICKS_DATASET, date, 0, lo, hi - 1)
         path = root / name.relative_path()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +92,62 @@ def build(root: Path, n: int, file_rows: int) -> list[float]:
         tables.commit(0, hi, [add])
         commits.append(time.perf_counter() - started)
     return commits
+
+
+def as_ingest_writes(rows: pa.Table) -> pa.Table:
+    """The rows with every column of ingest's tick files (flags false, features zero or
+    null), so ingest can append to the same table during the compaction."""
+    columns = []
+    for field in TICK_FILE_SCHEMA:
+        if field.name in rows.column_names:
+            columns.append(rows.column(field.name))
+        elif field.nullable:
+            columns.append(pa.nulls(rows.num_rows, field.type))
+        else:
+            columns.append(pa.array(np.zeros(rows.num_rows, dtype=np.int8)).cast(field.type))
+    return pa.Table.from_arrays(columns, schema=TICK_FILE_SCHEMA)
+
+
+def ingest_beside_compaction(
+    built: Path, work: Path, ticks: int, repeats: int
+) -> dict[str, list[float]]:
+    """Ingest's durable rate alone and while a compaction of the old day runs."""
+    out: dict[str, list[float]] = {"alone": [], "beside": [], "compaction_s": [], "drain_s": []}
+    with private_stack(work / "stack") as (bootstrap, redis_server):
+        topic = asyncio.run(create_topic(bootstrap, 4))
+        asyncio.run(fill_topic(bootstrap, topic, make_ticks(ticks, 100)))
+        day = utc_date(DAY_START_NS)
+        for run in range(repeats):
+            alone = work / f"alone-{run}"
+            shutil.copytree(built, alone)
+            out["alone"].append(
+                run_ticklake(bootstrap, topic, redis_server, ticks, work, lake=alone)[
+                    "durable_ticks_per_s"
+                ]
+            )
+            shutil.rmtree(alone)
+            beside = work / f"beside-{run}"
+            shutil.copytree(built, beside)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
+            started = time.monotonic()
+            compaction = subprocess.Popen(
+                [sys.executable, "-m", "ticklake.ingest.lake_cli", "compact", "--dataset",
+                 TICKS_DATASET, "--date", day],
+                env={**env, "TICKLAKE_LAKE_URI": str(beside)}, stdout=subprocess.PIPE,
+            )  # fmt: skip
+            rate = run_ticklake(bootstrap, topic, redis_server, ticks, work, lake=beside)[
+                "durable_ticks_per_s"
+            ]
+            drain_s = time.monotonic() - started
+            printed, _ = compaction.communicate(timeout=600)
+            if compaction.returncode != 0:
+                raise SystemExit("the compaction beside ingest failed")
+            (result,) = json.loads(printed)
+            out["beside"].append(rate)
+            out["compaction_s"].append(result["seconds"])
+            out["drain_s"].append(drain_s)
+            shutil.rmtree(beside)
+    return out
 
 
 def bars_seconds(root: Path) -> tuple[float, list[tuple[int, int]]]:
@@ -89,6 +168,7 @@ def main() -> int:
     parser.add_argument("--ticks", type=int, default=10_000_000)
     parser.add_argument("--file-rows", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ingest-ticks", type=int, default=1_000_000)
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/lake_table.json")
     provenance.add_argument(parser)
     args = parser.parse_args()
@@ -121,6 +201,13 @@ def main() -> int:
                   f"{result.seconds:.1f} s ({files_before} -> {files_after} files)",
                   flush=True)  # fmt: skip
             shutil.rmtree(root)
+        beside = ingest_beside_compaction(built, Path(tmp), args.ingest_ticks, args.repeats)
+        for run in range(args.repeats):
+            print(f"run {run + 1}: ingest alone {beside['alone'][run]:,.0f} ticks/s, beside "
+                  f"a compaction {beside['beside'][run]:,.0f} (the compaction itself "
+                  f"took {beside['compaction_s'][run]:.1f} s, ingest "
+                  f"{beside['drain_s'][run]:.1f} s to every row durable)",
+                  flush=True)  # fmt: skip
     ms = sorted(1000 * c for c in commits)
     report = {
         "benchmark": "lake table: compaction of one day of small files, /bars before and after",
@@ -138,10 +225,17 @@ def main() -> int:
             **{k: summary(v, 3) for k, v in results.items() if k != "compact_rows_per_s"},
             "compact_rows_per_s": summary(results["compact_rows_per_s"], 0),
         },
+        "ingest_beside_compaction": {
+            "ingest_ticks": args.ingest_ticks,
+            "durable_ticks_per_s_alone": summary(beside["alone"], 0),
+            "durable_ticks_per_s_beside": summary(beside["beside"], 0),
+            "compaction_s": summary(beside["compaction_s"]),
+            "ingest_start_to_durable_s": summary(beside["drain_s"]),
+        },
         "command": "uv run python bench/bench_lake_table.py " + " ".join(sys.argv[1:]),
         **stamp,
     }
-    write_report(args.json, report, "results", "commit_ms")
+    write_report(args.json, report, "results", "commit_ms", "ingest_beside_compaction")
     return 0
 
 

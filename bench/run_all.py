@@ -84,7 +84,7 @@ SCENARIOS: list[Scenario] = [
              ["--repeats", "1", "--ticks", "300000"], 900),
     # quick: a twentieth of the day, still 50 files
     Scenario("lake_table", "bench_lake_table.py", ["--repeats", "3"],
-             ["--repeats", "1", "--ticks", "500000"], 900),
+             ["--repeats", "1", "--ticks", "500000", "--ingest-ticks", "200000"], 900),
 ]  # fmt: skip
 
 
