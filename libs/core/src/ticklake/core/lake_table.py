@@ -32,8 +32,6 @@ import pyarrow.compute as pc
 from ticklake.core.lake_fs import Lake
 from ticklake.core.lake_layout import PARTITION_COLUMN
 
-DELTA_LOG: Final = "_delta_log"
-"""The table's log folder inside a dataset folder (ignored by ``date=*`` globs)."""
 PARTITION_BY: Final = [PARTITION_COLUMN]
 STATS_COLUMNS: Final = (
     "symbol",

@@ -53,6 +53,7 @@ from ticklake.core.lake_layout import (
 )
 from ticklake.core.lake_table import (
     PARTITION_BY,
+    STATS_COLUMNS,
     app_id,
     file_stats,
     partition_values,
@@ -233,8 +234,6 @@ def compact_day(
 
 
 def _stats_columns(table: pa.Table) -> list[str]:
-    from ticklake.core.lake_table import STATS_COLUMNS
-
     return [c for c in STATS_COLUMNS if c in table.column_names]
 
 
@@ -281,6 +280,21 @@ def _swap(
     ]
     actions += [AddAction(name, size, values, now_ms, False, file_stats(stats))
                 for name, stats, size in new]  # fmt: skip
+    _commit(table, actions, [Transaction(guard, held + 1)], f"{dataset} {day}",
+            {"ticklake.operation": "compact", "ticklake.date": day})  # fmt: skip
+    table.update_incremental()
+    return int(table.version())
+
+
+def _commit(
+    table: DeltaTable,
+    actions: list[AddAction | RemoveAction],
+    transactions: list[Transaction],
+    what: str,
+    metadata: dict[str, Any],
+) -> None:
+    """One maintenance commit of ``actions``; refused (another writer committed one of
+    ``transactions``' ids since the snapshot) is a :class:`MaintenanceConflict`."""
     try:
         table.create_write_transaction(
             actions,
@@ -288,14 +302,11 @@ def _swap(
             schema=table.schema(),
             partition_by=PARTITION_BY,
             commit_properties=CommitProperties(
-                app_transactions=[Transaction(guard, held + 1)],
-                custom_metadata={"ticklake.operation": "compact", "ticklake.date": day},
+                app_transactions=transactions, custom_metadata=metadata
             ),
         )
     except CommitFailedError as e:
-        raise MaintenanceConflict(f"{dataset} {day}: commit refused: {e}") from e
-    table.update_incremental()
-    return int(table.version())
+        raise MaintenanceConflict(f"{what}: commit refused (run it again): {e}") from e
 
 
 def _guarded(table: DeltaTable, dataset: str, operation: str) -> CommitProperties:
@@ -455,16 +466,4 @@ def _add(
         AddAction(f.path, f.size, dict(partition_values(f.date)), now_ms, True, f.stats)
         for f in files
     ]
-    try:
-        table.create_write_transaction(
-            actions,
-            mode="append",
-            schema=table.schema(),
-            partition_by=PARTITION_BY,
-            commit_properties=CommitProperties(
-                app_transactions=transactions,
-                custom_metadata={"ticklake.operation": "adopt"},
-            ),
-        )
-    except CommitFailedError as e:
-        raise MaintenanceConflict(f"{dataset}: adoption refused (run it again): {e}") from e
+    _commit(table, actions, transactions, dataset, {"ticklake.operation": "adopt"})
