@@ -55,7 +55,7 @@ def status(lake: Lake) -> dict[str, Any]:
             out[dataset] = {"table": None, "why": str(e)}
             continue
         days = maintenance.day_files(table)
-        listed = _files_in_folders(lake, dataset)
+        listed = maintenance.folder_files(lake, dataset)
         in_table = {f.path for files in days.values() for f in files}
         out[dataset] = {
             "version": table.version(),
@@ -68,20 +68,6 @@ def status(lake: Lake) -> dict[str, Any]:
             "files_not_in_table": sorted(set(listed) - in_table),
         }
     return out
-
-
-def _files_in_folders(lake: Lake, dataset: str) -> list[str]:
-    import pyarrow.fs as pafs
-
-    selector = pafs.FileSelector(lake.path(dataset), recursive=True, allow_not_found=True)
-    base = lake.path(dataset).rstrip("/") + "/"
-    found = []
-    for info in lake.fs.get_file_info(selector):
-        relative = info.path.removeprefix(base)
-        if info.type == pafs.FileType.File and not relative.startswith(("_", ".")):
-            if "/." not in relative:
-                found.append(relative)
-    return found
 
 
 def _only_topic(lake: Lake) -> str:

@@ -422,9 +422,9 @@ def adopt(lake: Lake, topic: str) -> dict[str, int]:
         table = writer.tables.table(dataset)
         held = {f.path for files in day_files(table).values() for f in files}
         new: list[TableFile] = []
-        for relative in _dataset_files(lake, dataset):
-            folder, name = relative.split("/")
-            parsed = parse_file_name(dataset, folder.split("=", 1)[1], name)
+        for relative in folder_files(lake, dataset):
+            folder, _, name = relative.partition("/")
+            parsed = parse_file_name(dataset, folder.partition("=")[2], name)
             if parsed is None or parsed.partition not in reach or relative in held:
                 continue
             if parsed.last_offset < reach[parsed.partition]:
@@ -436,17 +436,17 @@ def adopt(lake: Lake, topic: str) -> dict[str, int]:
     return added
 
 
-def _dataset_files(lake: Lake, dataset: str) -> list[str]:
-    """``date=D/name`` of every visible Parquet file in the dataset's folders."""
+def folder_files(lake: Lake, dataset: str) -> list[str]:
+    """Every visible file below the dataset's folder (not the table log, not a writer's
+    temporary), relative to it: what is on disk, whatever the table says."""
     base = lake.path(dataset).rstrip("/") + "/"
     selector = pafs.FileSelector(lake.path(dataset), recursive=True, allow_not_found=True)
     found = []
     for info in lake.fs.get_file_info(selector):
         relative = info.path.removeprefix(base)
-        parts = relative.split("/")
-        if info.is_file and len(parts) == 2 and not relative.startswith(("_", ".")):
-            if parts[0].startswith(f"{PARTITION_COLUMN}=") and parts[1].endswith(".parquet"):
-                found.append(relative)
+        hidden = any(part.startswith(("_", ".")) for part in relative.split("/"))
+        if info.is_file and not hidden:
+            found.append(relative)
     return sorted(found)
 
 
