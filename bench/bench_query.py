@@ -213,7 +213,7 @@ def bench_bars(redis_server: RedisServer, n: int, repeats: int) -> dict[str, Any
         rows = conn.sql(
             DIRECT_BARS_SQL,
             params={
-                "glob": f"{ticks_lake}/ticks/*/*.parquet",
+                "glob": f"{ticks_lake}/ticks/date=*/*.parquet",
                 "symbol": SYMBOL,
                 "lo": lo,
                 "hi": hi,
@@ -284,7 +284,7 @@ def bench_ticks(redis_server: RedisServer, n: int, repeats: int) -> dict[str, An
     """
     ticks_lake, _ = ensure_lakes(n)
     lo, hi = DAY_START_NS, DAY_START_NS + DAY_NS
-    glob = f"{ticks_lake}/ticks/*/*.parquet"
+    glob = f"{ticks_lake}/ticks/date=*/*.parquet"
     conn = duckdb.connect()
     out: dict[str, Any] = {"ticks_in_day": n, "rows_per_page": TICKS_PAGE,
                            "pages_for_the_day": -(-n // TICKS_PAGE)}  # fmt: skip

@@ -277,14 +277,14 @@ class LakeView:
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self.s3.download_file(BUCKET, f"{self.prefix}/{relative}", str(target))
-        for path in self.local.glob("*/*/*.parquet"):
+        for path in self.local.glob("*/date=*/*.parquet"):
             if str(path.relative_to(self.local)) not in keys:
                 path.unlink()
 
     def glob(self, dataset: str) -> str | None:
-        if not list(self.local.glob(f"{dataset}/*/*.parquet")):
+        if not list(self.local.glob(f"{dataset}/date=*/*.parquet")):
             return None
-        return f"read_parquet('{self.local}/{dataset}/*/*.parquet', hive_partitioning=true)"
+        return f"read_parquet('{self.local}/{dataset}/date=*/*.parquet', hive_partitioning=true)"
 
 
 def lake_count(view: LakeView) -> int:

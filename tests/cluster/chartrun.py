@@ -153,10 +153,9 @@ def lake_count(release: Release, start: dict[int, int], end: dict[int, int]) -> 
 
     The lake is the release's hostPath volume, read on the host with DuckDB.
     """
-    # date=*/ only: a ** glob would also read the table log's checkpoint files
-    glob = (
-        release.cluster.layout.volumes / f"lake-{release.namespace}" / "ticks" / "*" / "*.parquet"
-    )
+    # the date=D folders only: the table log's checkpoints are Parquet files too
+    ticks = release.cluster.layout.volumes / f"lake-{release.namespace}" / "ticks"
+    glob = ticks / "date=*" / "*.parquet"
     window = " or ".join(
         f"(kafka_partition = {p} and kafka_offset >= {start[p]} and kafka_offset < {end[p]})"
         for p in sorted(end)

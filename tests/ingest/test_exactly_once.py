@@ -74,8 +74,8 @@ async def test_every_tick_lands_exactly_once_despite_repeated_kill_9(
     assert restored >= 2, "the kills should have interrupted work that later runs resumed"
 
     con = duckdb.connect()
-    # date=*/: a ** glob would also match the table log's checkpoint files
-    glob = f"{lake}/ticks/*/*.parquet"
+    # date=*/ only: the table log's checkpoints are Parquet files too
+    glob = f"{lake}/ticks/date=*/*.parquet"
     total, distinct_ticks, distinct_offsets = con.execute(
         f"select count(*), count(distinct (symbol, seq)), "
         f"count(distinct (kafka_partition, kafka_offset)) "
@@ -83,7 +83,7 @@ async def test_every_tick_lands_exactly_once_despite_repeated_kill_9(
     ).fetchone()
     assert (total, distinct_ticks, distinct_offsets) == (TOTAL, TOTAL, TOTAL)
     bar_ticks = con.execute(
-        f"select sum(tick_count) from read_parquet('{lake}/bars_1s/*/*.parquet')"
+        f"select sum(tick_count) from read_parquet('{lake}/bars_1s/date=*/*.parquet')"
     ).fetchone()[0]
     assert bar_ticks == TOTAL
 
@@ -92,7 +92,7 @@ async def test_every_tick_lands_exactly_once_despite_repeated_kill_9(
         table = DeltaTable(str(lake / dataset))
         in_table = table.file_uris()
         assert len(in_table) == len(set(in_table))
-        assert sorted(in_table) == sorted(str(p) for p in (lake / dataset).glob("*/*.parquet"))
+        assert sorted(in_table) == sorted(str(p) for p in (lake / dataset).glob("date=*/*.parquet"))
     ticks_table = DeltaTable(str(lake / "ticks"))
     through_table = con.execute(
         "select count(*), count(distinct (kafka_partition, kafka_offset)) from read_parquet($f)",
