@@ -168,7 +168,9 @@ def main() -> int:
     parser.add_argument("--ticks", type=int, default=10_000_000)
     parser.add_argument("--file-rows", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--ingest-ticks", type=int, default=1_000_000)
+    parser.add_argument(
+        "--ingest-ticks", type=int, default=1_000_000, help="0: not beside ingest (quick runs)"
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/lake_table.json")
     provenance.add_argument(parser)
     args = parser.parse_args()
@@ -201,8 +203,10 @@ def main() -> int:
                   f"{result.seconds:.1f} s ({files_before} -> {files_after} files)",
                   flush=True)  # fmt: skip
             shutil.rmtree(root)
-        beside = ingest_beside_compaction(built, Path(tmp), args.ingest_ticks, args.repeats)
-        for run in range(args.repeats):
+        beside: dict[str, list[float]] = {}
+        if args.ingest_ticks > 0:
+            beside = ingest_beside_compaction(built, Path(tmp), args.ingest_ticks, args.repeats)
+        for run in range(len(beside.get("alone", []))):
             print(f"run {run + 1}: ingest alone {beside['alone'][run]:,.0f} ticks/s, beside "
                   f"a compaction {beside['beside'][run]:,.0f} (the compaction itself "
                   f"took {beside['compaction_s'][run]:.1f} s, ingest "
@@ -231,7 +235,9 @@ def main() -> int:
             "durable_ticks_per_s_beside": summary(beside["beside"], 0),
             "compaction_s": summary(beside["compaction_s"]),
             "ingest_start_to_durable_s": summary(beside["drain_s"]),
-        },
+        }
+        if beside
+        else None,
         "command": "uv run python bench/bench_lake_table.py " + " ".join(sys.argv[1:]),
         **stamp,
     }

@@ -298,8 +298,16 @@ def lake_table_method(lt: dict[str, Any]) -> str:
         "the commit's transaction version, as ingest commits a flush. Then "
         f"{lt.get('repeats')} times on a fresh copy: the query API's lake reader computes the "
         "day's 1-minute bars through the table (median of 3 calls), `ticklake-lake`'s "
-        "`compact_day` rewrites the day, and the bars are computed again (and checked equal). "
-        "Beside ingest: a private Kafka topic of "
+        "`compact_day` rewrites the day, and the bars are computed again (and checked equal)."
+        + _beside_method(lt)
+    )
+
+
+def _beside_method(lt: dict[str, Any]) -> str:
+    if not lt.get("ingest_beside_compaction"):
+        return " Not measured beside ingest in this run (a quick run leaves it out)."
+    return (
+        " Beside ingest: a private Kafka topic of "
         f"{dig(lt, 'ingest_beside_compaction', 'ingest_ticks') or 0:,} ticks (today's dates) "
         "drained by ticklake-ingest at its defaults into a copy of that lake, alone and while "
         "`ticklake-lake compact` rewrites the old day in another process started with it; "
