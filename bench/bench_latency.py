@@ -28,7 +28,7 @@ the same partitions, read by a plain aiokafka consumer in another process
 (``bench_ingest_latency.raw_latency``: every partition assigned, ingest's fetch
 settings) that only stamps each record when it is handed over: event time ->
 record in the consumer's hands, wall clock in ns, over a window after a
-warm-up (``--kafka-own-seconds``; the full window, 5 s quick). Same producer,
+warm-up (``--kafka-own-seconds``; the full window, 3 s quick). Same producer,
 same event-time definition, so the ratio is what ingest, Redis and the
 observer's hop add.
 
@@ -278,7 +278,7 @@ def main() -> int:
         "--kafka-own-seconds",
         type=float,
         default=None,
-        help="window of Kafka's own latency per rate (default: the measuring window; 5 quick)",
+        help="window of Kafka's own latency per rate (default: the measuring window; 3 quick)",
     )
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/latency.json")
     provenance.add_argument(parser)
@@ -288,7 +288,7 @@ def main() -> int:
     warmup_s, measure_s = (3.0, 8.0) if args.quick else (5.0, 30.0)
     soak_s = args.soak_seconds or (10.0 if args.quick else 300.0)
     e2e_records_max = 5000 if args.quick else 20000
-    kafka_own_s = args.kafka_own_seconds or (5.0 if args.quick else measure_s)
+    kafka_own_s = args.kafka_own_seconds or (3.0 if args.quick else measure_s)
     size = record_size()
 
     with (

@@ -66,17 +66,17 @@ SCENARIOS: list[Scenario] = [
              ["--repeats", "5", "--n", "100000"], 300),
     Scenario("produce", "bench_produce.py", ["--repeats", "3"],
              ["--repeats", "2", "--records", "300000", "--compression", "zstd"], 900),
-    # quick: half the backlog (still five files a partition)
+    # quick: two fifths of the backlog
     Scenario("ingest", "bench_ingest.py", ["--repeats", "3"],
-             ["--repeats", "1", "--ticks", "500000"], 1200),
+             ["--repeats", "1", "--ticks", "400000"], 1200),
     # quick: one pair of drains over a smaller backlog, still 4 partitions a replica
     Scenario("scaleout", "bench_scaleout.py", ["--repeats", "3"],
-             ["--repeats", "1", "--ticks", "800000"], 900),
+             ["--repeats", "1", "--ticks", "600000"], 900),
     Scenario("ingest_latency", "bench_ingest_latency.py", ["--repeats", "3"],
              ["--repeats", "1", "--seconds", "6"], 900),
     Scenario("latency", "bench_latency.py", [], ["--quick"], 1500),
     Scenario("query", "bench_query.py", ["--repeats", "3"],
-             ["--repeats", "1", "--seconds", "3"], 1500),
+             ["--repeats", "1", "--seconds", "2"], 1500),
     # quick: a fifth of the backlog (labelled in the report)
     Scenario("backlog_latency", "bench_backlog_latency.py", [],
              ["--backlog", "200000", "--settle-seconds", "5"], 900),
